@@ -1,0 +1,61 @@
+"""Regenerate the Python stubs of the rerank.v1 contract.
+
+The generated files are committed so that installing the package needs no
+code generator; tests/test_proto_fresh.py regenerates them into a temporary
+folder and fails on any difference. The generator version is pinned because
+its output (and the protobuf runtime it requires) changes between releases.
+
+    python proto/generate.py            # rewrite the committed stubs
+    python proto/generate.py --out DIR  # write them under DIR instead
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import metadata
+from pathlib import Path
+
+GRPCIO_TOOLS_VERSION = "1.85.1"
+PROTO_ROOT = Path(__file__).resolve().parent
+PROTO_FILES = ("rerank_bridge_proto/v1/rerank.proto",)
+
+
+def generate(out_dir: Path) -> list[Path]:
+    installed = metadata.version("grpcio-tools")
+    if installed != GRPCIO_TOOLS_VERSION:
+        raise SystemExit(
+            f"grpcio-tools {GRPCIO_TOOLS_VERSION} is pinned, {installed} is installed: "
+            f"pip install grpcio-tools=={GRPCIO_TOOLS_VERSION}"
+        )
+    from grpc_tools import protoc  # imported late: only the generator needs it
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for proto in PROTO_FILES:
+        args = [
+            "grpc_tools.protoc",
+            f"-I{PROTO_ROOT}",
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            str(PROTO_ROOT / proto),
+        ]
+        if protoc.main(args) != 0:
+            raise SystemExit(f"protoc failed on {proto}")
+    return sorted(p for p in out_dir.rglob("*_pb2*.py*"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", type=Path, default=PROTO_ROOT, help="root folder of the generated package tree"
+    )
+    args = parser.parse_args()
+    for path in generate(args.out):
+        print(path, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

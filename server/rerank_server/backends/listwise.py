@@ -1,0 +1,245 @@
+"""The listwise reranker (jina-reranker-v3 design): one causal pass reads the
+query and a block of documents; each document is scored by the cosine between
+projected hidden states at its marker and at the query marker.
+
+Spec: shared/specs/listwise-model.md. Prompt text and packing live in
+listwise_prompt.py; this module does tokenisation, batching and the maths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModel, AutoTokenizer
+
+from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
+from rerank_server.backends.listwise_prompt import (
+    DOC_MARKER,
+    MAX_DOCUMENTS_PER_PASS,
+    QUERY_MARKER,
+    block_prompt,
+    pack_blocks,
+    strip_markers,
+)
+from rerank_server.backends.model_files import read_tensors
+from rerank_server.devices import Placement
+from rerank_server.domain import RerankOutcome, RerankRequest, ScoredDocument, Usage
+
+PROJECTOR_KEYS = ["projector.0.weight", "projector.2.weight"]
+
+
+@dataclass(frozen=True)
+class BlockInput:
+    """One block's prompt ids and where its markers sit."""
+
+    ids: list[int]
+    doc_positions: list[int]
+    query_position: int
+
+
+@dataclass(frozen=True)
+class BlockOutput:
+    """Projected vectors in fp32: one row per document, and the query's."""
+
+    documents: torch.Tensor
+    query: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TruncatedText:
+    text: str
+    tokens: int
+    truncated: bool
+
+
+def merge_blocks(blocks: list[BlockOutput]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Final scores over all blocks, with the merged query and all document vectors.
+
+    Each block's query vector is weighted by its block's best normalised score,
+    w_b = max_i (1 + s_b,i) / 2, and every document is scored against the
+    weighted mean of the raw (not unit-normalised) query vectors. One block
+    reduces to its own in-block cosine.
+    """
+    documents = torch.cat([b.documents for b in blocks])
+    if len(blocks) == 1:
+        query = blocks[0].query
+    else:
+        queries = torch.stack([b.query for b in blocks])
+        weights = torch.stack(
+            [((1 + F.cosine_similarity(b.query[None], b.documents, dim=-1)) / 2).max() for b in blocks]
+        )
+        query = (weights[:, None] * queries).sum(0) / weights.sum()
+    return F.cosine_similarity(query[None], documents, dim=-1), query, documents
+
+
+class ListwiseBackend(Backend):
+    kind = "listwise"
+    returns_embeddings = True
+
+    def __init__(
+        self,
+        folder: Path,
+        model_id: str,
+        placement: Placement,
+        max_query_tokens: int,
+        max_document_tokens: int,
+        max_documents_per_pass: int = MAX_DOCUMENTS_PER_PASS,
+        context_length: int = 0,
+    ) -> None:
+        self.model_id = model_id
+        self.placement = placement
+        self.device = placement.device.type
+        self.dtype = placement.dtype_name
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        # AutoModel maps model_type qwen3 to the bare decoder and strips the
+        # checkpoint's `model.` prefix; the projector is read separately.
+        model, loading = AutoModel.from_pretrained(
+            str(folder),
+            dtype=placement.dtype,
+            attn_implementation=placement.attention,
+            output_loading_info=True,
+        )
+        # A missing backbone weight would be silently random-initialised.
+        if loading["missing_keys"]:
+            raise ValueError(f"{folder}: checkpoint lacks {sorted(loading['missing_keys'])[:5]}")
+        self.model = model.to(placement.device)
+        self.model.eval()
+        self.projector = self._load_projector(folder)
+        self.doc_marker_id = self._token_id(DOC_MARKER)
+        self.query_marker_id = self._token_id(QUERY_MARKER)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
+        model_context = int(self.model.config.max_position_embeddings)
+        self.limits = BackendLimits(
+            max_documents_per_pass=max_documents_per_pass,
+            context_length=min(context_length, model_context) if context_length else model_context,
+            max_query_tokens=max_query_tokens,
+            max_document_tokens=max_document_tokens,
+        )
+
+    def _token_id(self, token: str) -> int:
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == self.tokenizer.unk_token_id:
+            raise ValueError(f"tokenizer of {self.model_id} has no {token} token: not a listwise model")
+        return int(token_id)
+
+    def _load_projector(self, folder: Path) -> torch.nn.Sequential:
+        weights = read_tensors(folder, PROJECTOR_KEYS)
+        first, second = weights["projector.0.weight"], weights["projector.2.weight"]
+        projector = torch.nn.Sequential(
+            torch.nn.Linear(first.shape[1], first.shape[0], bias=False),
+            torch.nn.ReLU(),
+            torch.nn.Linear(second.shape[1], second.shape[0], bias=False),
+        )
+        projector.load_state_dict({"0.weight": first, "2.weight": second})
+        return projector.to(device=self.placement.device, dtype=self.placement.dtype).eval()
+
+    def _truncate(self, texts: list[str], cap: int) -> list[TruncatedText]:
+        """Cuts each text to `cap` tokens; like the reference, cut ids are decoded back to text."""
+        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        out = []
+        for text, ids in zip(texts, encoded, strict=True):
+            if len(ids) > cap:
+                out.append(TruncatedText(self.tokenizer.decode(ids[:cap]), cap, True))
+            else:
+                out.append(TruncatedText(text, len(ids), False))
+        return out
+
+    def _block_input(self, query: str, documents: list[str], instruction: str) -> BlockInput:
+        ids: list[int] = self.tokenizer(
+            block_prompt(query, documents, instruction), add_special_tokens=False
+        )["input_ids"]
+        doc_positions = [i for i, t in enumerate(ids) if t == self.doc_marker_id]
+        query_positions = [i for i, t in enumerate(ids) if t == self.query_marker_id]
+        # Sanitising makes this impossible for user text; a tokenizer that splits
+        # the markers would break it, and must not be scored silently.
+        if len(doc_positions) != len(documents) or len(query_positions) != 1:
+            raise RuntimeError(
+                f"prompt has {len(doc_positions)} document markers for {len(documents)} documents "
+                f"and {len(query_positions)} query markers"
+            )
+        return BlockInput(ids, doc_positions, query_positions[0])
+
+    def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
+        (query,) = self._truncate([strip_markers(request.query)], request.max_query_tokens)
+        instruction = strip_markers(request.instruction)
+        docs = self._truncate([strip_markers(d.text) for d in request.documents], request.max_document_tokens)
+        blocks = pack_blocks(
+            [d.tokens for d in docs],
+            query.tokens,
+            self.limits.context_length,
+            request.max_document_tokens,
+            self.limits.max_documents_per_pass,
+        )
+        inputs = [
+            self._block_input(query.text, [docs[i].text for i in block], instruction) for block in blocks
+        ]
+        usage = Usage(
+            query_tokens=query.tokens,
+            document_tokens=sum(d.tokens for d in docs),
+            total_tokens=sum(len(b.ids) for b in inputs),
+            truncated_documents=sum(d.truncated for d in docs),
+            sequences=len(inputs),
+        )
+
+        def finish(outputs: list[Any]) -> RerankOutcome:
+            scores, merged_query, vectors = merge_blocks(outputs)
+            scored = [
+                ScoredDocument(
+                    index=i,
+                    id=doc.id,
+                    score=float(scores[i]),
+                    truncated=docs[i].truncated,
+                    embedding=tuple(vectors[i].tolist()) if request.return_embeddings else None,
+                )
+                for i, doc in enumerate(request.documents)
+            ]
+            query_vector = tuple(merged_query.tolist()) if request.return_embeddings else None
+            return RerankOutcome(scored, usage, query_vector)
+
+        return Plan([Sequence(len(b.ids), b) for b in inputs], finish)
+
+    @torch.inference_mode()
+    def forward(self, payloads: list[Any]) -> list[Any]:
+        blocks: list[BlockInput] = payloads
+        device = self.placement.device
+        width = max(len(b.ids) for b in blocks)
+        input_ids = torch.full((len(blocks), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(blocks), width), dtype=torch.long)
+        # Left padding: every sequence ends at the last column, and position ids
+        # restart at 0 at each sequence's first real token, so a padded row sees
+        # exactly what it would see alone.
+        offsets = [width - len(b.ids) for b in blocks]
+        for row, (block, offset) in enumerate(zip(blocks, offsets, strict=True)):
+            input_ids[row, offset:] = torch.tensor(block.ids)
+            mask[row, offset:] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = self.model(
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device) if min(offsets) != max(offsets) else None,
+            position_ids=positions.to(device),
+        ).last_hidden_state
+        rows = torch.tensor(
+            [r for r, b in enumerate(blocks) for _ in range(len(b.doc_positions) + 1)], device=device
+        )
+        cols = torch.tensor(
+            [
+                o + p
+                for b, o in zip(blocks, offsets, strict=True)
+                for p in [*b.doc_positions, b.query_position]
+            ],
+            device=device,
+        )
+        # Projection in the model dtype, everything after it in fp32 (spec).
+        projected = self.projector(hidden[rows, cols]).float().cpu()
+        outputs: list[Any] = []
+        start = 0
+        for block in blocks:
+            end = start + len(block.doc_positions)
+            outputs.append(BlockOutput(documents=projected[start:end], query=projected[end]))
+            start = end + 1
+        return outputs

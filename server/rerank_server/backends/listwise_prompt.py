@@ -1,0 +1,85 @@
+"""The jina-reranker-v3 prompt: marker sanitising, block layout and packing.
+
+Pure text and integer logic (no torch), so it can be read against the spec
+(shared/specs/listwise-model.md) line by line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+DOC_MARKER = "<|embed_token|>"
+QUERY_MARKER = "<|rerank_token|>"
+MARKERS = (DOC_MARKER, QUERY_MARKER)
+
+# The reference packs at most this many documents into one forward pass.
+MAX_DOCUMENTS_PER_PASS = 125
+
+SYSTEM_PROMPT = (
+    "You are a search relevance expert who can determine a ranking of the passages based on how "
+    "relevant they are to the query. If the query is a question, how relevant a passage is depends "
+    "on how well it answers the question. If not, try to analyze the intent of the query and assess "
+    "how well each passage satisfies the intent. If an instruction is provided, you should follow "
+    "the instruction when determining the ranking."
+)
+
+
+def strip_markers(text: str) -> str:
+    """Removes both marker strings until none is left.
+
+    One pass is not enough: removing the inner marker of
+    "<|embed<|embed_token|>_token|>" would assemble a new one.
+    """
+    previous = None
+    while previous != text:
+        previous = text
+        for marker in MARKERS:
+            text = text.replace(marker, "")
+    return text
+
+
+def block_prompt(query: str, documents: Sequence[str], instruction: str = "") -> str:
+    """The full prompt of one block; inputs must already be sanitised and truncated."""
+    header = (
+        f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"
+        f"<|im_start|>user\nI will provide you with {len(documents)} passages, each indicated by a "
+        f"numerical identifier. Rank the passages based on their relevance to query: {query}\n"
+    )
+    if instruction:
+        header += f"<instruct>\n{instruction}\n</instruct>\n"
+    passages = "\n".join(
+        f'<passage id="{i}">\n{doc}{DOC_MARKER}\n</passage>' for i, doc in enumerate(documents)
+    )
+    tail = (
+        f"\n<query>\n{query}{QUERY_MARKER}\n</query><|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
+    return header + passages + tail
+
+
+def pack_blocks(
+    document_tokens: Sequence[int],
+    query_tokens: int,
+    context_length: int,
+    max_document_tokens: int,
+    max_documents_per_pass: int = MAX_DOCUMENTS_PER_PASS,
+) -> list[range]:
+    """Splits documents, in input order, into blocks that each fit one pass.
+
+    A block takes documents while it holds fewer than `max_documents_per_pass`
+    and its remaining token budget (context minus the query's two copies)
+    stays above the per-document cap, so the next document is sure to fit.
+    """
+    budget = context_length - 2 * query_tokens
+    blocks: list[range] = []
+    start = 0
+    remaining = budget
+    for i, tokens in enumerate(document_tokens):
+        full = i - start >= max_documents_per_pass or remaining <= max_document_tokens
+        if i > start and full:
+            blocks.append(range(start, i))
+            start, remaining = i, budget
+        remaining -= tokens
+    if start < len(document_tokens):
+        blocks.append(range(start, len(document_tokens)))
+    return blocks

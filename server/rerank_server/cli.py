@@ -1,0 +1,39 @@
+"""The `rerank-bridge` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from rerank_server import config as server_config
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="rerank-bridge", description="Listwise reranking for search engines"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the gRPC scoring server")
+    server_config.add_arguments(serve, os.environ)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        config = server_config.from_namespace(args)
+        logging.basicConfig(
+            level=config.log_level.upper(),
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        # Imported here: the gRPC stack and the models are needed only to serve.
+        from rerank_server.app import serve_forever
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_forever(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The loaded models and their schedulers, and whether they are ready to serve.
+
+The gRPC server starts listening before the models load (so health checks can
+answer NOT_SERVING meanwhile); Runtime is what the servicer asks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from rerank_bridge_proto.v1 import rerank_pb2
+
+from rerank_server.backends.base import Backend
+from rerank_server.backends.registry import load_backend, load_embedder
+from rerank_server.config import ServerConfig
+from rerank_server.errors import Unavailable
+from rerank_server.scheduler import Scheduler
+from rerank_server.validation import RequestLimits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: ServerConfig
+    reranker: Backend
+    rerank_scheduler: Scheduler
+    embedder: Backend | None
+    embed_scheduler: Scheduler | None
+    request_limits: RequestLimits
+
+    def model_info(self) -> rerank_pb2.ModelInfo:
+        limits = self.reranker.limits
+        return rerank_pb2.ModelInfo(
+            model_id=self.reranker.model_id,
+            kind=self.reranker.kind,
+            dtype=self.reranker.dtype,
+            device=self.reranker.device,
+            limits=rerank_pb2.Limits(
+                max_documents_per_request=self.request_limits.max_documents,
+                max_documents_per_pass=limits.max_documents_per_pass,
+                max_query_tokens=self.request_limits.max_query_tokens,
+                max_document_tokens=self.request_limits.max_document_tokens,
+                context_length=limits.context_length,
+                max_message_bytes=self.config.max_message_bytes,
+                max_embed_texts=self.request_limits.max_embed_texts,
+            ),
+            embed_model_id=self.embedder.model_id if self.embedder else "",
+            embed_dimensions=(self.embedder.embed_dimensions or 0) if self.embedder else 0,
+        )
+
+    def schedulers(self) -> list[Scheduler]:
+        extra = [self.embed_scheduler] if self.embed_scheduler not in (None, self.rerank_scheduler) else []
+        return [self.rerank_scheduler, *[s for s in extra if s is not None]]
+
+
+def _scheduler(backend: Backend, config: ServerConfig) -> Scheduler:
+    return Scheduler(backend, config.max_batch_tokens, config.max_batch_sequences, config.max_queue)
+
+
+def _quiet_model_loading() -> None:
+    """Progress bars and load reports are noise in a server log; the backends
+    check what matters (missing weights) themselves."""
+    try:
+        import transformers
+    except ImportError:  # the fake backend needs no transformers
+        return
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def load(config: ServerConfig) -> Loaded:
+    """Builds the backends, warms them up and starts their schedulers (blocking)."""
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    _quiet_model_loading()
+    reranker = load_backend(config)
+    log.info(
+        "loaded %s reranker %s on %s (%s)", reranker.kind, reranker.model_id, reranker.device, reranker.dtype
+    )
+    embedder = load_embedder(config, reranker)
+    if embedder is not None and embedder is not reranker:
+        log.info("loaded embedding model %s", embedder.model_id)
+    for backend in dict.fromkeys(b for b in (reranker, embedder) if b is not None):
+        backend.warm_up()
+    rerank_scheduler = _scheduler(reranker, config)
+    embed_scheduler = None
+    if embedder is not None:
+        embed_scheduler = rerank_scheduler if embedder is reranker else _scheduler(embedder, config)
+    loaded = Loaded(
+        config=config,
+        reranker=reranker,
+        rerank_scheduler=rerank_scheduler,
+        embedder=embedder,
+        embed_scheduler=embed_scheduler,
+        request_limits=RequestLimits(
+            max_documents=config.max_documents,
+            max_query_tokens=min(config.max_query_tokens, reranker.limits.max_query_tokens),
+            max_document_tokens=min(config.max_document_tokens, reranker.limits.max_document_tokens),
+            max_embed_texts=config.max_embed_texts,
+        ),
+    )
+    for scheduler in loaded.schedulers():
+        scheduler.start()
+    return loaded
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.loaded: Loaded | None = None
+        self.failure: str | None = None
+
+    def require_ready(self) -> Loaded:
+        if self.loaded is None:
+            raise Unavailable(
+                self.failure or "the model is still loading; health reports SERVING once it is ready"
+            )
+        return self.loaded
+
+    def stop(self) -> None:
+        if self.loaded is not None:
+            for scheduler in self.loaded.schedulers():
+                scheduler.stop()

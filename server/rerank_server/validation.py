@@ -1,0 +1,89 @@
+"""Turns wire requests into domain requests, refusing bad input with the field's name.
+
+Every check a client can fail lives here, so the backends may assume clean
+input: a non-empty query, 1..max documents with unique non-empty ids and
+non-empty text, caps within the server's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rerank_bridge_proto.v1 import rerank_pb2
+
+from rerank_server.domain import Document, EmbedRequest, RerankRequest
+from rerank_server.errors import InvalidArgument, NotFound
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_documents: int
+    max_query_tokens: int
+    max_document_tokens: int
+    max_embed_texts: int
+
+
+def _cap(message: rerank_pb2.RerankRequest | rerank_pb2.EmbedRequest, name: str, limit: int) -> int:
+    """A per-request token cap: unset means the server's limit; above it is refused."""
+    if not message.HasField(name):  # type: ignore[arg-type]
+        return limit
+    value: int = getattr(message, name)
+    if not 1 <= value <= limit:
+        raise InvalidArgument(name, f"must be between 1 and the server's limit {limit}, got {value}")
+    return value
+
+
+def check_model(requested: str, served: str, field: str = "model") -> None:
+    if requested and requested != served:
+        raise NotFound(f"{field}: unknown model {requested!r}; this server hosts {served!r}")
+
+
+def rerank_request(
+    message: rerank_pb2.RerankRequest, limits: RequestLimits, returns_embeddings: bool
+) -> RerankRequest:
+    if not message.query.strip():
+        raise InvalidArgument("query", "must not be empty")
+    count = len(message.documents)
+    if count == 0:
+        raise InvalidArgument("documents", "must hold at least one document")
+    if count > limits.max_documents:
+        raise InvalidArgument("documents", f"holds {count} documents; the limit is {limits.max_documents}")
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(message.documents):
+        if not doc.id:
+            raise InvalidArgument(f"documents[{i}].id", "must not be empty")
+        if doc.id in seen:
+            raise InvalidArgument(f"documents[{i}].id", f"{doc.id!r} repeats documents[{seen[doc.id]}].id")
+        seen[doc.id] = i
+        if not doc.text.strip():
+            raise InvalidArgument(f"documents[{i}].text", "must not be empty")
+    top_n = None
+    if message.HasField("top_n"):
+        top_n = message.top_n
+        if not 1 <= top_n <= count:
+            raise InvalidArgument(
+                "top_n", f"must be between 1 and the number of documents ({count}), got {top_n}"
+            )
+    if message.return_embeddings and not returns_embeddings:
+        raise InvalidArgument("return_embeddings", "this model's scores do not come from embeddings")
+    return RerankRequest(
+        query=message.query,
+        documents=tuple(Document(d.id, d.text) for d in message.documents),
+        top_n=top_n,
+        instruction=message.instruction,
+        max_query_tokens=_cap(message, "max_query_tokens", limits.max_query_tokens),
+        max_document_tokens=_cap(message, "max_document_tokens", limits.max_document_tokens),
+        return_embeddings=message.return_embeddings,
+    )
+
+
+def embed_request(message: rerank_pb2.EmbedRequest, limits: RequestLimits) -> EmbedRequest:
+    count = len(message.texts)
+    if count == 0:
+        raise InvalidArgument("texts", "must hold at least one text")
+    if count > limits.max_embed_texts:
+        raise InvalidArgument("texts", f"holds {count} texts; the limit is {limits.max_embed_texts}")
+    for i, text in enumerate(message.texts):
+        if not text.strip():
+            raise InvalidArgument(f"texts[{i}]", "must not be empty")
+    return EmbedRequest(tuple(message.texts), _cap(message, "max_tokens", limits.max_document_tokens))
