@@ -15,8 +15,8 @@ import threading
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from rerank_bridge_proto.v1 import rerank_pb2, rerank_pb2_grpc
 
+from rerank_bridge_proto.v1 import rerank_pb2, rerank_pb2_grpc
 from rerank_server import runtime
 from rerank_server.config import ServerConfig
 from rerank_server.interceptor import StatusMappingInterceptor

@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 
 from rerank_bridge_proto.v1 import rerank_pb2
-
 from rerank_server.backends.base import Backend
 from rerank_server.backends.registry import load_backend, load_embedder
 from rerank_server.config import ServerConfig

@@ -7,8 +7,8 @@ import time
 from typing import TYPE_CHECKING
 
 from grpc import aio
-from rerank_bridge_proto.v1 import rerank_pb2, rerank_pb2_grpc
 
+from rerank_bridge_proto.v1 import rerank_pb2, rerank_pb2_grpc
 from rerank_server import validation, wire
 from rerank_server.errors import DeadlineExceeded, Unimplemented
 

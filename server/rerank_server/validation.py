@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rerank_bridge_proto.v1 import rerank_pb2
-
 from rerank_server.domain import Document, EmbedRequest, RerankRequest
 from rerank_server.errors import InvalidArgument, NotFound
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rerank_bridge_proto.v1 import rerank_pb2
-
 from rerank_server.domain import EmbedOutcome, RerankOutcome, Timings, Usage
 
 

@@ -46,7 +46,7 @@ class BiEncoderBackend(Backend):
         self.model.eval()
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length)
-        self.embed_dimensions = int(self.model.get_sentence_embedding_dimension() or 0)
+        self.embed_dimensions = int(self.model.get_embedding_dimension() or 0)
         self.limits = BackendLimits(
             max_documents_per_pass=1,
             context_length=self.max_length,

@@ -1,0 +1,52 @@
+"""Shared fixtures: the tiny models are built once per session through the
+project's own builder, and loaded through the server's real loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from rerank_bridge_proto.v1 import rerank_pb2_grpc
+from rerank_server.app import BackgroundServer
+from rerank_server.config import ServerConfig
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from rerank_server.tiny_models import build_cross_encoder, build_listwise
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    build_listwise(root / "listwise")
+    build_cross_encoder(root / "cross-encoder")
+    return root
+
+
+@pytest.fixture(scope="session")
+def listwise_dir(tiny_models: Path) -> Path:
+    return tiny_models / "listwise"
+
+
+@pytest.fixture(scope="session")
+def cross_encoder_dir(tiny_models: Path) -> Path:
+    return tiny_models / "cross-encoder"
+
+
+def start_server(**settings: object) -> BackgroundServer:
+    settings.setdefault("port", 0)
+    return BackgroundServer(ServerConfig(**settings)).start()  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[BackgroundServer]:
+    server = start_server(model="fake", max_documents=5, max_message_bytes=64 * 1024)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_stub(fake_server: BackgroundServer) -> Iterator[rerank_pb2_grpc.RerankerStub]:
+    with grpc.insecure_channel(fake_server.address) as channel:
+        yield rerank_pb2_grpc.RerankerStub(channel)

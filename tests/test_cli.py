@@ -1,0 +1,78 @@
+"""`rerank-bridge serve` as a user runs it: the installed console command, a
+model folder, health, one request, a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from rerank_bridge_proto.v1 import rerank_pb2 as pb
+from rerank_bridge_proto.v1 import rerank_pb2_grpc
+from rerank_server.config import parse
+
+
+def command() -> str:
+    script = Path(sys.executable).parent / "rerank-bridge"
+    assert script.exists(), "the package is not installed: pip install -e '.[dev]'"
+    return str(script)
+
+
+def wait_for_port(process: subprocess.Popen[str], timeout: float = 120) -> int:
+    assert process.stderr is not None
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}")
+        if match := re.search(r"listening on [^ ]+:(\d+)", line):
+            return int(match.group(1))
+    raise AssertionError("server did not report its port")
+
+
+def test_serve_a_model_folder_then_stop_on_sigterm(listwise_dir: Path) -> None:
+    process = subprocess.Popen(
+        [command(), "serve", "--model", str(listwise_dir), "--port", "0", "--embed-model", "none"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = wait_for_port(process)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            deadline = time.monotonic() + 120
+            while health.Check(health_pb2.HealthCheckRequest(), timeout=5).status != 1:
+                assert time.monotonic() < deadline, "never became SERVING"
+                time.sleep(0.2)
+            request = pb.RerankRequest(query="q", documents=[pb.Document(id="a", text="some passage")])
+            response = rerank_pb2_grpc.RerankerStub(channel).Rerank(request, timeout=30)
+            assert response.model == "listwise" and len(response.results) == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_settings_come_from_flags_then_environment_then_defaults() -> None:
+    config = parse(["--max-queue", "7"], environ={"RERANK_MAX_QUEUE": "9", "RERANK_PORT": "6000"})
+    assert (config.max_queue, config.port, config.max_documents) == (7, 6000, 1000)
+    assert parse([], environ={"RERANK_MODEL": "/models/jina-reranker-v3"}).served_name == "jina-reranker-v3"
+
+
+def test_a_missing_model_folder_fails_with_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    result = subprocess.run(
+        [command(), "serve", "--model", str(missing), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert f"model folder {missing} does not exist" in result.stderr

@@ -1,0 +1,100 @@
+"""Cross-encoder and bi-encoder backends: one padded batch equals one text at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rerank_server.backends.base import run_plan
+from rerank_server.backends.bi_encoder import BiEncoderBackend
+from rerank_server.backends.cross_encoder import CrossEncoderBackend
+from rerank_server.backends.registry import builtin_minilm_folder, detect_kind
+from rerank_server.devices import resolve_placement
+from rerank_server.domain import Document, EmbedRequest, RerankRequest
+
+QUERY = "how do proteins fold"
+DOCS = [
+    "Proteins fold into shapes that decide their function.",
+    "The river crosses the city.",
+    "Chaperones help proteins fold correctly inside the cell, and misfolding causes disease.",
+    "short",
+    "Folding",
+]
+
+
+def request(**overrides: object) -> RerankRequest:
+    settings: dict[str, object] = {
+        "top_n": None,
+        "instruction": "",
+        "max_query_tokens": 512,
+        "max_document_tokens": 512,
+    }
+    settings.update(overrides)
+    docs = tuple(Document(str(i), t) for i, t in enumerate(DOCS))
+    return RerankRequest(query=QUERY, documents=docs, **settings)  # type: ignore[arg-type]
+
+
+def test_kinds_are_detected_from_the_folders(listwise_dir: Path, cross_encoder_dir: Path) -> None:
+    assert detect_kind(listwise_dir) == "listwise"
+    assert detect_kind(cross_encoder_dir) == "cross-encoder"
+    assert detect_kind(builtin_minilm_folder()) == "bi-encoder"
+
+
+def test_cross_encoder_batch_matches_pairs_scored_alone(cross_encoder_dir: Path) -> None:
+    backend = CrossEncoderBackend(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, 512)
+    outcome = run_plan(backend, backend.plan_rerank(request()))
+    tokenizer = AutoTokenizer.from_pretrained(str(cross_encoder_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(cross_encoder_dir), dtype=torch.float32
+    ).eval()
+    with torch.no_grad():
+        expected = [
+            float(torch.sigmoid(model(**tokenizer(QUERY, d, return_tensors="pt")).logits[0, 0])) for d in DOCS
+        ]
+    got = [d.score for d in outcome.scored]
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert max(got) - min(got) > 1e-3
+    assert outcome.usage.sequences == len(DOCS)
+
+
+def test_cross_encoder_truncates_documents_to_the_cap(cross_encoder_dir: Path) -> None:
+    backend = CrossEncoderBackend(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, 512)
+    outcome = run_plan(backend, backend.plan_rerank(request(max_document_tokens=4)))
+    lengths = [len(backend.tokenizer(d, add_special_tokens=False)["input_ids"]) for d in DOCS]
+    expected = [n > 4 for n in lengths]
+    assert True in expected and False in expected
+    assert [d.truncated for d in outcome.scored] == expected
+    assert outcome.usage.truncated_documents == sum(expected)
+    assert outcome.usage.document_tokens == sum(min(n, 4) for n in lengths)
+
+
+@pytest.fixture(scope="module")
+def minilm() -> BiEncoderBackend:
+    return BiEncoderBackend(builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, 512)
+
+
+def test_bi_encoder_batch_matches_sentence_transformers_one_by_one(minilm: BiEncoderBackend) -> None:
+    outcome = run_plan(minilm, minilm.plan_rerank(request()))
+    query = minilm.model.encode([QUERY], convert_to_tensor=True)[0]
+    expected = [
+        float(
+            torch.nn.functional.cosine_similarity(
+                query, minilm.model.encode([d], convert_to_tensor=True)[0], dim=0
+            )
+        )
+        for d in DOCS
+    ]
+    assert [d.score for d in outcome.scored] == pytest.approx(expected, abs=1e-4)
+    # A trained model: the protein-folding passages beat the river.
+    ranked = [d.index for d in outcome.ranked(None)]
+    assert ranked.index(2) < ranked.index(1) and ranked.index(0) < ranked.index(1)
+
+
+def test_bi_encoder_embeds_like_sentence_transformers(minilm: BiEncoderBackend) -> None:
+    outcome = run_plan(minilm, minilm.plan_embed(EmbedRequest(tuple(DOCS), 512)))
+    expected = minilm.model.encode(DOCS, convert_to_tensor=True)
+    assert torch.tensor(outcome.vectors) == pytest.approx(expected, abs=1e-4)  # type: ignore[comparison-overlap]
+    assert len(outcome.vectors[0]) == minilm.embed_dimensions == 384
