@@ -48,9 +48,10 @@ def backend(listwise_dir: Path) -> ListwiseBackend:
 
 @pytest.fixture(scope="module")
 def small_pass_backend(listwise_dir: Path) -> ListwiseBackend:
-    """At most 3 documents per pass, so 7 documents need 3 blocks."""
+    """At most 3 documents per pass, so 7 documents need 3 blocks; batches are
+    padded as on a GPU."""
     return ListwiseBackend(
-        listwise_dir, "tiny", resolve_placement("cpu"), 512, 2048, max_documents_per_pass=3
+        listwise_dir, "tiny", resolve_placement("cpu"), 512, 2048, max_documents_per_pass=3, pad_batches=True
     )
 
 

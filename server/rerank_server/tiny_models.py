@@ -17,6 +17,7 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -59,7 +60,38 @@ def _bpe_tokenizer(special: list[str], vocab_size: int = 1000) -> Tokenizer:
     return tokenizer
 
 
-def build_listwise(folder: Path, seed: int = 0, context_length: int = 4096) -> Path:
+TINY_QWEN3: dict[str, Any] = {
+    # Wider than the default 0.02 so that random documents get clearly different scores.
+    "initializer_range": 0.1,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+}
+# The jina-reranker-v3 backbone (Qwen3-0.6B), for speed measurements with random weights.
+QWEN3_0_6B: dict[str, Any] = {
+    "initializer_range": 0.02,
+    "hidden_size": 1024,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 151936,
+}
+
+
+def build_listwise(
+    folder: Path,
+    seed: int = 0,
+    context_length: int = 4096,
+    shape: dict[str, Any] | None = None,
+    weights_dtype: torch.dtype = torch.float32,
+) -> Path:
+    """`shape` overrides the tiny backbone (QWEN3_0_6B gives the real model's size;
+    the small trained tokenizer's ids stay valid in its larger vocabulary)."""
     torch.manual_seed(seed)
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", DOC_MARKER, QUERY_MARKER]
     tokenizer = PreTrainedTokenizerFast(
@@ -70,19 +102,11 @@ def build_listwise(folder: Path, seed: int = 0, context_length: int = 4096) -> P
     )
     tokenizer.add_special_tokens({"additional_special_tokens": special[1:]})
     config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
+        **{"vocab_size": len(tokenizer), **TINY_QWEN3, **(shape or {})},
         max_position_embeddings=context_length,
         rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
         rms_norm_eps=1e-6,
         tie_word_embeddings=True,
-        # Wider than the default 0.02 so that random documents get clearly different scores.
-        initializer_range=0.1,
     )
     backbone = Qwen3Model(config)
     hidden = config.hidden_size
@@ -90,6 +114,7 @@ def build_listwise(folder: Path, seed: int = 0, context_length: int = 4096) -> P
     tensors = {f"model.{k}": v.contiguous() for k, v in backbone.state_dict().items()}
     tensors["projector.0.weight"] = torch.randn(hidden // 2, hidden) / hidden**0.5
     tensors["projector.2.weight"] = torch.randn(hidden // 2, hidden // 2) / (hidden // 2) ** 0.5
+    tensors = {name: tensor.to(weights_dtype) for name, tensor in tensors.items()}
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     config_dict = config.to_dict()

@@ -89,8 +89,14 @@ class ListwiseBackend(Backend):
         max_document_tokens: int,
         max_documents_per_pass: int = MAX_DOCUMENTS_PER_PASS,
         context_length: int = 0,
+        pad_batches: bool | None = None,
     ) -> None:
         self.model_id = model_id
+        # A padded batch needs an explicit attention mask, which costs SDPA its
+        # causal fast path: on CPU, where one long block already fills every
+        # core, that made a 13-block batch 2x slower than the blocks one by
+        # one (bench/server_throughput.py). On a GPU batching pays.
+        self.pad_batches = placement.device.type != "cpu" if pad_batches is None else pad_batches
         self.placement = placement
         self.device = placement.device.type
         self.dtype = placement.dtype_name
@@ -203,9 +209,13 @@ class ListwiseBackend(Backend):
 
         return Plan([Sequence(len(b.ids), b) for b in inputs], finish)
 
-    @torch.inference_mode()
     def forward(self, payloads: list[Any]) -> list[Any]:
-        blocks: list[BlockInput] = payloads
+        if self.pad_batches:
+            return self._forward_padded(payloads)
+        return [output for block in payloads for output in self._forward_padded([block])]
+
+    @torch.inference_mode()
+    def _forward_padded(self, blocks: list[BlockInput]) -> list[BlockOutput]:
         device = self.placement.device
         width = max(len(b.ids) for b in blocks)
         input_ids = torch.full((len(blocks), width), self.pad_id, dtype=torch.long)
@@ -236,7 +246,7 @@ class ListwiseBackend(Backend):
         )
         # Projection in the model dtype, everything after it in fp32 (spec).
         projected = self.projector(hidden[rows, cols]).float().cpu()
-        outputs: list[Any] = []
+        outputs = []
         start = 0
         for block in blocks:
             end = start + len(block.doc_positions)

@@ -1,0 +1,147 @@
+"""Clients of the rerank.v1 gRPC service, sync and async.
+
+They speak in plain Python types (ids and texts in, ranked ids and scores
+out) so callers never handle protobuf messages, and they keep one channel
+for their lifetime: open one per application, not per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc import aio
+
+from rerank_bridge_proto.v1 import rerank_pb2 as pb
+from rerank_bridge_proto.v1 import rerank_pb2_grpc
+
+
+@dataclass(frozen=True)
+class RankedDocument:
+    index: int
+    id: str
+    score: float
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Reranking:
+    """The server's answer: documents best first, with what it cost."""
+
+    documents: list[RankedDocument]
+    model: str
+    usage: pb.Usage
+    timings: pb.Timings
+
+
+def _request(
+    query: str,
+    documents: Sequence[tuple[str, str]],
+    top_n: int | None,
+    instruction: str,
+    max_document_tokens: int | None,
+) -> pb.RerankRequest:
+    request = pb.RerankRequest(
+        query=query,
+        documents=[pb.Document(id=doc_id, text=text) for doc_id, text in documents],
+        instruction=instruction,
+    )
+    if top_n is not None:
+        request.top_n = top_n
+    if max_document_tokens is not None:
+        request.max_document_tokens = max_document_tokens
+    return request
+
+
+def _reranking(response: pb.RerankResponse) -> Reranking:
+    ranked = [RankedDocument(r.index, r.id, r.score, r.truncated) for r in response.results]
+    return Reranking(ranked, response.model, response.usage, response.timings)
+
+
+def _options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+class RerankClient:
+    def __init__(
+        self, address: str, timeout: float = 30.0, max_message_bytes: int = 16 * 1024 * 1024
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address, options=_options(max_message_bytes))
+        self._stub = rerank_pb2_grpc.RerankerStub(self._channel)
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[tuple[str, str]],
+        top_n: int | None = None,
+        instruction: str = "",
+        max_document_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> Reranking:
+        """Scores (id, text) pairs against the query; raises grpc.RpcError on failure."""
+        request = _request(query, documents, top_n, instruction, max_document_tokens)
+        return _reranking(self._stub.Rerank(request, timeout=timeout or self.timeout))
+
+    def embed(self, texts: Sequence[str], timeout: float | None = None) -> list[list[float]]:
+        response = self._stub.Embed(pb.EmbedRequest(texts=list(texts)), timeout=timeout or self.timeout)
+        return [list(e.values) for e in response.embeddings]
+
+    def model_info(self) -> pb.ModelInfo:
+        info: pb.ModelInfo = self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout)
+        return info
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> RerankClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncRerankClient:
+    """The asyncio twin of RerankClient (same arguments, awaitable calls)."""
+
+    def __init__(
+        self, address: str, timeout: float = 30.0, max_message_bytes: int = 16 * 1024 * 1024
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = aio.insecure_channel(address, options=_options(max_message_bytes))
+        self._stub = rerank_pb2_grpc.RerankerStub(self._channel)
+
+    async def rerank(
+        self,
+        query: str,
+        documents: Sequence[tuple[str, str]],
+        top_n: int | None = None,
+        instruction: str = "",
+        max_document_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> Reranking:
+        request = _request(query, documents, top_n, instruction, max_document_tokens)
+        return _reranking(await self._stub.Rerank(request, timeout=timeout or self.timeout))
+
+    async def embed(self, texts: Sequence[str], timeout: float | None = None) -> list[list[float]]:
+        response = await self._stub.Embed(pb.EmbedRequest(texts=list(texts)), timeout=timeout or self.timeout)
+        return [list(e.values) for e in response.embeddings]
+
+    async def model_info(self) -> pb.ModelInfo:
+        info: pb.ModelInfo = await self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout)
+        return info
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncRerankClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
