@@ -50,3 +50,6 @@ def fake_server() -> Iterator[BackgroundServer]:
 def fake_stub(fake_server: BackgroundServer) -> Iterator[rerank_pb2_grpc.RerankerStub]:
     with grpc.insecure_channel(fake_server.address) as channel:
         yield rerank_pb2_grpc.RerankerStub(channel)
+
+
+pytest_plugins = ["live_fixtures"]

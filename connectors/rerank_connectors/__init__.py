@@ -5,5 +5,25 @@ their search code, and the model runs in the scoring server.
 """
 
 from rerank_connectors.client import AsyncRerankClient, RankedDocument, RerankClient, Reranking
+from rerank_connectors.connector import AsyncRerankingSearch, RerankingSearch
+from rerank_connectors.errors import EngineError, RequestError, RerankBridgeError, RerankUnavailable
+from rerank_connectors.pipeline import HIT_KEY, SUMMARY_KEY
+from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
 
-__all__ = ["AsyncRerankClient", "RankedDocument", "RerankClient", "Reranking"]
+__all__ = [
+    "HIT_KEY",
+    "SUMMARY_KEY",
+    "AsyncRerankClient",
+    "AsyncRerankingSearch",
+    "EngineError",
+    "Hybrid",
+    "KnnSearch",
+    "RankedDocument",
+    "RequestError",
+    "RerankBridgeError",
+    "RerankClient",
+    "RerankSettings",
+    "RerankUnavailable",
+    "Reranking",
+    "RerankingSearch",
+]

@@ -1,0 +1,216 @@
+"""Fixtures for tests against real Elasticsearch and OpenSearch nodes.
+
+An engine is found, in this order: a URL in ES_URL / OS_URL; testcontainers
+when a Docker engine answers; a local JVM node from Maven Central
+(tools/local_engines.py). Outside CI a missing engine skips with the reason;
+in CI (CI=true) it fails the run.
+
+The corpus is real: XQuAD-R English and German answer sentences from
+shared/data, with all-MiniLM-L6-v2 vectors from the scoring server's Embed
+(cached on disk, keyed by the texts and the model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rerank_connectors import RerankClient
+from rerank_server.app import BackgroundServer
+from rerank_server.config import ServerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import local_engines  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "xquad-r"
+LANGUAGES = ("en", "de")
+URL_VARIABLES = {"elasticsearch": "ES_URL", "opensearch": "OS_URL"}
+IMAGES = {
+    "elasticsearch": f"docker.elastic.co/elasticsearch/elasticsearch:{local_engines.ES_VERSION}",
+    "opensearch": f"opensearchproject/opensearch:{local_engines.OS_VERSION}",
+}
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"live engine required in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass
+class Corpus:
+    docs: list[dict[str, Any]]
+    vectors: list[list[float]]
+    queries: list[dict[str, Any]]
+
+
+@dataclass
+class Engine:
+    kind: str
+    url: str
+    client: Any
+    index: str
+
+    def async_client(self) -> Any:
+        if self.kind == "elasticsearch":
+            from elasticsearch import AsyncElasticsearch
+
+            return AsyncElasticsearch(self.url)
+        from opensearchpy import AsyncOpenSearch
+
+        return AsyncOpenSearch(self.url)
+
+
+@pytest.fixture(scope="session")
+def rerank_server() -> Iterator[BackgroundServer]:
+    """The offline default model: reranks and embeds."""
+    server = BackgroundServer(ServerConfig(port=0)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def reranker(rerank_server: BackgroundServer) -> Iterator[RerankClient]:
+    with RerankClient(rerank_server.address, timeout=120) as client:
+        yield client
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.open(encoding="utf-8")]
+
+
+@pytest.fixture(scope="session")
+def corpus(reranker: RerankClient) -> Corpus:
+    if not DATA.exists():
+        unavailable(f"evaluation data not found at {DATA}")
+    docs = [doc for lang in LANGUAGES for doc in _read_jsonl(DATA / lang / "corpus.jsonl")]
+    queries = _read_jsonl(DATA / "en" / "queries.jsonl")
+    texts = [doc["text"] for doc in docs]
+    model = reranker.model_info().embed_model_id
+    key = hashlib.sha256(("\n".join(texts) + model).encode()).hexdigest()[:16]
+    cache = local_engines.engine_home().parent / "vectors" / f"xquad-{key}.json"
+    if cache.exists():
+        vectors = json.loads(cache.read_text())
+    else:
+        vectors = [
+            v for start in range(0, len(texts), 128) for v in reranker.embed(texts[start : start + 128])
+        ]
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(vectors))
+    return Corpus(docs, vectors, queries)
+
+
+def _mapping(kind: str, dimensions: int) -> dict[str, Any]:
+    vector: dict[str, Any]
+    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+    if kind == "elasticsearch":
+        vector = {"type": "dense_vector", "dims": dimensions, "index": True, "similarity": "cosine"}
+    else:
+        settings["index.knn"] = True
+        # The Maven build of k-NN has no native libraries: the Lucene engine it is.
+        method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
+        vector = {"type": "knn_vector", "dimension": dimensions, "method": method}
+    properties = {
+        "text": {"type": "text"},
+        "lang": {"type": "keyword"},
+        "article": {"type": "keyword"},
+        "vector": vector,
+    }
+    return {"settings": settings, "mappings": {"properties": properties}}
+
+
+def _client(kind: str, url: str) -> Any:
+    if kind == "elasticsearch":
+        from elasticsearch import Elasticsearch
+
+        return Elasticsearch(url, request_timeout=120)
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(url, timeout=120)
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def engine_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    kind: str = request.param
+    if url := os.environ.get(URL_VARIABLES[kind]):
+        yield kind, url
+        return
+    if _docker_answers():
+        from testcontainers.elasticsearch import ElasticSearchContainer
+        from testcontainers.opensearch import OpenSearchContainer
+
+        container = (
+            ElasticSearchContainer(IMAGES[kind])
+            if kind == "elasticsearch"
+            else OpenSearchContainer(IMAGES[kind])
+        )
+        with container:
+            yield kind, container.get_url()
+        return
+    try:
+        node = local_engines.start(kind)
+    except Exception as error:
+        unavailable(f"cannot start a local {kind} node: {error}")
+    try:
+        yield kind, node.url
+    finally:
+        node.stop()
+
+
+def _bulk(kind: str, client: Any, actions: list[dict[str, Any]]) -> None:
+    if kind == "elasticsearch":
+        from elasticsearch.helpers import bulk
+    else:
+        from opensearchpy.helpers import bulk
+    bulk(client, actions, chunk_size=500, refresh=True)
+
+
+@pytest.fixture(scope="session")
+def engine(engine_url: tuple[str, str], corpus: Corpus) -> Iterator[Engine]:
+    kind, url = engine_url
+    client = _client(kind, url)
+    index = f"rerank-bridge-test-{uuid.uuid4().hex[:8]}"
+    client.indices.create(index=index, body=_mapping(kind, len(corpus.vectors[0])))
+    actions = [
+        {
+            "_index": index,
+            "_id": doc["_id"],
+            "_source": {
+                "text": doc["text"],
+                "lang": doc["metadata"]["lang"],
+                "article": doc["metadata"]["article"],
+                "vector": vector,
+            },
+        }
+        for doc, vector in zip(corpus.docs, corpus.vectors, strict=True)
+    ]
+    _bulk(kind, client, actions)
+    yield Engine(kind, url, client, index)
+    client.indices.delete(index=index)
+    client.close()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that uses an engine runs against both engines.
+    if "engine_url" in metafunc.fixturenames:
+        metafunc.parametrize("engine_url", list(local_engines.KINDS), indirect=True, scope="session")

@@ -1,0 +1,305 @@
+"""Reranked search against real Elasticsearch and OpenSearch nodes (each test
+runs on both): BM25, kNN and hybrid first stages, paging, failure modes,
+engine errors, and the engines' own reranking syntaxes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from live_fixtures import Corpus, Engine
+from local_engines import free_port
+
+from rerank_connectors import (
+    HIT_KEY,
+    AsyncRerankClient,
+    AsyncRerankingSearch,
+    EngineError,
+    Hybrid,
+    KnnSearch,
+    RequestError,
+    RerankClient,
+    RerankingSearch,
+    RerankSettings,
+    RerankUnavailable,
+)
+from rerank_server.app import BackgroundServer
+
+pytestmark = pytest.mark.live
+WINDOW = 20
+
+
+def settings(query: str, **overrides: Any) -> RerankSettings:
+    return RerankSettings(fields=("text",), query_text=query, rank_window_size=WINDOW, **overrides)
+
+
+def match(query: str, size: int = WINDOW) -> dict[str, Any]:
+    return {"query": {"match": {"text": query}}, "size": size}
+
+
+def ids(response: dict[str, Any]) -> list[str]:
+    return [hit["_id"] for hit in response["hits"]["hits"]]
+
+
+def first_stage(engine: Engine, body: dict[str, Any]) -> dict[str, Any]:
+    result = engine.client.search(index=engine.index, body=body)
+    return dict(getattr(result, "body", result))
+
+
+def knn_body(engine: Engine, vector: list[float], k: int = WINDOW) -> dict[str, Any]:
+    if engine.kind == "elasticsearch":
+        return {
+            "knn": {"field": "vector", "query_vector": vector, "k": k, "num_candidates": 2 * k},
+            "size": k,
+        }
+    return {"query": {"knn": {"vector": {"vector": vector, "k": k}}}, "size": k}
+
+
+def assert_reranked(
+    response: dict[str, Any], window: dict[str, Any], reranker: RerankClient, query: str
+) -> None:
+    """Same hits as the window, each once, ordered and scored by the reranker."""
+    hits = response["hits"]["hits"]
+    assert sorted(ids(response)) == sorted(ids(window))
+    assert len(set(ids(response))) == len(hits)
+    scores = [hit["_score"] for hit in hits]
+    assert scores == sorted(scores, reverse=True)
+    texts = {hit["_id"]: hit["_source"]["text"] for hit in window["hits"]["hits"]}
+    direct = reranker.rerank(query, list(texts.items()))
+    assert [d.id for d in direct.documents] == ids(response)
+    assert scores == pytest.approx([d.score for d in direct.documents], abs=1e-6)
+    assert response["rerank"]["reranked"] is True
+
+
+@pytest.fixture
+def search(engine: Engine, reranker: RerankClient) -> RerankingSearch:
+    return RerankingSearch(engine.client, reranker)
+
+
+@pytest.fixture
+def query(corpus: Corpus) -> str:
+    return str(corpus.queries[3]["text"])
+
+
+def test_bm25_window_is_reranked_without_losing_a_hit(
+    engine: Engine, search: RerankingSearch, reranker: RerankClient, query: str
+) -> None:
+    response = search.search(engine.index, match(query), rerank=settings(query))
+    window = first_stage(engine, match(query))
+    assert len(window["hits"]["hits"]) == WINDOW
+    assert_reranked(response, window, reranker, query)
+    ranks = {hit["_id"]: rank for rank, hit in enumerate(window["hits"]["hits"], start=1)}
+    for hit in response["hits"]["hits"]:
+        assert hit[HIT_KEY]["first_stage_rank"] == ranks[hit["_id"]]
+        assert hit[HIT_KEY]["reranked"] is True
+    # The reranker really changed something on this query.
+    assert ids(response) != ids(window)
+    assert response["hits"]["total"] == window["hits"]["total"]
+
+
+def test_knn_window_is_reranked(
+    engine: Engine, search: RerankingSearch, reranker: RerankClient, query: str
+) -> None:
+    response = search.search(
+        engine.index, {"size": WINDOW}, rerank=settings(query), knn=KnnSearch(field="vector")
+    )
+    vector = reranker.embed([query])[0]
+    window = first_stage(engine, knn_body(engine, vector))
+    assert_reranked(response, window, reranker, query)
+
+
+@pytest.mark.parametrize("method", ["rrf", "linear"])
+def test_hybrid_window_is_fused_then_reranked(
+    engine: Engine, search: RerankingSearch, reranker: RerankClient, query: str, method: str
+) -> None:
+    response = search.search(
+        engine.index,
+        match(query),
+        rerank=settings(query),
+        knn=KnnSearch(field="vector"),
+        hybrid=Hybrid(method=method),
+    )
+    keyword = ids(first_stage(engine, match(query)))
+    vector = ids(first_stage(engine, knn_body(engine, reranker.embed([query])[0])))
+    returned = ids(response)
+    assert len(returned) == len(set(returned)) == WINDOW
+    assert set(returned) <= set(keyword) | set(vector)
+    if method == "rrf":
+        # The fused score is the reciprocal-rank formula over the two engine rankings.
+        expected = {
+            doc: sum(1 / (60 + ranking.index(doc) + 1) for ranking in (keyword, vector) if doc in ranking)
+            for doc in set(keyword) | set(vector)
+        }
+        best = sorted(expected, key=lambda d: -expected[d])[:WINDOW]
+        assert set(returned) == set(best) or sorted(expected[d] for d in returned) == sorted(
+            expected[d] for d in best
+        )
+        for hit in response["hits"]["hits"]:
+            assert hit[HIT_KEY]["first_stage_score"] == pytest.approx(expected[hit["_id"]])
+    scores = [hit["_score"] for hit in response["hits"]["hits"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_pages_cover_the_window_once_and_stop_at_its_end(
+    engine: Engine, search: RerankingSearch, query: str
+) -> None:
+    full = ids(search.search(engine.index, match(query), rerank=settings(query)))
+    pages = [
+        ids(search.search(engine.index, {**match(query, size=7), "from": start}, rerank=settings(query)))
+        for start in (0, 7, 14)
+    ]
+    assert [len(page) for page in pages] == [7, 7, 6]
+    assert [doc for page in pages for doc in page] == full
+    # Past the window: nothing, as Elasticsearch's rank_window_size does.
+    assert (
+        ids(search.search(engine.index, {**match(query, size=5), "from": WINDOW}, rerank=settings(query)))
+        == []
+    )
+    with pytest.raises(RequestError) as raised:
+        search.search(engine.index, match(query, size=WINDOW + 5), rerank=settings(query))
+    assert raised.value.field == "size"
+
+
+def test_engine_response_parts_survive(engine: Engine, search: RerankingSearch, query: str) -> None:
+    body = {
+        **match(query),
+        "_source": ["article"],
+        "highlight": {"fields": {"text": {}}},
+        "aggs": {"languages": {"terms": {"field": "lang"}}},
+    }
+    response = search.search(engine.index, body, rerank=settings(query))
+    direct = first_stage(engine, body)
+    assert response["aggregations"] == direct["aggregations"]
+    assert response["_shards"] == direct["_shards"]
+    for hit in response["hits"]["hits"]:
+        assert set(hit["_source"]) == {"article"}  # filtered as the caller asked
+        assert "fields" not in hit  # the text fetched for the reranker is not leaked
+        assert hit["_index"] == engine.index
+    assert any("highlight" in hit for hit in response["hits"]["hits"])
+
+
+def test_response_loads_in_the_clients_response_types(
+    engine: Engine, search: RerankingSearch, query: str
+) -> None:
+    response = search.search(engine.index, match(query, size=5), rerank=settings(query))
+    if engine.kind == "elasticsearch":
+        from elasticsearch.dsl import Search
+        from elasticsearch.dsl.response import Response
+    else:
+        from opensearchpy.helpers.response import Response  # type: ignore[assignment]
+        from opensearchpy.helpers.search import Search  # type: ignore[assignment]
+    loaded = Response(Search(index=engine.index), response)
+    assert [hit.meta.id for hit in loaded] == ids(response)
+    assert [hit.meta.score for hit in loaded] == [hit["_score"] for hit in response["hits"]["hits"]]
+    assert loaded.hits.total.value == response["hits"]["total"]["value"]
+
+
+@pytest.fixture
+def stopped_reranker() -> RerankClient:
+    """A client whose server is not there (nothing listens on the port)."""
+    return RerankClient(f"127.0.0.1:{free_port()}", timeout=2)
+
+
+def test_fail_open_returns_the_first_stage_flagged(
+    engine: Engine, stopped_reranker: RerankClient, query: str
+) -> None:
+    search = RerankingSearch(engine.client, stopped_reranker)
+    response = search.search(engine.index, match(query), rerank=settings(query))
+    window = first_stage(engine, match(query))
+    assert ids(response) == ids(window)
+    assert [h["_score"] for h in response["hits"]["hits"]] == [h["_score"] for h in window["hits"]["hits"]]
+    assert response["rerank"]["reranked"] is False
+    assert response["rerank"]["error"].startswith("UNAVAILABLE")
+    assert all(hit[HIT_KEY]["reranked"] is False for hit in response["hits"]["hits"])
+
+
+def test_fail_closed_raises(engine: Engine, stopped_reranker: RerankClient, query: str) -> None:
+    search = RerankingSearch(engine.client, stopped_reranker)
+    with pytest.raises(RerankUnavailable) as raised:
+        search.search(engine.index, match(query), rerank=settings(query, fail_open=False))
+    assert raised.value.code == "UNAVAILABLE"
+    assert raised.value.status == 503
+
+
+def test_engine_errors_pass_through(engine: Engine, search: RerankingSearch, query: str) -> None:
+    with pytest.raises(EngineError) as missing:
+        search.search(f"{engine.index}-missing", match(query), rerank=settings(query))
+    assert missing.value.status == 404
+    assert "index_not_found_exception" in str(missing.value.body)
+    with pytest.raises(EngineError) as malformed:
+        search.search(engine.index, {"query": {"no_such_query": {}}}, rerank=settings(query))
+    assert malformed.value.status == 400
+    assert "no_such_query" in str(malformed.value.body)
+
+
+def test_native_fusion_is_asked_of_the_engine(engine: Engine, search: RerankingSearch, query: str) -> None:
+    """These clusters have neither the licensed rrf retriever nor neural-search's
+    hybrid query: the engine's refusal comes back as it is."""
+    with pytest.raises(EngineError) as raised:
+        search.search(
+            engine.index,
+            match(query),
+            rerank=settings(query),
+            knn=KnnSearch(field="vector"),
+            hybrid=Hybrid(native=True),
+        )
+    assert raised.value.status == 400
+    assert ("rrf" if engine.kind == "elasticsearch" else "hybrid") in str(raised.value.body)
+
+
+def test_elasticsearch_text_similarity_reranker_syntax(
+    engine: Engine, search: RerankingSearch, query: str
+) -> None:
+    body = {
+        "retriever": {
+            "text_similarity_reranker": {
+                "retriever": {"standard": {"query": {"match": {"text": query}}}},
+                "field": "text",
+                "inference_id": "rerank-bridge",
+                "inference_text": query,
+                "rank_window_size": WINDOW,
+            }
+        },
+        "size": WINDOW,
+    }
+    assert ids(search.search(engine.index, body)) == ids(
+        search.search(engine.index, match(query), rerank=settings(query))
+    )
+    # Elasticsearch's own default window is 10.
+    del body["retriever"]["text_similarity_reranker"]["rank_window_size"]
+    body["size"] = 10
+    response = search.search(engine.index, body)
+    assert response["rerank"]["rank_window_size"] == 10
+    assert sorted(ids(response)) == sorted(ids(first_stage(engine, match(query, size=10))))
+
+
+def test_opensearch_rerank_ext_syntax(engine: Engine, reranker: RerankClient, query: str) -> None:
+    search = RerankingSearch(
+        engine.client, reranker, RerankSettings(fields=("text",), rank_window_size=WINDOW)
+    )
+    body = {**match(query), "ext": {"rerank": {"query_context": {"query_text_path": "query.match.text"}}}}
+    explicit = search.search(engine.index, match(query), rerank=settings(query))
+    assert ids(search.search(engine.index, body)) == ids(explicit)
+    body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
+    assert ids(search.search(engine.index, body)) == ids(explicit)
+
+
+def test_async_connector_matches_the_sync_one(
+    engine: Engine, search: RerankingSearch, rerank_server: BackgroundServer, query: str
+) -> None:
+    async def scenario() -> dict[str, Any]:
+        client = engine.async_client()
+        try:
+            async with AsyncRerankClient(rerank_server.address, timeout=120) as reranker:
+                searcher = AsyncRerankingSearch(client, reranker)
+                return await searcher.search(
+                    engine.index, match(query), rerank=settings(query), knn=KnnSearch(field="vector")
+                )
+        finally:
+            await client.close()
+
+    expected = search.search(
+        engine.index, match(query), rerank=settings(query), knn=KnnSearch(field="vector")
+    )
+    assert ids(asyncio.run(scenario())) == ids(expected)
