@@ -3,6 +3,7 @@ model folder, health, one request, a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -76,3 +77,15 @@ def test_a_missing_model_folder_fails_with_its_path(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert f"model folder {missing} does not exist" in result.stderr
+
+
+def test_an_unreachable_hub_id_says_to_pass_a_folder(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [command(), "serve", "--model", "someone/not-a-local-model", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)},
+    )
+    assert result.returncode != 0
+    assert "is not a local folder and could not be fetched from the hub" in result.stderr

@@ -31,7 +31,7 @@ class BiEncoderBackend(Backend):
 
     def __init__(
         self,
-        folder: Path | str,
+        folder: Path,
         model_id: str,
         placement: Placement,
         max_query_tokens: int,

