@@ -1,65 +1,144 @@
-"""Demo: the scoring server on the offline default model (all-MiniLM-L6-v2)
-reranks SciFact candidates; prints first-stage and reranked lists side by side.
+"""The newcomer's demo: a real engine, the offline default model, real data.
 
-The first stage here is a word-overlap ranking over the whole corpus, standing
-in for an engine's BM25 until the engine connectors drive it.
+Starts the scoring server on all-MiniLM-L6-v2 (packaged, offline), starts a
+local Elasticsearch node (or OpenSearch with --engine opensearch, or uses
+--engine-url), indexes the SciFact abstracts from shared/data, then runs a
+few of SciFact's claims through BM25 and through BM25 + reranking and prints
+both top tens side by side. `*` marks the abstracts SciFact judges relevant.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
-import re
 import sys
-from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from rerank_connectors import RerankClient
+import local_engines
+from tqdm import tqdm
+
+from rerank_connectors import HIT_KEY, RerankClient, RerankingSearch, RerankSettings
 from rerank_server.app import BackgroundServer
 from rerank_server.config import ServerConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
-WORD = re.compile(r"\w+")
+INDEX = "scifact-demo"
 
 
-def words(text: str) -> Counter[str]:
-    return Counter(w for w in WORD.findall(text.lower()) if len(w) > 2)
+def read_corpus() -> Iterator[dict[str, Any]]:
+    with gzip.open(DATA / "corpus.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
 
 
-def cell(rank: int, doc_id: str, corpus: dict[str, str], relevant: set[str]) -> str:
-    mark = "*" if doc_id in relevant else " "
-    return f"{mark}{rank + 1:>2}. {corpus[doc_id][:36]:<38}"
+def engine_client(kind: str, url: str) -> tuple[Any, Any]:
+    if kind == "elasticsearch":
+        from elasticsearch import Elasticsearch
+        from elasticsearch.helpers import streaming_bulk
+
+        return Elasticsearch(url, request_timeout=60), streaming_bulk
+    from opensearchpy import OpenSearch
+    from opensearchpy.helpers import streaming_bulk as os_streaming_bulk
+
+    return OpenSearch(url, timeout=60), os_streaming_bulk
+
+
+def index_scifact(client: Any, streaming_bulk: Any) -> None:
+    if client.indices.exists(index=INDEX):
+        client.indices.delete(index=INDEX)
+    mappings = {"properties": {"title": {"type": "text"}, "text": {"type": "text"}}}
+    client.indices.create(index=INDEX, body={"settings": {"number_of_replicas": 0}, "mappings": mappings})
+    actions = (
+        {"_index": INDEX, "_id": doc["_id"], "_source": {"title": doc["title"], "text": doc["text"]}}
+        for doc in read_corpus()
+    )
+    with tqdm(total=5183, desc="indexing SciFact", unit="doc") as bar:
+        for ok, _ in streaming_bulk(client, actions, chunk_size=500):
+            bar.update(1 if ok else 0)
+    client.indices.refresh(index=INDEX)
+
+
+def relevant_docs() -> dict[str, set[str]]:
+    judged: dict[str, set[str]] = {}
+    for line in list((DATA / "qrels.tsv").open())[1:]:
+        query_id, doc_id, score = line.rstrip("\n").split("\t")
+        if int(score) > 0:
+            judged.setdefault(query_id, set()).add(doc_id)
+    return judged
+
+
+def cell(rank: int, hit: dict[str, Any] | None, relevant: set[str], movement: str = "") -> str:
+    if hit is None:
+        return " " * 44
+    mark = "*" if hit["_id"] in relevant else " "
+    title = hit["_source"]["title"][:30]
+    return f"{mark}{rank:>2}. {title:<30} {movement:>5}"
+
+
+def show(query: dict[str, Any], first: dict[str, Any], reranked: dict[str, Any], relevant: set[str]) -> None:
+    print(f"\nclaim: {query['text']}")
+    print(f"{'BM25 (first stage)':<44}   {'BM25 + rerank (rank move)':<44}")
+    left, right = first["hits"]["hits"], reranked["hits"]["hits"]
+    for rank in range(1, 11):
+        hit = right[rank - 1] if rank <= len(right) else None
+        movement = ""
+        if hit is not None:
+            moved = hit[HIT_KEY]["first_stage_rank"] - rank
+            movement = f"+{moved}" if moved > 0 else (str(moved) if moved < 0 else "=")
+        print(
+            f"{cell(rank, left[rank - 1] if rank <= len(left) else None, relevant)}   "
+            f"{cell(rank, hit, relevant, movement)}"
+        )
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--engine", choices=local_engines.KINDS, default="elasticsearch")
+    parser.add_argument("--engine-url", help="use a running engine instead of starting one")
+    parser.add_argument("--queries", type=int, default=3)
+    args = parser.parse_args()
     if not DATA.exists():
         sys.exit(f"the SciFact data is expected at {DATA}")
-    corpus = {}
-    with gzip.open(DATA / "corpus.jsonl.gz", "rt") as handle:
-        for line in handle:
-            doc = json.loads(line)
-            corpus[doc["_id"]] = f"{doc['title']}. {doc['text']}"
-    queries = [json.loads(line) for line in (DATA / "queries.jsonl").open()][:3]
-    relevant: dict[str, set[str]] = {}
-    for line in list((DATA / "qrels.tsv").open())[1:]:
-        query_id, doc_id, score = line.split("\t")
-        if int(score) > 0:
-            relevant.setdefault(query_id, set()).add(doc_id)
-    bags = {doc_id: words(text) for doc_id, text in corpus.items()}
 
     print("starting the scoring server on all-MiniLM-L6-v2 (offline)...", flush=True)
-    with BackgroundServer(ServerConfig(port=0)) as server, RerankClient(server.address) as client:
-        for query in queries:
-            terms = words(query["text"])
-            first_stage = sorted(bags, key=lambda d: -sum(min(c, bags[d][w]) for w, c in terms.items()))[:20]
-            ranking = client.rerank(query["text"], [(d, corpus[d]) for d in first_stage])
-            good = relevant.get(query["_id"], set())
-            print(f"\nquery: {query['text']}")
-            print(f"{'first stage':<42}  {'reranked':<42}")
-            for rank in range(10):
-                left, right = first_stage[rank], ranking.documents[rank].id
-                print(f"{cell(rank, left, corpus, good)}  {cell(rank, right, corpus, good)}")
-    print("\n* = judged relevant in SciFact")
+    server = BackgroundServer(ServerConfig(port=0)).start()
+    node = None
+    try:
+        url = args.engine_url
+        if url is None:
+            print(
+                f"starting a local {args.engine} node (first run downloads it from Maven Central)...",
+                flush=True,
+            )
+            node = local_engines.start(args.engine)
+            url = node.url
+        client, streaming_bulk = engine_client(args.engine, url)
+        index_scifact(client, streaming_bulk)
+        judged = relevant_docs()
+        queries = [json.loads(line) for line in (DATA / "queries.jsonl").open()]
+        queries = [q for q in queries if q["_id"] in judged][: args.queries]
+        with RerankClient(server.address, timeout=120) as reranker:
+            search = RerankingSearch(client, reranker)
+            for query in queries:
+                body = {
+                    "query": {"multi_match": {"query": query["text"], "fields": ["title", "text"]}},
+                    "size": 10,
+                }
+                first = search.engine.search(index=INDEX, body=body)
+                settings = RerankSettings(fields=("title", "text"), query_text=query["text"])
+                reranked = search.search(INDEX, body, rerank=settings)
+                show(query, dict(getattr(first, "body", first)), reranked, judged[query["_id"]])
+        print("\n* = judged relevant in SciFact; the reranker read the top 50 BM25 hits")
+        client.close()
+    finally:
+        if node is not None:
+            node.stop()
+        server.stop()
 
 
 if __name__ == "__main__":
