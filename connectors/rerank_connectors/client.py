@@ -59,6 +59,11 @@ def _reranking(response: pb.RerankResponse) -> Reranking:
     return Reranking(ranked, response.model, response.usage, response.timings)
 
 
+def _metadata(request_id: str | None) -> list[tuple[str, str]] | None:
+    """The request id travels as gRPC metadata so the server's log lines carry it."""
+    return [("x-request-id", request_id)] if request_id else None
+
+
 def _options(max_message_bytes: int) -> list[tuple[str, int]]:
     return [
         ("grpc.max_send_message_length", max_message_bytes),
@@ -83,13 +88,18 @@ class RerankClient:
         instruction: str = "",
         max_document_tokens: int | None = None,
         timeout: float | None = None,
+        request_id: str | None = None,
     ) -> Reranking:
         """Scores (id, text) pairs against the query; raises grpc.RpcError on failure."""
         request = _request(query, documents, top_n, instruction, max_document_tokens)
-        return _reranking(self._stub.Rerank(request, timeout=timeout or self.timeout))
+        response = self._stub.Rerank(request, timeout=timeout or self.timeout, metadata=_metadata(request_id))
+        return _reranking(response)
 
-    def embed(self, texts: Sequence[str], timeout: float | None = None) -> list[list[float]]:
-        response = self._stub.Embed(pb.EmbedRequest(texts=list(texts)), timeout=timeout or self.timeout)
+    def embed(
+        self, texts: Sequence[str], timeout: float | None = None, request_id: str | None = None
+    ) -> list[list[float]]:
+        request = pb.EmbedRequest(texts=list(texts))
+        response = self._stub.Embed(request, timeout=timeout or self.timeout, metadata=_metadata(request_id))
         return [list(e.values) for e in response.embeddings]
 
     def model_info(self) -> pb.ModelInfo:
@@ -125,12 +135,21 @@ class AsyncRerankClient:
         instruction: str = "",
         max_document_tokens: int | None = None,
         timeout: float | None = None,
+        request_id: str | None = None,
     ) -> Reranking:
         request = _request(query, documents, top_n, instruction, max_document_tokens)
-        return _reranking(await self._stub.Rerank(request, timeout=timeout or self.timeout))
+        metadata = _metadata(request_id)
+        return _reranking(
+            await self._stub.Rerank(request, timeout=timeout or self.timeout, metadata=metadata)
+        )
 
-    async def embed(self, texts: Sequence[str], timeout: float | None = None) -> list[list[float]]:
-        response = await self._stub.Embed(pb.EmbedRequest(texts=list(texts)), timeout=timeout or self.timeout)
+    async def embed(
+        self, texts: Sequence[str], timeout: float | None = None, request_id: str | None = None
+    ) -> list[list[float]]:
+        request = pb.EmbedRequest(texts=list(texts))
+        response = await self._stub.Embed(
+            request, timeout=timeout or self.timeout, metadata=_metadata(request_id)
+        )
         return [list(e.values) for e in response.embeddings]
 
     async def model_info(self) -> pb.ModelInfo:

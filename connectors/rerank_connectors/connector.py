@@ -3,61 +3,100 @@
     from elasticsearch import Elasticsearch
     from rerank_connectors import RerankClient, RerankingSearch, RerankSettings
 
-    search = RerankingSearch(Elasticsearch("http://localhost:9200"), RerankClient("localhost:50051"),
-                             RerankSettings(fields=("title", "text")))
+    search = RerankingSearch(Elasticsearch("http://localhost:9200"), RerankClient("localhost:50051"))
     response = search.search("docs", {"query": {"match": {"text": "anemia"}}, "size": 10},
-                             rerank=RerankSettings(fields=("title", "text"), query_text="anemia"))
+                             rerank=RerankSettings(fields=("title", "text")))
 
 The first stage runs with size = rank window (default 50); the window is
 reranked; `from`/`size` page through the reranked window. Asking past the
 window behaves like Elasticsearch's rank_window_size: `size` larger than the
 window is refused (400), and pages beyond the window come back empty.
+The two classes share SearchPlan and differ only in awaiting their I/O.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 
-from rerank_connectors.client import AsyncRerankClient, RerankClient, Reranking
-from rerank_connectors.dialects import Dialect, dialect_of, engine_error, response_body
+from rerank_connectors.client import AsyncRerankClient, RerankClient
+from rerank_connectors.dialects import dialect_of, engine_error, response_body
 from rerank_connectors.errors import RerankUnavailable
 from rerank_connectors.pipeline import SearchPlan
 from rerank_connectors.request_forms import parse_request
 from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
 
-
-def _plan(
-    dialect: Dialect,
-    defaults: RerankSettings,
-    body: dict[str, Any] | None,
-    rerank: RerankSettings | None,
-    knn: KnnSearch | None,
-    hybrid: Hybrid | None,
-) -> SearchPlan:
-    return SearchPlan(parse_request(body, rerank or defaults, knn, hybrid), dialect)
+NO_TEXT = "no candidate had text to rerank"
 
 
-def _reranker_failure(plan: SearchPlan, error: grpc.RpcError) -> str:
-    code = error.code().name if hasattr(error, "code") else "UNKNOWN"
-    details = error.details() if hasattr(error, "details") else str(error)
+class StageTimer:
+    """Wall time per stage, reported in the response's `rerank.took_ms`."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - started) * 1e3
+
+
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """The engine's failures leave as EngineError with its status and body."""
+    try:
+        yield
+    except Exception as error:
+        mapped = engine_error(error)
+        if mapped is None:
+            raise
+        raise mapped from error
+
+
+@contextmanager
+def embedding_errors() -> Iterator[None]:
+    # Without a query vector there is no first stage to fall back to: never fail open.
+    try:
+        yield
+    except grpc.RpcError as error:
+        raise RerankUnavailable(error.code().name, error.details() or "") from error
+
+
+def reranker_failure(plan: SearchPlan, error: grpc.RpcError) -> str:
+    """Fail-open: the reason to report; fail-closed: raises RerankUnavailable."""
+    code, details = error.code().name, error.details() or ""
     if not plan.request.settings.fail_open:
-        raise RerankUnavailable(code, details or "") from error
+        raise RerankUnavailable(code, details) from error
     return f"{code}: {details}"
 
 
-def _engine_failure(error: Exception) -> Exception:
-    mapped = engine_error(error)
-    return mapped if mapped is not None else error
-
-
-class RerankingSearch:
-    def __init__(self, engine: Any, reranker: RerankClient, defaults: RerankSettings | None = None) -> None:
+class _Base:
+    def __init__(self, engine: Any, defaults: RerankSettings | None) -> None:
         self.engine = engine
-        self.reranker = reranker
         self.defaults = defaults or RerankSettings()
         self.dialect = dialect_of(engine)
+
+    def plan(
+        self,
+        body: dict[str, Any] | None,
+        rerank: RerankSettings | None,
+        knn: KnnSearch | None,
+        hybrid: Hybrid | None,
+    ) -> SearchPlan:
+        return SearchPlan(parse_request(body, rerank or self.defaults, knn, hybrid), self.dialect)
+
+
+class RerankingSearch(_Base):
+    def __init__(self, engine: Any, reranker: RerankClient, defaults: RerankSettings | None = None) -> None:
+        super().__init__(engine, defaults)
+        self.reranker = reranker
 
     def search(
         self,
@@ -67,50 +106,44 @@ class RerankingSearch:
         rerank: RerankSettings | None = None,
         knn: KnnSearch | None = None,
         hybrid: Hybrid | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
-        plan = _plan(self.dialect, self.defaults, body, rerank, knn, hybrid)
+        plan, timer = self.plan(body, rerank, knn, hybrid), StageTimer()
+        settings = plan.request.settings
         vector = None
         if (text := plan.vector_text) is not None:
-            try:
-                vector = self.reranker.embed([text], timeout=plan.request.settings.timeout)[0]
-            except grpc.RpcError as error:
-                # Without a query vector there is no first stage to fall back to.
-                raise RerankUnavailable(error.code().name, error.details() or "") from error
+            with timer("embed"), embedding_errors():
+                vector = self.reranker.embed([text], settings.timeout, request_id)[0]
         responses = []
-        for call in plan.calls(vector):
-            try:
-                result = self.engine.search(**self.dialect.search_kwargs(index, call))
-            except Exception as error:
-                raise _engine_failure(error) from error
-            responses.append(response_body(result))
+        with timer("first_stage"), engine_errors():
+            for call in plan.calls(vector):
+                responses.append(response_body(self.engine.search(**self.dialect.search_kwargs(index, call))))
         base, candidates = plan.candidates(responses)
-        documents = plan.documents(candidates)
-        if not documents:
-            return plan.respond(base, candidates, None, "no candidate had text to rerank")
-        settings = plan.request.settings
+        if not (documents := plan.documents(candidates)):
+            return plan.respond(base, candidates, None, NO_TEXT, timer.ms)
         try:
-            ranking: Reranking = self.reranker.rerank(
-                settings.query_text or "",
-                documents,
-                instruction=settings.instruction,
-                max_document_tokens=settings.max_document_tokens,
-                timeout=settings.timeout,
-            )
+            with timer("rerank"):
+                ranking = self.reranker.rerank(
+                    settings.query_text or "",
+                    documents,
+                    instruction=settings.instruction,
+                    max_document_tokens=settings.max_document_tokens,
+                    timeout=settings.timeout,
+                    request_id=request_id,
+                )
         except grpc.RpcError as error:
-            return plan.respond(base, candidates, None, _reranker_failure(plan, error))
-        return plan.respond(base, candidates, ranking)
+            return plan.respond(base, candidates, None, reranker_failure(plan, error), timer.ms)
+        return plan.respond(base, candidates, ranking, timings_ms=timer.ms)
 
 
-class AsyncRerankingSearch:
+class AsyncRerankingSearch(_Base):
     """The asyncio twin of RerankingSearch, for AsyncElasticsearch / AsyncOpenSearch."""
 
     def __init__(
         self, engine: Any, reranker: AsyncRerankClient, defaults: RerankSettings | None = None
     ) -> None:
-        self.engine = engine
+        super().__init__(engine, defaults)
         self.reranker = reranker
-        self.defaults = defaults or RerankSettings()
-        self.dialect = dialect_of(engine)
 
     async def search(
         self,
@@ -120,34 +153,33 @@ class AsyncRerankingSearch:
         rerank: RerankSettings | None = None,
         knn: KnnSearch | None = None,
         hybrid: Hybrid | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
-        plan = _plan(self.dialect, self.defaults, body, rerank, knn, hybrid)
+        plan, timer = self.plan(body, rerank, knn, hybrid), StageTimer()
+        settings = plan.request.settings
         vector = None
         if (text := plan.vector_text) is not None:
-            try:
-                vector = (await self.reranker.embed([text], timeout=plan.request.settings.timeout))[0]
-            except grpc.RpcError as error:
-                raise RerankUnavailable(error.code().name, error.details() or "") from error
+            with timer("embed"), embedding_errors():
+                vector = (await self.reranker.embed([text], settings.timeout, request_id))[0]
         responses = []
-        for call in plan.calls(vector):
-            try:
-                result = await self.engine.search(**self.dialect.search_kwargs(index, call))
-            except Exception as error:
-                raise _engine_failure(error) from error
-            responses.append(response_body(result))
+        with timer("first_stage"), engine_errors():
+            for call in plan.calls(vector):
+                responses.append(
+                    response_body(await self.engine.search(**self.dialect.search_kwargs(index, call)))
+                )
         base, candidates = plan.candidates(responses)
-        documents = plan.documents(candidates)
-        if not documents:
-            return plan.respond(base, candidates, None, "no candidate had text to rerank")
-        settings = plan.request.settings
+        if not (documents := plan.documents(candidates)):
+            return plan.respond(base, candidates, None, NO_TEXT, timer.ms)
         try:
-            ranking = await self.reranker.rerank(
-                settings.query_text or "",
-                documents,
-                instruction=settings.instruction,
-                max_document_tokens=settings.max_document_tokens,
-                timeout=settings.timeout,
-            )
+            with timer("rerank"):
+                ranking = await self.reranker.rerank(
+                    settings.query_text or "",
+                    documents,
+                    instruction=settings.instruction,
+                    max_document_tokens=settings.max_document_tokens,
+                    timeout=settings.timeout,
+                    request_id=request_id,
+                )
         except grpc.RpcError as error:
-            return plan.respond(base, candidates, None, _reranker_failure(plan, error))
-        return plan.respond(base, candidates, ranking)
+            return plan.respond(base, candidates, None, reranker_failure(plan, error), timer.ms)
+        return plan.respond(base, candidates, ranking, timings_ms=timer.ms)

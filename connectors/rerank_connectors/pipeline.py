@@ -126,6 +126,7 @@ class SearchPlan:
         candidates: list[Candidate],
         ranking: Reranking | None,
         failure: str | None = None,
+        timings_ms: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         settings = self.request.settings
         ordered: list[tuple[Candidate, float | None, bool]]
@@ -160,6 +161,8 @@ class SearchPlan:
             summary["model"] = ranking.model
         if failure is not None:
             summary["error"] = failure
+        if timings_ms:
+            summary["took_ms"] = {stage: round(ms, 3) for stage, ms in timings_ms.items()}
         response[SUMMARY_KEY] = summary
         return response
 

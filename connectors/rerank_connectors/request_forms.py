@@ -141,6 +141,38 @@ def _opensearch_reranker(
     return dataclasses.replace(settings, query_text=text)
 
 
+# Queries whose text the reranker can take when none is given explicitly.
+TEXT_QUERIES = (
+    "match",
+    "match_phrase",
+    "match_bool_prefix",
+    "multi_match",
+    "query_string",
+    "simple_query_string",
+)
+
+
+def infer_query_text(query: Any) -> str | None:
+    """The text of the first full-text clause in a query (a bool's clauses
+    included): `{"match": {"title": "x"}}` or `{"multi_match": {"query": "x"}}` give "x"."""
+    if isinstance(query, list):
+        return next((text for item in query if (text := infer_query_text(item))), None)
+    if not isinstance(query, dict):
+        return None
+    for kind, clause in query.items():
+        if kind in TEXT_QUERIES and isinstance(clause, dict):
+            if isinstance(clause.get("query"), str):
+                return str(clause["query"])
+            for value in clause.values():
+                if isinstance(value, str):
+                    return value
+                if isinstance(value, dict) and isinstance(value.get("query"), str):
+                    return str(value["query"])
+        elif isinstance(clause, dict | list) and (text := infer_query_text(clause)):
+            return text
+    return None
+
+
 def _page_number(body: dict[str, Any], key: str, default: int) -> int:
     value = body.pop(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
@@ -179,8 +211,12 @@ def parse_request(
     page_size = _page_number(body, "size", DEFAULT_SIZE)
     if not settings.fields:
         raise RequestError("rerank.fields", "name at least one text field for the reranker to read")
+    if not settings.query_text and (inferred := infer_query_text(body.get("query"))):
+        settings = dataclasses.replace(settings, query_text=inferred)
     if not settings.query_text or not settings.query_text.strip():
-        raise RequestError("rerank.query_text", "the reranker needs the query text")
+        raise RequestError(
+            "rerank.query_text", "the reranker needs the query text (none in the query to take)"
+        )
     if page_size > settings.rank_window_size:
         raise RequestError("size", f"{page_size} is larger than rank_window_size {settings.rank_window_size}")
     keyword = "query" in body or knn is None

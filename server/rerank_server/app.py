@@ -15,11 +15,13 @@ import threading
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 
 from rerank_bridge_proto.v1 import rerank_pb2, rerank_pb2_grpc
 from rerank_server import runtime
 from rerank_server.config import ServerConfig
 from rerank_server.interceptor import StatusMappingInterceptor
+from rerank_server.metrics import QUEUE_DEPTH
 from rerank_server.service import RerankerService
 
 log = logging.getLogger(__name__)
@@ -62,9 +64,14 @@ class RerankServer:
             self.runtime.failure = f"the model failed to load: {error}"
             log.exception("model load failed")
             raise
+        QUEUE_DEPTH.set_function(self.queue_depth)
         for service in ("", SERVICE_NAME):
             await self.health.set(service, SERVING)
         log.info("serving %s", self.runtime.loaded.reranker.model_id)
+
+    def queue_depth(self) -> int:
+        loaded = self.runtime.loaded
+        return sum(s.depth for s in loaded.schedulers()) if loaded else 0
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
@@ -76,6 +83,9 @@ async def serve_forever(config: ServerConfig) -> None:
     """The `rerank-bridge serve` command: runs until SIGINT or SIGTERM."""
     server = RerankServer(config)
     await server.start()
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr=config.host)
+        log.info("metrics on http://%s:%d/metrics", config.host, config.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rerank_server import config as server_config
 
@@ -20,7 +21,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gRPC scoring server")
     server_config.add_arguments(serve, os.environ)
+    proxy = commands.add_parser("proxy", help="run the HTTP bridge in front of an engine")
+    proxy.add_argument("--config", type=Path, help="bridge configuration (YAML or JSON)")
+    proxy.add_argument("--engine-url", help="engine URL (overrides the file)")
+    proxy.add_argument("--reranker", help="scoring server address host:port (overrides the file)")
+    proxy.add_argument("--host", help="address to listen on (overrides the file)")
+    proxy.add_argument("--port", type=int, help="port to listen on (overrides the file)")
     args = parser.parse_args(argv)
+    if args.command == "proxy":
+        logging.basicConfig(
+            level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        from rerank_connectors.bridge.app import run
+        from rerank_connectors.bridge.config import load_config
+
+        run(
+            load_config(
+                args.config,
+                engine_url=args.engine_url,
+                reranker=args.reranker,
+                host=args.host,
+                port=args.port,
+            )
+        )
+        return
     if args.command == "serve":
         config = server_config.from_namespace(args)
         logging.basicConfig(

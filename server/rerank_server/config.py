@@ -58,6 +58,7 @@ class ServerConfig:
     max_queue: int = _setting(256, "requests waiting or running before new ones get RESOURCE_EXHAUSTED")
     max_embed_texts: int = _setting(512, "most texts one Embed request may carry")
     max_message_bytes: int = _setting(16 * 1024 * 1024, "largest request message in bytes")
+    metrics_port: int = _setting(0, "port of the Prometheus /metrics endpoint; 0 turns it off")
     threads: int = _setting(0, "CPU threads for torch; 0 keeps torch's default")
     log_level: str = _setting("info", "logging level", ["debug", "info", "warning", "error"])
 

@@ -1,13 +1,18 @@
-"""The one place where exceptions become gRPC statuses.
+"""The one place where exceptions become gRPC statuses, and where every RPC
+is counted and logged with its request id.
 
 RerankError subclasses carry their status name; anything else is a bug or a
 model failure, answered INTERNAL with an id that also appears in the log, so
-an operator can find the traceback without leaking it to the client.
+an operator can find the traceback without leaking it to the client. The
+request id comes from the caller's `x-request-id` metadata (the HTTP bridge
+forwards its own), or is made here.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,24 +21,46 @@ import grpc
 from grpc import aio
 
 from rerank_server.errors import RerankError
+from rerank_server.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger(__name__)
+REQUEST_ID = contextvars.ContextVar("request_id", default="-")
 
 
-def _guard(behavior: Callable[[Any, aio.ServicerContext], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _request_id(context: aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and value:
+            return str(value)[:128]
+    return uuid.uuid4().hex
+
+
+def _guard(
+    method: str, behavior: Callable[[Any, aio.ServicerContext], Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
     async def guarded(request: Any, context: aio.ServicerContext) -> Any:
+        request_id = _request_id(context)
+        REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        code = "OK"
         try:
             return await behavior(request, context)
         except RerankError as error:
+            code = error.status
             await context.abort(grpc.StatusCode[error.status], error.message)
         except (aio.AbortError, aio.UsageError):
+            code = "ABORTED"
             raise
         except Exception:
-            incident = uuid.uuid4().hex[:12]
-            log.exception("internal error %s", incident)
+            code = "INTERNAL"
+            log.exception("internal error in %s, request id %s", method, request_id)
             await context.abort(
-                grpc.StatusCode.INTERNAL, f"internal error (incident {incident}, see server log)"
+                grpc.StatusCode.INTERNAL, f"internal error (request id {request_id}, see server log)"
             )
+        finally:
+            elapsed = time.perf_counter() - started
+            REQUESTS.labels(method, code).inc()
+            LATENCY.labels(method, "total").observe(elapsed)
+            log.info("request_id=%s method=%s code=%s ms=%.1f", request_id, method, code, elapsed * 1e3)
 
     return guarded
 
@@ -48,8 +75,9 @@ class StatusMappingInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         # Only our unary methods need it; health Watch and reflection streams pass as they are.
         if handler is None or handler.unary_unary is None:
             return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
         return grpc.unary_unary_rpc_method_handler(
-            _guard(handler.unary_unary),
+            _guard(method, handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from rerank_server.backends.base import Backend, Plan
 from rerank_server.domain import Timings
 from rerank_server.errors import Cancelled, DeadlineExceeded, RerankError, ResourceExhausted, Unavailable
+from rerank_server.metrics import BATCH_SEQUENCES
 
 log = logging.getLogger(__name__)
 ResultT = TypeVar("ResultT")
@@ -162,6 +163,7 @@ class Scheduler:
             return
         elapsed = time.perf_counter() - started
         self.recent_batches.append(len(batch))
+        BATCH_SEQUENCES.observe(len(batch))
         for (job, index), output in zip(batch, outputs, strict=True):
             job.outputs[index] = output
             job.received += 1

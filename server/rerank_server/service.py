@@ -10,7 +10,9 @@ from grpc import aio
 
 from rerank_bridge_proto.v1 import rerank_pb2, rerank_pb2_grpc
 from rerank_server import validation, wire
+from rerank_server.domain import Timings, Usage
 from rerank_server.errors import DeadlineExceeded, Unimplemented
+from rerank_server.metrics import LATENCY, TOKENS
 
 if TYPE_CHECKING:
     from rerank_server.runtime import Runtime
@@ -24,6 +26,14 @@ def _deadline(context: aio.ServicerContext) -> float | None:
     if remaining <= 0:
         raise DeadlineExceeded("the request's deadline passed before it was read")
     return time.monotonic() + float(remaining)
+
+
+def record(method: str, timings: Timings, usage: Usage) -> None:
+    LATENCY.labels(method, "queue").observe(timings.queue_ms / 1e3)
+    LATENCY.labels(method, "compute").observe(timings.compute_ms / 1e3)
+    TOKENS.labels("query").inc(usage.query_tokens)
+    TOKENS.labels("document").inc(usage.document_tokens)
+    TOKENS.labels("total").inc(usage.total_tokens)
 
 
 class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
@@ -41,6 +51,7 @@ class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
         # Tokenising fifty documents takes milliseconds: keep it off the event loop.
         plan = await asyncio.to_thread(loaded.reranker.plan_rerank, domain)
         outcome, timings = await loaded.rerank_scheduler.run(plan, deadline)
+        record("Rerank", timings, outcome.usage)
         total_ms = (time.perf_counter() - started) * 1e3
         return wire.rerank_response(outcome, domain.top_n, timings, total_ms, loaded.reranker.model_id)
 
@@ -56,6 +67,7 @@ class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
         deadline = _deadline(context)
         plan = await asyncio.to_thread(loaded.embedder.plan_embed, domain)
         outcome, timings = await loaded.embed_scheduler.run(plan, deadline)
+        record("Embed", timings, outcome.usage)
         total_ms = (time.perf_counter() - started) * 1e3
         return wire.embed_response(outcome, timings, total_ms, loaded.embedder.model_id)
 

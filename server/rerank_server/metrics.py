@@ -1,0 +1,26 @@
+"""Prometheus metrics of the scoring server (served by `--metrics-port`).
+
+Module-level, so every server in a process shares them: a process runs one
+server in production; tests that start several only read differences.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+REQUESTS = Counter(
+    "rerank_server_requests_total", "RPCs answered, by method and status code", ["method", "code"]
+)
+LATENCY = Histogram(
+    "rerank_server_stage_seconds",
+    "Time per request by stage: queue (waiting for the model), compute (forward passes), total",
+    ["method", "stage"],
+    buckets=LATENCY_BUCKETS,
+)
+QUEUE_DEPTH = Gauge("rerank_server_queue_depth", "Requests admitted and not yet answered")
+BATCH_SEQUENCES = Histogram(
+    "rerank_server_batch_sequences", "Sequences per forward pass", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+TOKENS = Counter("rerank_server_tokens_total", "Tokens read by the model, by kind", ["kind"])

@@ -1,0 +1,38 @@
+"""Runs the HTTP bridge on a free loopback port in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from aiohttp import web
+from local_engines import free_port
+
+from rerank_connectors.bridge.app import build_app
+from rerank_connectors.bridge.config import BridgeConfig
+
+
+class RunningBridge:
+    def __init__(self, config: BridgeConfig) -> None:
+        self.port = free_port()
+        self.config = BridgeConfig(**{**config.__dict__, "host": "127.0.0.1", "port": self.port})
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> RunningBridge:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=60)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(build_app(self.config))
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()

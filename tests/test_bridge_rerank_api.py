@@ -1,0 +1,156 @@
+"""/v1/rerank (Jina shape) and /v2/rerank (Cohere v2 shape), checked against
+the parsing rules the engines' own reranking hooks apply to them."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from bridge_runner import RunningBridge
+
+from rerank_connectors.bridge.config import BridgeConfig, load_config
+from rerank_server.app import BackgroundServer
+
+DOCUMENTS = ["the river runs by the city", "a mountain", "rivers and cities", "city river city"]
+
+
+@pytest.fixture(scope="module")
+def bridge(fake_server: BackgroundServer) -> Iterator[RunningBridge]:
+    # No engine behind it: these routes talk to the scoring server only.
+    config = BridgeConfig(
+        engine_url="http://127.0.0.1:9", engine_kind="elasticsearch", reranker=fake_server.address
+    )
+    with RunningBridge(config) as running:
+        yield running
+
+
+def post(url: str, body: Any) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def json_path(document: Any, path: str) -> list[Any]:
+    """The `$.a[*].b` paths of Elasticsearch's custom inference json_parser."""
+    assert re.fullmatch(r"\$(\.\w+(\[\*\])?)+", path), path
+    nodes = [document]
+    for step in path[2:].split("."):
+        name, star = step.removesuffix("[*]"), step.endswith("[*]")
+        nodes = [node[name] for node in nodes]
+        if star:
+            nodes = [item for node in nodes for item in node]
+    return nodes
+
+
+def test_cohere_shape_carries_only_index_and_relevance_score(bridge: RunningBridge) -> None:
+    status, body = post(
+        f"{bridge.url}/v2/rerank", {"model": "fake", "query": "river city", "documents": DOCUMENTS}
+    )
+    assert status == 200
+    assert set(body) == {"id", "results", "meta"}
+    assert all(set(result) == {"index", "relevance_score"} for result in body["results"])
+    scores = [r["relevance_score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert sorted(r["index"] for r in body["results"]) == [0, 1, 2, 3]
+
+
+def test_elasticsearch_custom_endpoint_parser_reads_the_response(bridge: RunningBridge) -> None:
+    """The README's inference endpoint: request template with ${query}/${input},
+    json_parser $.results[*].relevance_score and $.results[*].index."""
+    template = '{"model": "fake", "query": ${query}, "documents": ${input}, "top_n": 3}'
+    request = template.replace("${query}", json.dumps("river city")).replace(
+        "${input}", json.dumps(DOCUMENTS)
+    )
+    status, body = post(f"{bridge.url}/v2/rerank", json.loads(request))
+    assert status == 200
+    scores = json_path(body, "$.results[*].relevance_score")
+    indices = json_path(body, "$.results[*].index")
+    assert len(scores) == len(indices) == 3
+    assert all(isinstance(i, int) and 0 <= i < len(DOCUMENTS) for i in indices)
+    # Both documents holding both words score 1.0 with the fake model; ties keep input order.
+    assert indices[:2] == [0, 3]
+
+
+def test_opensearch_cohere_post_process_reads_the_response(bridge: RunningBridge) -> None:
+    """ml-commons' connector.post_process.cohere.rerank: results[].index and
+    relevance_score, put back into document order."""
+    status, body = post(f"{bridge.url}/v2/rerank", {"query": "river", "documents": DOCUMENTS})
+    assert status == 200
+    by_document = sorted(body["results"], key=lambda result: result["index"])
+    assert [r["index"] for r in by_document] == list(range(len(DOCUMENTS)))
+    assert all(isinstance(r["relevance_score"], float) for r in by_document)
+
+
+def test_jina_shape_returns_documents_and_usage(bridge: RunningBridge) -> None:
+    status, body = post(
+        f"{bridge.url}/v1/rerank",
+        {"query": "mountain", "documents": [{"text": d} for d in DOCUMENTS], "top_n": 2},
+    )
+    assert status == 200
+    assert body["model"] == "fake" and body["usage"]["total_tokens"] > 0
+    assert body["results"][0]["document"]["text"] == "a mountain"
+    assert len(body["results"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"documents": ["a"]}, 400, "query"),
+        ({"query": "q", "documents": []}, 400, "documents"),
+        ({"query": "q", "documents": [3]}, 400, "documents[0]"),
+        ({"query": "q", "documents": ["a"], "top_n": 0}, 400, "top_n"),
+        ({"query": "q", "documents": ["a", ""]}, 400, "documents[1].text"),
+        ({"model": "other", "query": "q", "documents": ["a"]}, 404, "other"),
+    ],
+)
+def test_bad_rerank_calls_name_the_problem(
+    bridge: RunningBridge, body: Any, status: int, message: str
+) -> None:
+    got, answer = post(f"{bridge.url}/v2/rerank", body)
+    assert got == status
+    assert message in answer["message"]
+
+
+def test_config_file_reads_secrets_from_the_environment(tmp_path: Any) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        "engine: {url: 'http://es:9200', username_env: U, password_env: P}\n"
+        "api_keys_env: KEYS\n"
+        "indices: {'docs*': {fields: [title, text], rank_window_size: 30}}\n"
+    )
+    config = load_config(path, {"U": "elastic", "P": "s3cret", "KEYS": "k1, k2"})
+    assert (config.engine_username, config.engine_password) == ("elastic", "s3cret")
+    assert config.api_keys == {"k1", "k2"}
+    assert "s3cret" not in repr(config)
+    settings = config.rerank_for("docs-2024")
+    assert settings is not None and settings.rank_window_size == 30
+    assert config.rerank_for("other") is None
+
+
+def test_api_keys_guard_every_route(fake_server: BackgroundServer) -> None:
+    config = BridgeConfig(
+        engine_url="http://127.0.0.1:9",
+        engine_kind="elasticsearch",
+        reranker=fake_server.address,
+        api_keys=frozenset({"k1"}),
+    )
+    with RunningBridge(config) as bridge:
+        status, body = post(f"{bridge.url}/v2/rerank", {"query": "q", "documents": ["a"]})
+        assert status == 401 and body["error"]["type"] == "security_exception"
+        request = urllib.request.Request(
+            f"{bridge.url}/v2/rerank",
+            data=json.dumps({"query": "q", "documents": ["a"]}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Bearer k1"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
