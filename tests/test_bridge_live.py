@@ -151,7 +151,9 @@ def test_writes_and_admin_calls_are_refused_unless_allowed(engine: Engine, bridg
 def test_engine_errors_and_bad_rerank_sections(engine: Engine, bridge: RunningBridge, query: str) -> None:
     rerank = {"ext": {"rerank_bridge": {"rerank": {"fields": ["text"]}}}}
     status, body, _ = http(
-        "POST", f"{bridge.url}/{engine.index}-missing/_search", {"query": {"match": {"text": query}}, **rerank}
+        "POST",
+        f"{bridge.url}/{engine.index}-missing/_search",
+        {"query": {"match": {"text": query}}, **rerank},
     )
     assert status == 404 and body["error"]["type"] == "index_not_found_exception"
     bad = {

@@ -4,37 +4,16 @@ model folder, health, one request, a clean stop on SIGTERM."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from server_process import command, wait_for_port, wait_serving
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 from rerank_server.config import parse
-
-
-def command() -> str:
-    script = Path(sys.executable).parent / "rerank-bridge"
-    assert script.exists(), "the package is not installed: pip install -e '.[dev]'"
-    return str(script)
-
-
-def wait_for_port(process: subprocess.Popen[str], timeout: float = 120) -> int:
-    assert process.stderr is not None
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        line = process.stderr.readline()
-        if not line and process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}")
-        if match := re.search(r"listening on [^ ]+:(\d+)", line):
-            return int(match.group(1))
-    raise AssertionError("server did not report its port")
 
 
 def test_serve_a_model_folder_then_stop_on_sigterm(listwise_dir: Path) -> None:
@@ -45,12 +24,8 @@ def test_serve_a_model_folder_then_stop_on_sigterm(listwise_dir: Path) -> None:
     )
     try:
         port = wait_for_port(process)
+        wait_serving(f"127.0.0.1:{port}")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            deadline = time.monotonic() + 120
-            while health.Check(health_pb2.HealthCheckRequest(), timeout=5).status != 1:
-                assert time.monotonic() < deadline, "never became SERVING"
-                time.sleep(0.2)
             request = pb.RerankRequest(query="q", documents=[pb.Document(id="a", text="some passage")])
             response = rerank_pb2_grpc.RerankerStub(channel).Rerank(request, timeout=30)
             assert response.model == "listwise" and len(response.results) == 1

@@ -7,6 +7,7 @@ for their lifetime: open one per application, not per request.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,14 +65,46 @@ def _metadata(request_id: str | None) -> list[tuple[str, str]] | None:
     return [("x-request-id", request_id)] if request_id else None
 
 
-def _options(max_message_bytes: int) -> list[tuple[str, int]]:
+# Spread calls over every address the target resolves to (several replicas
+# behind one DNS name, or an explicit "ipv4:host:port,host:port" list), and
+# retry a call that found its server gone: scoring is idempotent.
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{"service": "rerank.v1.Reranker"}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+
+
+def _options(max_message_bytes: int) -> list[tuple[str, int | str]]:
     return [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.service_config", SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
     ]
 
 
+def replicas(addresses: Sequence[str]) -> str:
+    """One target for several servers given as IP:port (client-side round robin)."""
+    return "ipv4:" + ",".join(addresses)
+
+
 class RerankClient:
+    """`address` is any gRPC target: "host:port", "dns:///name:port" (every
+    replica behind the name), or replicas(["10.0.0.1:50051", ...])."""
+
     def __init__(
         self, address: str, timeout: float = 30.0, max_message_bytes: int = 16 * 1024 * 1024
     ) -> None:

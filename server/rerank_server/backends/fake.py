@@ -47,13 +47,15 @@ class FakeBackend(Backend):
     returns_embeddings = True
     embed_dimensions = DIMENSIONS
 
-    def __init__(self, options: str, max_query_tokens: int, max_document_tokens: int) -> None:
+    def __init__(
+        self, options: str, max_query_tokens: int, max_document_tokens: int, name: str = "fake"
+    ) -> None:
         settings = dict(parse_qsl(options))
         self.warmup_s = float(settings.pop("warmup_s", 0))
         self.forward_s = float(settings.pop("forward_s", 0))
         if settings:
             raise ValueError(f"unknown fake backend options: {', '.join(settings)}")
-        self.model_id = "fake"
+        self.model_id = name
         self.limits = BackendLimits(1, 1_000_000, max_query_tokens, max_document_tokens)
 
     def warm_up(self) -> None:

@@ -96,7 +96,9 @@ def load_backend(config: ServerConfig) -> Backend:
         from rerank_server.backends.fake import FakeBackend
 
         options = config.model.split("?", 1)[1] if "?" in config.model else ""
-        return FakeBackend(options, config.max_query_tokens, config.max_document_tokens)
+        return FakeBackend(
+            options, config.max_query_tokens, config.max_document_tokens, config.model_name or "fake"
+        )
     model = resolve_model(config.model)
     kind = detect_kind(model) if config.kind == "auto" else config.kind
     return _build_real(kind, model, config)
