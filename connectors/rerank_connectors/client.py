@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc import aio
@@ -96,6 +97,21 @@ def _options(max_message_bytes: int) -> list[tuple[str, int | str]]:
     ]
 
 
+@dataclass(frozen=True)
+class Tls:
+    """TLS to the scoring server: the CA that signed it, and for mutual TLS this client's pair."""
+
+    ca: str
+    cert: str = ""
+    key: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str) -> bytes | None:
+            return Path(path).read_bytes() if path else None
+
+        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
+
+
 def replicas(addresses: Sequence[str]) -> str:
     """One target for several servers given as IP:port (client-side round robin)."""
     return "ipv4:" + ",".join(addresses)
@@ -106,11 +122,20 @@ class RerankClient:
     replica behind the name), or replicas(["10.0.0.1:50051", ...])."""
 
     def __init__(
-        self, address: str, timeout: float = 30.0, max_message_bytes: int = 16 * 1024 * 1024
+        self,
+        address: str,
+        timeout: float = 30.0,
+        max_message_bytes: int = 16 * 1024 * 1024,
+        tls: Tls | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=_options(max_message_bytes))
+        options = _options(max_message_bytes)
+        self._channel = (
+            grpc.secure_channel(address, tls.credentials(), options=options)
+            if tls
+            else grpc.insecure_channel(address, options=options)
+        )
         self._stub = rerank_pb2_grpc.RerankerStub(self._channel)
 
     def rerank(
@@ -153,11 +178,20 @@ class AsyncRerankClient:
     """The asyncio twin of RerankClient (same arguments, awaitable calls)."""
 
     def __init__(
-        self, address: str, timeout: float = 30.0, max_message_bytes: int = 16 * 1024 * 1024
+        self,
+        address: str,
+        timeout: float = 30.0,
+        max_message_bytes: int = 16 * 1024 * 1024,
+        tls: Tls | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = aio.insecure_channel(address, options=_options(max_message_bytes))
+        options = _options(max_message_bytes)
+        self._channel = (
+            aio.secure_channel(address, tls.credentials(), options=options)
+            if tls
+            else aio.insecure_channel(address, options=options)
+        )
         self._stub = rerank_pb2_grpc.RerankerStub(self._channel)
 
     async def rerank(

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import signal
 import threading
+from pathlib import Path
 
+import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -28,6 +30,19 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = rerank_pb2.DESCRIPTOR.services_by_name["Reranker"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS when a certificate is configured; mutual TLS when a client CA is too."""
+    if not config.tls_cert:
+        if config.tls_key or config.tls_client_ca:
+            raise ValueError("--tls-key and --tls-client-ca need --tls-cert")
+        return None
+    pair = (Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())
+    client_ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
 
 
 class RerankServer:
@@ -51,7 +66,12 @@ class RerankServer:
         """Binds and starts answering (NOT_SERVING); returns the bound port."""
         for service in ("", SERVICE_NAME):
             await self.health.set(service, NOT_SERVING)
-        self.port = self.server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        address = f"{self.config.host}:{self.config.port}"
+        credentials = server_credentials(self.config)
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
         await self.server.start()
         log.info("listening on %s:%d", self.config.host, self.port)
         return self.port
