@@ -3,7 +3,7 @@ in the engine's search calls and in the reranker's RPCs, median over N queries.
 
     .venv/bin/python bench/connector_overhead.py [--queries 200] [--engines elasticsearch,opensearch]
 
-Starts local engine nodes (tools/local_engines.py) and a scoring server with
+Starts local engine nodes (rerank_connectors.local_engines) and a scoring server with
 the weightless fake model in its own process, indexes XQuAD-R English
 sentences (with the fake model's vectors), then runs BM25, kNN and hybrid
 searches reranked over a 50-hit window. Prints JSON; the target is a median
@@ -15,17 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import local_engines
 from server_throughput import start_server
 
-from rerank_connectors import Hybrid, KnnSearch, RerankClient, Reranking, RerankingSearch, RerankSettings
+from rerank_connectors import (
+    Hybrid,
+    KnnSearch,
+    RerankClient,
+    Reranking,
+    RerankingSearch,
+    RerankSettings,
+    local_engines,
+)
 from workload import progress
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"

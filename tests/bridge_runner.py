@@ -6,10 +6,10 @@ import asyncio
 import threading
 
 from aiohttp import web
-from local_engines import free_port
 
 from rerank_connectors.bridge.app import build_app
 from rerank_connectors.bridge.config import BridgeConfig
+from rerank_connectors.local_engines import free_port
 
 
 class RunningBridge:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,13 +23,11 @@ from typing import Any
 
 import pytest
 
-from rerank_connectors import RerankClient
+from rerank_connectors import RerankClient, local_engines
 from rerank_server.app import BackgroundServer
 from rerank_server.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-import local_engines  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "xquad-r"
 LANGUAGES = ("en", "de")

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from live_fixtures import Corpus, Engine
-from local_engines import free_port
 
 from rerank_connectors import (
     HIT_KEY,
@@ -24,6 +23,7 @@ from rerank_connectors import (
     RerankSettings,
     RerankUnavailable,
 )
+from rerank_connectors.local_engines import free_port
 from rerank_server.app import BackgroundServer
 
 pytestmark = pytest.mark.live

@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import local_engines
 from tqdm import tqdm
 
-from rerank_connectors import HIT_KEY, RerankClient, RerankingSearch, RerankSettings
+from rerank_connectors import HIT_KEY, RerankClient, RerankingSearch, RerankSettings, local_engines
 from rerank_server.app import BackgroundServer
 from rerank_server.config import ServerConfig
 

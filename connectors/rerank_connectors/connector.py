@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -26,7 +27,7 @@ import grpc
 from rerank_connectors.client import AsyncRerankClient, RerankClient
 from rerank_connectors.dialects import dialect_of, engine_error, response_body
 from rerank_connectors.errors import RerankUnavailable
-from rerank_connectors.pipeline import SearchPlan
+from rerank_connectors.pipeline import Candidate, SearchPlan
 from rerank_connectors.request_forms import parse_request
 from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
 
@@ -93,10 +94,44 @@ class _Base:
         return SearchPlan(parse_request(body, rerank or self.defaults, knn, hybrid), self.dialect)
 
 
+@dataclass
+class FirstStage:
+    """The first stage's outcome: the plan it ran, the engine response to build
+    on, and the window's candidates in first-stage order."""
+
+    plan: SearchPlan
+    base: dict[str, Any]
+    candidates: list[Candidate]
+    timer: StageTimer
+
+
 class RerankingSearch(_Base):
     def __init__(self, engine: Any, reranker: RerankClient, defaults: RerankSettings | None = None) -> None:
         super().__init__(engine, defaults)
         self.reranker = reranker
+
+    def first_stage(
+        self,
+        index: str,
+        body: dict[str, Any] | None = None,
+        *,
+        rerank: RerankSettings | None = None,
+        knn: KnnSearch | None = None,
+        hybrid: Hybrid | None = None,
+        request_id: str | None = None,
+    ) -> FirstStage:
+        """Runs only the first stage (evaluation reranks its windows at several depths)."""
+        plan, timer = self.plan(body, rerank, knn, hybrid), StageTimer()
+        vector = None
+        if (text := plan.vector_text) is not None:
+            with timer("embed"), embedding_errors():
+                vector = self.reranker.embed([text], plan.request.settings.timeout, request_id)[0]
+        responses = []
+        with timer("first_stage"), engine_errors():
+            for call in plan.calls(vector):
+                responses.append(response_body(self.engine.search(**self.dialect.search_kwargs(index, call))))
+        base, candidates = plan.candidates(responses)
+        return FirstStage(plan, base, candidates, timer)
 
     def search(
         self,
@@ -108,19 +143,10 @@ class RerankingSearch(_Base):
         hybrid: Hybrid | None = None,
         request_id: str | None = None,
     ) -> dict[str, Any]:
-        plan, timer = self.plan(body, rerank, knn, hybrid), StageTimer()
-        settings = plan.request.settings
-        vector = None
-        if (text := plan.vector_text) is not None:
-            with timer("embed"), embedding_errors():
-                vector = self.reranker.embed([text], settings.timeout, request_id)[0]
-        responses = []
-        with timer("first_stage"), engine_errors():
-            for call in plan.calls(vector):
-                responses.append(response_body(self.engine.search(**self.dialect.search_kwargs(index, call))))
-        base, candidates = plan.candidates(responses)
-        if not (documents := plan.documents(candidates)):
-            return plan.respond(base, candidates, None, NO_TEXT, timer.ms)
+        stage = self.first_stage(index, body, rerank=rerank, knn=knn, hybrid=hybrid, request_id=request_id)
+        plan, timer, settings = stage.plan, stage.timer, stage.plan.request.settings
+        if not (documents := plan.documents(stage.candidates)):
+            return plan.respond(stage.base, stage.candidates, None, NO_TEXT, timer.ms)
         try:
             with timer("rerank"):
                 ranking = self.reranker.rerank(
@@ -132,8 +158,8 @@ class RerankingSearch(_Base):
                     request_id=request_id,
                 )
         except grpc.RpcError as error:
-            return plan.respond(base, candidates, None, reranker_failure(plan, error), timer.ms)
-        return plan.respond(base, candidates, ranking, timings_ms=timer.ms)
+            return plan.respond(stage.base, stage.candidates, None, reranker_failure(plan, error), timer.ms)
+        return plan.respond(stage.base, stage.candidates, ranking, timings_ms=timer.ms)
 
 
 class AsyncRerankingSearch(_Base):

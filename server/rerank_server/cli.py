@@ -27,7 +27,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     proxy.add_argument("--reranker", help="scoring server address host:port (overrides the file)")
     proxy.add_argument("--host", help="address to listen on (overrides the file)")
     proxy.add_argument("--port", type=int, help="port to listen on (overrides the file)")
+    evaluate = commands.add_parser("eval", help="measure first stages with and without reranking (BEIR data)")
+    from rerank_connectors.evaluation.cli import add_arguments as add_eval_arguments
+
+    add_eval_arguments(evaluate)
     args = parser.parse_args(argv)
+    if args.command == "eval":
+        from rerank_connectors.evaluation.cli import run as run_eval
+
+        run_eval(args)
+        return
     if args.command == "proxy":
         logging.basicConfig(
             level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -1,0 +1,65 @@
+"""Reading a BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels.tsv, each
+possibly gzipped (`.gz` is read transparently)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+
+def _open(folder: Path, name: str) -> IO[str]:
+    plain, zipped = folder / name, folder / f"{name}.gz"
+    if plain.exists():
+        return plain.open(encoding="utf-8")
+    if zipped.exists():
+        return gzip.open(zipped, "rt", encoding="utf-8")
+    raise FileNotFoundError(f"{folder} has neither {name} nor {name}.gz")
+
+
+def _jsonl(folder: Path, name: str) -> Iterator[dict[str, Any]]:
+    with _open(folder, name) as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+@dataclass(frozen=True)
+class Collection:
+    name: str
+    corpus: dict[str, dict[str, str]]  # id -> {"title", "text"}
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]  # query id -> doc id -> graded gain
+
+    def passage(self, doc_id: str) -> str:
+        doc = self.corpus[doc_id]
+        return f"{doc['title']}\n{doc['text']}".strip()
+
+
+def load_collection(folder: Path, max_queries: int | None = None, seed: int = 0) -> Collection:
+    corpus = {
+        str(d["_id"]): {"title": d.get("title") or "", "text": d.get("text") or ""}
+        for d in _jsonl(folder, "corpus.jsonl")
+    }
+    qrels: dict[str, dict[str, int]] = {}
+    with _open(folder, "qrels.tsv") as handle:
+        for i, line in enumerate(handle):
+            parts = line.rstrip("\n").split("\t")
+            if i == 0 and not parts[-1].lstrip("-").isdigit():
+                continue  # header
+            query_id, doc_id, gain = parts[0], parts[1], int(parts[2])
+            qrels.setdefault(query_id, {})[doc_id] = gain
+    # Only queries with at least one relevant document count, as in BEIR.
+    queries = {
+        str(q["_id"]): q["text"]
+        for q in _jsonl(folder, "queries.jsonl")
+        if any(g > 0 for g in qrels.get(str(q["_id"]), {}).values())
+    }
+    if max_queries is not None and len(queries) > max_queries:
+        chosen = sorted(random.Random(seed).sample(sorted(queries), max_queries))
+        queries = {q: queries[q] for q in chosen}
+    return Collection(folder.name, corpus, queries, {q: qrels[q] for q in queries})

@@ -1,0 +1,87 @@
+"""`rerank-bridge eval`: index a BEIR-layout collection in a real engine, run
+BM25, kNN and hybrid with and without reranking, and report the metrics.
+
+    rerank-bridge eval --data ../shared/data/scifact --engine elasticsearch --depths 10,20,50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from rerank_connectors.client import RerankClient
+from rerank_connectors.connector import RerankingSearch
+from rerank_connectors.evaluation import report
+from rerank_connectors.evaluation.beir import load_collection
+from rerank_connectors.evaluation.indexing import ensure_index
+from rerank_connectors.evaluation.runner import STAGES, evaluate_collection
+
+ENGINES = ("elasticsearch", "opensearch")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", type=Path, required=True, help="BEIR-layout folder (corpus, queries, qrels)"
+    )
+    parser.add_argument("--engine", choices=ENGINES, default="elasticsearch")
+    parser.add_argument("--engine-url", help="a running engine; without it a local node is started")
+    parser.add_argument("--reranker", help="scoring server host:port; without it one is started with --model")
+    parser.add_argument("--model", default="builtin:all-MiniLM-L6-v2", help="model for a server started here")
+    parser.add_argument("--depths", default="10,20,50,100", help="candidate counts to rerank")
+    parser.add_argument("--stages", default=",".join(STAGES), help="first stages: bm25, knn, hybrid")
+    parser.add_argument("--max-queries", type=int, help="a seeded sample of the judged queries")
+    parser.add_argument("--out", type=Path, default=Path("eval-results"), help="where the JSON and PNG go")
+
+
+def _engine_client(kind: str, url: str) -> Any:
+    if kind == "elasticsearch":
+        from elasticsearch import Elasticsearch
+
+        return Elasticsearch(url, request_timeout=300)
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(url, timeout=300)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    depths = sorted({int(d) for d in args.depths.split(",")})
+    stages = [s for s in args.stages.split(",") if s]
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise SystemExit(f"unknown first stages: {', '.join(sorted(unknown))}; known: {', '.join(STAGES)}")
+    collection = load_collection(args.data, args.max_queries)
+    with ExitStack() as stack:
+        address = args.reranker
+        if address is None:
+            from rerank_server.app import BackgroundServer
+            from rerank_server.config import ServerConfig
+
+            print(f"starting a scoring server on {args.model}", file=sys.stderr, flush=True)
+            server = BackgroundServer(
+                ServerConfig(model=args.model, port=0, max_documents=max(1000, 3 * max(depths)))
+            )
+            stack.callback(server.stop)
+            address = server.start().address
+        url = args.engine_url
+        if url is None:
+            from rerank_connectors import local_engines
+
+            print(f"starting a local {args.engine} node", file=sys.stderr, flush=True)
+            node = local_engines.start(args.engine, heap="1g")
+            stack.callback(node.stop)
+            url = node.url
+        engine = _engine_client(args.engine, url)
+        stack.callback(engine.close)
+        reranker = stack.enter_context(RerankClient(address, timeout=600))
+        index = ensure_index(engine, args.engine, collection, reranker)
+        result = evaluate_collection(
+            RerankingSearch(engine, reranker), reranker, index, collection, stages, depths
+        )
+    result["engine"] = args.engine
+    json_path, png_path = report.write(result, args.out)
+    print(report.table(result))
+    print(f"\nwrote {json_path} and {png_path}")
+    return result

@@ -1,0 +1,94 @@
+"""Indexing a collection for evaluation: BM25 text fields and a vector field
+filled by the scoring server's Embed. An index whose name carries the
+fingerprint of the corpus and of the embedding model is reused as it is."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from tqdm import tqdm
+
+from rerank_connectors.client import RerankClient
+from rerank_connectors.evaluation.beir import Collection
+from rerank_connectors.evaluation.cache import JsonCache
+
+EMBED_BATCH = 128
+
+
+def index_mapping(kind: str, dimensions: int) -> dict[str, Any]:
+    """Text fields, and a cosine HNSW vector field in each engine's syntax (the
+    Lucene engine on OpenSearch: it needs no native libraries)."""
+    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+    if kind == "elasticsearch":
+        vector: dict[str, Any] = {
+            "type": "dense_vector",
+            "dims": dimensions,
+            "index": True,
+            "similarity": "cosine",
+        }
+    else:
+        settings["index.knn"] = True
+        method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
+        vector = {"type": "knn_vector", "dimension": dimensions, "method": method}
+    properties = {"title": {"type": "text"}, "text": {"type": "text"}, "vector": vector}
+    return {"settings": settings, "mappings": {"properties": properties}}
+
+
+def index_name(collection: Collection, embed_model: str) -> str:
+    digest = hashlib.sha256(embed_model.encode())
+    for doc_id in sorted(collection.corpus):
+        digest.update(doc_id.encode())
+        digest.update(collection.passage(doc_id).encode())
+    slug = re.sub(r"[^a-z0-9]+", "-", collection.name.lower()).strip("-")
+    return f"rerank-eval-{slug}-{digest.hexdigest()[:12]}"
+
+
+def bulk_helper(kind: str) -> Any:
+    if kind == "elasticsearch":
+        from elasticsearch.helpers import bulk
+    else:
+        from opensearchpy.helpers import bulk
+    return bulk
+
+
+def ensure_index(engine: Any, kind: str, collection: Collection, reranker: RerankClient) -> str:
+    info = reranker.model_info()
+    if not info.embed_model_id:
+        raise RuntimeError("the scoring server serves no Embed model: start it with --embed-model")
+    name = index_name(collection, info.embed_model_id)
+    if engine.indices.exists(index=name):
+        count = engine.count(index=name)["count"]
+        if count == len(collection.corpus):
+            return name  # same corpus, same model: reuse
+        engine.indices.delete(index=name)
+    engine.indices.create(index=name, body=index_mapping(kind, info.embed_dimensions))
+    ids = list(collection.corpus)
+    vectors = embed_corpus(collection, ids, reranker, JsonCache("vectors", name))
+    bulk = bulk_helper(kind)
+    for start in range(0, len(ids), 500):
+        actions = [
+            {"_index": name, "_id": doc_id, "_source": {**collection.corpus[doc_id], "vector": vector}}
+            for doc_id, vector in zip(ids[start : start + 500], vectors[start : start + 500], strict=True)
+        ]
+        bulk(engine, actions)
+    engine.indices.refresh(index=name)
+    return name
+
+
+def embed_corpus(
+    collection: Collection, ids: list[str], reranker: RerankClient, cache: JsonCache
+) -> list[Any]:
+    """Every passage's vector, from the cache when this corpus and model were embedded before."""
+    cached = cache.load()
+    if cached is not None and len(cached) == len(ids):
+        return list(cached)
+    vectors: list[Any] = []
+    with tqdm(total=len(ids), desc=f"embedding {collection.name}", unit="doc") as bar:
+        for start in range(0, len(ids), EMBED_BATCH):
+            batch = ids[start : start + EMBED_BATCH]
+            vectors.extend(reranker.embed([collection.passage(doc_id) for doc_id in batch], timeout=600))
+            bar.update(len(batch))
+    cache.save(vectors)
+    return vectors
