@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -117,6 +118,14 @@ def replicas(addresses: Sequence[str]) -> str:
     return "ipv4:" + ",".join(addresses)
 
 
+def _open_channel(module: Any, address: str, max_message_bytes: int, tls: Tls | None) -> Any:
+    """A channel from `grpc` or `grpc.aio` (same call shapes), over TLS when asked."""
+    options = _options(max_message_bytes)
+    if tls is None:
+        return module.insecure_channel(address, options=options)
+    return module.secure_channel(address, tls.credentials(), options=options)
+
+
 class RerankClient:
     """`address` is any gRPC target: "host:port", "dns:///name:port" (every
     replica behind the name), or replicas(["10.0.0.1:50051", ...])."""
@@ -130,12 +139,7 @@ class RerankClient:
     ) -> None:
         self.address = address
         self.timeout = timeout
-        options = _options(max_message_bytes)
-        self._channel = (
-            grpc.secure_channel(address, tls.credentials(), options=options)
-            if tls
-            else grpc.insecure_channel(address, options=options)
-        )
+        self._channel = _open_channel(grpc, address, max_message_bytes, tls)
         self._stub = rerank_pb2_grpc.RerankerStub(self._channel)
 
     def rerank(
@@ -186,12 +190,7 @@ class AsyncRerankClient:
     ) -> None:
         self.address = address
         self.timeout = timeout
-        options = _options(max_message_bytes)
-        self._channel = (
-            aio.secure_channel(address, tls.credentials(), options=options)
-            if tls
-            else aio.insecure_channel(address, options=options)
-        )
+        self._channel = _open_channel(aio, address, max_message_bytes, tls)
         self._stub = rerank_pb2_grpc.RerankerStub(self._channel)
 
     async def rerank(

@@ -70,6 +70,15 @@ def embedding_errors() -> Iterator[None]:
         raise RerankUnavailable(error.code().name, error.details() or "") from error
 
 
+def rerank_options(settings: RerankSettings, request_id: str | None) -> dict[str, Any]:
+    return {
+        "instruction": settings.instruction,
+        "max_document_tokens": settings.max_document_tokens,
+        "timeout": settings.timeout,
+        "request_id": request_id,
+    }
+
+
 def reranker_failure(plan: SearchPlan, error: grpc.RpcError) -> str:
     """Fail-open: the reason to report; fail-closed: raises RerankUnavailable."""
     code, details = error.code().name, error.details() or ""
@@ -150,12 +159,7 @@ class RerankingSearch(_Base):
         try:
             with timer("rerank"):
                 ranking = self.reranker.rerank(
-                    settings.query_text or "",
-                    documents,
-                    instruction=settings.instruction,
-                    max_document_tokens=settings.max_document_tokens,
-                    timeout=settings.timeout,
-                    request_id=request_id,
+                    settings.query_text or "", documents, **rerank_options(settings, request_id)
                 )
         except grpc.RpcError as error:
             return plan.respond(stage.base, stage.candidates, None, reranker_failure(plan, error), timer.ms)
@@ -199,12 +203,7 @@ class AsyncRerankingSearch(_Base):
         try:
             with timer("rerank"):
                 ranking = await self.reranker.rerank(
-                    settings.query_text or "",
-                    documents,
-                    instruction=settings.instruction,
-                    max_document_tokens=settings.max_document_tokens,
-                    timeout=settings.timeout,
-                    request_id=request_id,
+                    settings.query_text or "", documents, **rerank_options(settings, request_id)
                 )
         except grpc.RpcError as error:
             return plan.respond(base, candidates, None, reranker_failure(plan, error), timer.ms)
