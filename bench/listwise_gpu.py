@@ -32,7 +32,7 @@ from rerank_server.backends.model_files import read_tensors
 from rerank_server.config import ServerConfig
 from rerank_server.devices import resolve_placement
 from rerank_server.tiny_models import QWEN3_0_6B, build_listwise
-from workload import FILLER, load, progress, summarise
+from workload import FILLER, grpc_caller, load, progress, summarise
 
 
 def make_requests(count: int, documents: int, doc_tokens: int, tokenizer: Any) -> list[pb.RerankRequest]:
@@ -139,10 +139,10 @@ def main() -> None:
         )
         levels = []
         with BackgroundServer(config) as server:
-            load(server.address, requests[:2], 1)  # warm-up at the real shape
+            load(grpc_caller(server.address), requests[:2], 1)  # warm-up at the real shape
             for concurrency in args.concurrency:
                 progress(f"server: {args.requests} requests at concurrency {concurrency}")
-                levels.append(load(server.address, requests[: args.requests], concurrency))
+                levels.append(load(grpc_caller(server.address), requests[: args.requests], concurrency))
         peak_server = torch.cuda.max_memory_allocated() if placement.device.type == "cuda" else 0
 
     best = max(level["documents_per_s"] for level in levels)

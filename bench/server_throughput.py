@@ -1,85 +1,187 @@
-"""Server throughput and latency over real gRPC on loopback.
+"""Scoring-server throughput and latency over real gRPC on loopback, with peers.
 
-    .venv/bin/python bench/server_throughput.py [--models tiny-listwise,minilm] [--concurrency 1,8,32]
+    .venv/bin/python bench/server_throughput.py                                   # issue defaults
+    .venv/bin/python bench/server_throughput.py --models minilm --concurrency 1,4,16,64 \\
+        --peers inprocess,infinity --infinity /var/tmp/rerank-bridge/infinity-venv/bin/infinity_emb
 
-For each model it starts `rerank-bridge serve` as its own process (so client
-threads do not share its interpreter), waits for SERVING, warms up, and sends
-the same requests (50 documents of ~200 tokens by default) at each
-concurrency. Prints JSON: per model and concurrency, p50/p95/p99 latency,
-requests/s and documents/s, with the server's device and the batch sizes.
+Each model is served by `rerank-bridge serve` in its own process (client threads
+do not share its interpreter); the same requests (50 documents of ~200 tokens)
+go out at each concurrency. Peers, on the same model in the same run:
+`inprocess` calls the model directly (sentence-transformers encode + cosine, one
+call at a time: the server's own overhead is the difference), `infinity` is
+infinity-emb's HTTP server (its own virtual environment; it pins numpy<2 and
+transformers 4.x) asked for the same embeddings. Prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
-import re
 import subprocess
-import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 from rerank_server.config import BUILTIN_MINILM
-from workload import load, progress, rerank_requests
+from workload import Call, grpc_caller, load, progress, rerank_requests, start_server, summarise
 
 
-def start_server(model: str, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
-    command = [
-        str(Path(sys.executable).parent / "rerank-bridge"),
-        "serve",
-        "--model",
-        model,
-        "--port",
-        "0",
-        *extra,
-    ]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    for line in process.stderr:
-        if match := re.search(r"listening on [^ ]+:(\d+)", line):
-            address = f"127.0.0.1:{match.group(1)}"
-            break
-    else:
-        raise RuntimeError(f"server for {model} exited with {process.wait()}")
+def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
+    if name == "tiny-listwise":
+        from rerank_server.tiny_models import build_listwise
+
+        return str(build_listwise(scratch / "listwise")), ["--embed-model", "none"]
+    if name == "minilm":
+        return BUILTIN_MINILM, []
+    return name, ["--embed-model", "none"]
+
+
+def tokens_per_request(address: str, request: pb.RerankRequest) -> int:
     with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while health.Check(health_pb2.HealthCheckRequest(), timeout=5).status != 1:
+        return int(rerank_pb2_grpc.RerankerStub(channel).Rerank(request, timeout=600).usage.total_tokens)
+
+
+def with_tokens(level: dict[str, Any], tokens: int) -> dict[str, Any]:
+    return {**level, "tokens_per_s": round(level["requests_per_s"] * tokens, 1)}
+
+
+def in_process_peer(requests: list[pb.RerankRequest], count: int) -> dict[str, Any]:
+    """The model called directly, as an application without a server would."""
+    from sentence_transformers import SentenceTransformer
+
+    from rerank_server.backends.registry import builtin_minilm_folder
+
+    model = SentenceTransformer(str(builtin_minilm_folder()), device="cpu")
+    latencies = []
+    started = time.perf_counter()
+    for request in requests[:count]:
+        begin = time.perf_counter()
+        vectors = model.encode([request.query] + [d.text for d in request.documents], convert_to_tensor=True)
+        _ = (vectors[1:] @ vectors[0]).tolist()
+        latencies.append(time.perf_counter() - begin)
+    return {
+        "concurrency": 1,
+        **summarise(latencies, time.perf_counter() - started, len(requests[0].documents)),
+    }
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True)) / (math.hypot(*a) * math.hypot(*b))
+
+
+def infinity_caller(url: str, model_id: str) -> Callable[[], Call]:
+    def make() -> Call:
+        def call(request: pb.RerankRequest) -> None:
+            body = json.dumps(
+                {"model": model_id, "input": [request.query] + [d.text for d in request.documents]}
+            )
+            http = urllib.request.Request(
+                f"{url}/embeddings", data=body.encode(), headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(http, timeout=600) as response:
+                data = [item["embedding"] for item in json.load(response)["data"]]
+            scores = [cosine(data[0], vector) for vector in data[1:]]
+            assert len(scores) == len(request.documents)
+
+        return call
+
+    return make
+
+
+def start_infinity(binary: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    from rerank_connectors.local_engines import free_port
+    from rerank_server.backends.registry import builtin_minilm_folder
+
+    folder, port = str(builtin_minilm_folder()), free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [
+        binary,
+        "v2",
+        "--model-id",
+        folder,
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--device",
+        "cpu",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/models", timeout=5) as response:
+                return process, url, json.load(response)["data"][0]["id"]
+        except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"server for {model} exited with {process.returncode}")
-            time.sleep(0.2)
-    return process, address
+                raise RuntimeError("infinity_emb exited while starting") from None
+            time.sleep(1)
+    process.kill()
+    raise RuntimeError("infinity_emb did not start in 300 s")
 
 
-def bench_model(name: str, model: str, extra: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    model, extra = model_folder(name, scratch)
     process, address = start_server(model, extra)
+    requests = rerank_requests(
+        max(max(args.concurrency) * args.rounds, args.min_requests), args.documents, args.words
+    )
     try:
         with grpc.insecure_channel(address) as channel:
             info = rerank_pb2_grpc.RerankerStub(channel).GetModelInfo(pb.GetModelInfoRequest())
-        requests = rerank_requests(max(args.concurrency) * args.rounds, args.documents, args.words)
-        load(address, requests[:2], 1)  # warm-up: first real-size shapes
+        tokens = tokens_per_request(address, requests[0])  # also the warm-up at full size
         levels = []
         for concurrency in args.concurrency:
             batch = requests[: max(concurrency * args.rounds, args.min_requests)]
             progress(f"{name}: {len(batch)} requests at concurrency {concurrency}")
-            levels.append(load(address, batch, concurrency))
-        return {
-            "model": name,
-            "kind": info.kind,
-            "device": info.device,
-            "dtype": info.dtype,
-            "levels": levels,
-        }
+            levels.append(with_tokens(load(grpc_caller(address), batch, concurrency), tokens))
     finally:
         process.terminate()
         process.wait(timeout=60)
+    result: dict[str, Any] = {
+        "model": name,
+        "kind": info.kind,
+        "device": info.device,
+        "dtype": info.dtype,
+        "tokens_per_request": tokens,
+        "levels": levels,
+    }
+    peers: dict[str, Any] = {}
+    if name == "minilm" and "inprocess" in args.peers:
+        progress("peer: in-process model calls")
+        peers["inprocess"] = with_tokens(in_process_peer(requests, args.min_requests), tokens)
+        result["server_overhead_ratio_p50_c1"] = round(levels[0]["p50_ms"] / peers["inprocess"]["p50_ms"], 3)
+    if name == "minilm" and "infinity" in args.peers:
+        infinity, url, model_id = start_infinity(args.infinity)
+        try:
+            load(infinity_caller(url, model_id), requests[:2], 1)  # warm-up
+            runs = []
+            for concurrency in args.concurrency:
+                batch = requests[: max(concurrency * args.rounds, args.min_requests)]
+                progress(f"peer infinity: {len(batch)} requests at concurrency {concurrency}")
+                runs.append(with_tokens(load(infinity_caller(url, model_id), batch, concurrency), tokens))
+            peers["infinity"] = {"levels": runs}
+            result["throughput_ratio_vs_infinity"] = {
+                str(ours["concurrency"]): round(ours["requests_per_s"] / theirs["requests_per_s"], 3)
+                for ours, theirs in zip(levels, runs, strict=True)
+            }
+        finally:
+            infinity.terminate()
+            infinity.wait(timeout=60)
+    if peers:
+        result["peers"] = peers
+    return result
 
 
 def main() -> None:
@@ -92,23 +194,14 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=150, help="words per document (~200 tokens)")
     parser.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
     parser.add_argument("--min-requests", type=int, default=8)
+    parser.add_argument("--peers", default="", help="comma-separated: inprocess, infinity (MiniLM only)")
+    parser.add_argument("--infinity", default="infinity_emb", help="the infinity_emb command")
     args = parser.parse_args()
-
-    results = []
     with tempfile.TemporaryDirectory() as scratch:
-        for name in args.models.split(","):
-            if name == "tiny-listwise":
-                from rerank_server.tiny_models import build_listwise
-
-                model, extra = str(build_listwise(Path(scratch) / "listwise")), ["--embed-model", "none"]
-            elif name == "minilm":
-                model, extra = BUILTIN_MINILM, []
-            else:
-                model, extra = name, ["--embed-model", "none"]
-            results.append(bench_model(name, model, extra, args))
+        results = [bench_model(name, args, Path(scratch)) for name in args.models.split(",")]
     report = {
         "benchmark": "server_throughput",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()},
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "documents": args.documents,
         "words_per_document": args.words,
         "results": results,

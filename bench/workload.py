@@ -7,15 +7,19 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 import statistics
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
@@ -71,28 +75,28 @@ def summarise(latencies_s: list[float], wall_s: float, documents: int) -> dict[s
     }
 
 
-def load(
-    address: str, requests: list[pb.RerankRequest], concurrency: int, timeout: float = 600
-) -> dict[str, Any]:
-    """Sends every request once from `concurrency` clients, each on its own channel."""
+Call = Callable[[pb.RerankRequest], None]
+
+
+def load(make_call: Callable[[], Call], requests: list[pb.RerankRequest], concurrency: int) -> dict[str, Any]:
+    """Sends every request once from `concurrency` clients; each client gets its
+    own caller (its own channel or HTTP session) from `make_call`."""
     latencies: list[float] = []
     lock = threading.Lock()
     queue = iter(requests)
 
     def client() -> None:
-        with grpc.insecure_channel(address) as channel:
-            stub = rerank_pb2_grpc.RerankerStub(channel)
-            while True:
-                with lock:
-                    request = next(queue, None)
-                if request is None:
-                    return
-                started = time.perf_counter()
-                response = stub.Rerank(request, timeout=timeout)
-                elapsed = time.perf_counter() - started
-                assert len(response.results) == len(request.documents)
-                with lock:
-                    latencies.append(elapsed)
+        call = make_call()
+        while True:
+            with lock:
+                request = next(queue, None)
+            if request is None:
+                return
+            started = time.perf_counter()
+            call(request)
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -100,6 +104,54 @@ def load(
             future.result()
     wall = time.perf_counter() - started
     return {"concurrency": concurrency, **summarise(latencies, wall, len(requests[0].documents))}
+
+
+def grpc_caller(address: str, timeout: float = 600) -> Callable[[], Call]:
+    def make() -> Call:
+        stub = rerank_pb2_grpc.RerankerStub(grpc.insecure_channel(address))
+
+        def call(request: pb.RerankRequest) -> None:
+            response = stub.Rerank(request, timeout=timeout)
+            assert len(response.results) == len(request.documents)
+
+        return call
+
+    return make
+
+
+def start_server(model: str, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """`rerank-bridge serve` in its own process, SERVING, its log drained."""
+    command = [
+        str(Path(sys.executable).parent / "rerank-bridge"),
+        "serve",
+        "--model",
+        model,
+        "--port",
+        "0",
+        *extra,
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    for line in process.stderr:
+        if match := re.search(r"listening on [^ ]+:(\d+)", line):
+            address = f"127.0.0.1:{match.group(1)}"
+            break
+    else:
+        raise RuntimeError(f"server for {model} exited with {process.wait()}")
+    # Its per-request log lines would fill the pipe and stall it.
+    threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
+    with grpc.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while health.Check(health_pb2.HealthCheckRequest(), timeout=5).status != 1:
+            if process.poll() is not None:
+                raise RuntimeError(f"server for {model} exited with {process.returncode}")
+            time.sleep(0.2)
+    return process, address
+
+
+def _drain(stream: Any) -> None:
+    for _ in stream:
+        pass
 
 
 def progress(message: str) -> None:
