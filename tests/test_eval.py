@@ -72,6 +72,7 @@ def test_eval_end_to_end_on_a_real_engine(
         depths="5,10",
         stages="bm25,knn,hybrid",
         max_queries=None,
+        latency_queries=3,
         out=tmp_path / "out",
     )
     report = run(args)

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depths", default="10,20,50,100", help="candidate counts to rerank")
     parser.add_argument("--stages", default=",".join(STAGES), help="first stages: bm25, knn, hybrid")
     parser.add_argument("--max-queries", type=int, help="a seeded sample of the judged queries")
+    parser.add_argument(
+        "--latency-queries", type=int, default=20, help="queries whose rerank calls are timed"
+    )
     parser.add_argument("--out", type=Path, default=Path("eval-results"), help="where the JSON and PNG go")
 
 
