@@ -35,6 +35,8 @@ def make_slice(root: Path, documents: int = 250, queries: int = 12) -> Path:
     the corpus gzipped to exercise the transparent .gz reading."""
     source = DATA / "en"
     corpus = [json.loads(line) for line in (source / "corpus.jsonl").open()][:documents]
+    # An empty passage, as Cranfield has: indexed for BM25, never embedded.
+    corpus.append({"_id": "empty-doc", "title": "", "text": ""})
     kept = {doc["_id"] for doc in corpus}
     qrels = [line.rstrip("\n").split("\t") for line in list((source / "qrels.tsv").open())[1:]]
     answered = [q for q, d, _ in qrels if d in kept][:queries]
@@ -52,7 +54,7 @@ def make_slice(root: Path, documents: int = 250, queries: int = 12) -> Path:
 def test_beir_reader_handles_gzip_headers_and_samples(tmp_path: Path) -> None:
     folder = make_slice(tmp_path)
     collection = load_collection(folder)
-    assert len(collection.corpus) == 250 and len(collection.queries) == 12
+    assert len(collection.corpus) == 251 and len(collection.queries) == 12
     assert all(any(g > 0 for g in collection.qrels[q].values()) for q in collection.queries)
     sample = load_collection(folder, max_queries=5)
     assert len(sample.queries) == 5 and sample.queries == load_collection(folder, max_queries=5).queries

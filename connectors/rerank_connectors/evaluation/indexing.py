@@ -69,7 +69,7 @@ def ensure_index(engine: Any, kind: str, collection: Collection, reranker: Reran
     bulk = bulk_helper(kind)
     for start in range(0, len(ids), 500):
         actions = [
-            {"_index": name, "_id": doc_id, "_source": {**collection.corpus[doc_id], "vector": vector}}
+            {"_index": name, "_id": doc_id, "_source": _source(collection, doc_id, vector)}
             for doc_id, vector in zip(ids[start : start + 500], vectors[start : start + 500], strict=True)
         ]
         bulk(engine, actions)
@@ -77,10 +77,19 @@ def ensure_index(engine: Any, kind: str, collection: Collection, reranker: Reran
     return name
 
 
+def _source(collection: Collection, doc_id: str, vector: list[float] | None) -> dict[str, Any]:
+    """A document without text (Cranfield has two) is indexed without a vector:
+    BM25 and kNN simply never find it, and it stays in the corpus count."""
+    source: dict[str, Any] = dict(collection.corpus[doc_id])
+    if vector is not None:
+        source["vector"] = vector
+    return source
+
+
 def embed_corpus(
     collection: Collection, ids: list[str], reranker: RerankClient, cache: JsonCache
 ) -> list[Any]:
-    """Every passage's vector, from the cache when this corpus and model were embedded before."""
+    """Every passage's vector (None for an empty passage), cached per corpus and model."""
     cached = cache.load()
     if cached is not None and len(cached) == len(ids):
         return list(cached)
@@ -88,7 +97,9 @@ def embed_corpus(
     with tqdm(total=len(ids), desc=f"embedding {collection.name}", unit="doc") as bar:
         for start in range(0, len(ids), EMBED_BATCH):
             batch = ids[start : start + EMBED_BATCH]
-            vectors.extend(reranker.embed([collection.passage(doc_id) for doc_id in batch], timeout=600))
+            texts = [collection.passage(doc_id) for doc_id in batch]
+            present = iter(reranker.embed([t for t in texts if t.strip()], timeout=600))
+            vectors.extend(next(present) if text.strip() else None for text in texts)
             bar.update(len(batch))
     cache.save(vectors)
     return vectors
