@@ -31,6 +31,8 @@ from rerank_connectors import (
     RerankSettings,
     local_engines,
 )
+from rerank_connectors.dialects import engine_client
+from rerank_connectors.evaluation.indexing import bulk_helper, index_mapping
 from workload import progress
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"
@@ -67,37 +69,15 @@ def timed(function: Callable[..., Any], ledger: list[float]) -> Callable[..., An
     return wrapper
 
 
-def client_for(kind: str, url: str) -> Any:
-    if kind == "elasticsearch":
-        from elasticsearch import Elasticsearch
-        from elasticsearch.helpers import bulk
-
-        return Elasticsearch(url), bulk
-    from opensearchpy import OpenSearch
-    from opensearchpy.helpers import bulk as os_bulk
-
-    return OpenSearch(url), os_bulk
-
-
 def index_corpus(
     kind: str, client: Any, bulk: Any, reranker: RerankClient, docs: list[dict[str, Any]]
 ) -> str:
     dims = reranker.model_info().embed_dimensions
-    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
-    if kind == "elasticsearch":
-        vector: dict[str, Any] = {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine"}
-    else:
-        settings["index.knn"] = True
-        method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
-        vector = {"type": "knn_vector", "dimension": dims, "method": method}
-    client.indices.create(
-        index="bench",
-        body={"settings": settings, "mappings": {"properties": {"text": {"type": "text"}, "v": vector}}},
-    )
+    client.indices.create(index="bench", body=index_mapping(kind, dims, {"text": {"type": "text"}}))
     texts = [d["text"] for d in docs]
     vectors = [v for start in range(0, len(texts), 256) for v in reranker.embed(texts[start : start + 256])]
     actions = [
-        {"_index": "bench", "_id": d["_id"], "_source": {"text": d["text"], "v": v}}
+        {"_index": "bench", "_id": d["_id"], "_source": {"text": d["text"], "vector": v}}
         for d, v in zip(docs, vectors, strict=True)
     ]
     bulk(client, actions, refresh=True)
@@ -107,7 +87,7 @@ def index_corpus(
 def measure(
     kind: str, url: str, address: str, queries: list[str], docs: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    client, bulk = client_for(kind, url)
+    client, bulk = engine_client(kind, url), bulk_helper(kind)
     reranker = TimedRerankClient(address)
     index = index_corpus(kind, client, bulk, reranker, docs)
     engine_time = [0.0]
@@ -115,8 +95,8 @@ def measure(
     search = RerankingSearch(client, reranker)
     modes = {
         "bm25": {},
-        "knn": {"knn": KnnSearch(field="v")},
-        "hybrid": {"knn": KnnSearch(field="v"), "hybrid": Hybrid()},
+        "knn": {"knn": KnnSearch(field="vector")},
+        "hybrid": {"knn": KnnSearch(field="vector"), "hybrid": Hybrid()},
     }
     results = {}
     for mode, extra in modes.items():

@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from rerank_connectors import RerankClient, local_engines
+from rerank_connectors.dialects import engine_client
+from rerank_connectors.evaluation.indexing import index_mapping
 from rerank_server.app import BackgroundServer
 from rerank_server.config import ServerConfig
 
@@ -107,35 +109,6 @@ def corpus(reranker: RerankClient) -> Corpus:
     return Corpus(docs, vectors, queries)
 
 
-def _mapping(kind: str, dimensions: int) -> dict[str, Any]:
-    vector: dict[str, Any]
-    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
-    if kind == "elasticsearch":
-        vector = {"type": "dense_vector", "dims": dimensions, "index": True, "similarity": "cosine"}
-    else:
-        settings["index.knn"] = True
-        # The Maven build of k-NN has no native libraries: the Lucene engine it is.
-        method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
-        vector = {"type": "knn_vector", "dimension": dimensions, "method": method}
-    properties = {
-        "text": {"type": "text"},
-        "lang": {"type": "keyword"},
-        "article": {"type": "keyword"},
-        "vector": vector,
-    }
-    return {"settings": settings, "mappings": {"properties": properties}}
-
-
-def _client(kind: str, url: str) -> Any:
-    if kind == "elasticsearch":
-        from elasticsearch import Elasticsearch
-
-        return Elasticsearch(url, request_timeout=120)
-    from opensearchpy import OpenSearch
-
-    return OpenSearch(url, timeout=120)
-
-
 def _docker_answers() -> bool:
     try:
         import docker
@@ -185,9 +158,10 @@ def _bulk(kind: str, client: Any, actions: list[dict[str, Any]]) -> None:
 @pytest.fixture(scope="session")
 def engine(engine_url: tuple[str, str], corpus: Corpus) -> Iterator[Engine]:
     kind, url = engine_url
-    client = _client(kind, url)
+    client = engine_client(kind, url)
     index = f"rerank-bridge-test-{uuid.uuid4().hex[:8]}"
-    client.indices.create(index=index, body=_mapping(kind, len(corpus.vectors[0])))
+    properties = {"text": {"type": "text"}, "lang": {"type": "keyword"}, "article": {"type": "keyword"}}
+    client.indices.create(index=index, body=index_mapping(kind, len(corpus.vectors[0]), properties))
     actions = [
         {
             "_index": index,

@@ -16,6 +16,7 @@ from live_fixtures import Corpus, Engine
 
 from rerank_connectors import HIT_KEY, RerankSettings
 from rerank_connectors.bridge.config import BridgeConfig
+from rerank_connectors.dialects import engine_client
 from rerank_server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
@@ -41,16 +42,6 @@ def configured_alias(engine: Engine) -> Iterator[str]:
     engine.client.indices.put_alias(index=engine.index, name=alias)
     yield alias
     engine.client.indices.delete_alias(index=engine.index, name=alias)
-
-
-def client_for(engine: Engine, url: str) -> Any:
-    if engine.kind == "elasticsearch":
-        from elasticsearch import Elasticsearch
-
-        return Elasticsearch(url, request_timeout=120)
-    from opensearchpy import OpenSearch
-
-    return OpenSearch(url, timeout=120)
 
 
 def http(
@@ -81,7 +72,7 @@ def query(corpus: Corpus) -> str:
 def test_official_client_gets_reranked_results_through_the_bridge(
     engine: Engine, bridge: RunningBridge, query: str
 ) -> None:
-    client = client_for(engine, bridge.url)
+    client = engine_client(engine.kind, bridge.url)
     body = {
         "query": {"match": {"text": query}},
         "size": 10,

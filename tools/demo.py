@@ -20,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rerank_connectors import HIT_KEY, RerankClient, RerankingSearch, RerankSettings, local_engines
+from rerank_connectors.dialects import engine_client
 from rerank_server.app import BackgroundServer
 from rerank_server.config import ServerConfig
 
@@ -33,16 +34,14 @@ def read_corpus() -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def engine_client(kind: str, url: str) -> tuple[Any, Any]:
+def streaming_bulk_of(kind: str) -> Any:
     if kind == "elasticsearch":
-        from elasticsearch import Elasticsearch
         from elasticsearch.helpers import streaming_bulk
 
-        return Elasticsearch(url, request_timeout=60), streaming_bulk
-    from opensearchpy import OpenSearch
+        return streaming_bulk
     from opensearchpy.helpers import streaming_bulk as os_streaming_bulk
 
-    return OpenSearch(url, timeout=60), os_streaming_bulk
+    return os_streaming_bulk
 
 
 def index_scifact(client: Any, streaming_bulk: Any) -> None:
@@ -116,7 +115,7 @@ def main() -> None:
             )
             node = local_engines.start(args.engine)
             url = node.url
-        client, streaming_bulk = engine_client(args.engine, url)
+        client, streaming_bulk = engine_client(args.engine, url, timeout=60), streaming_bulk_of(args.engine)
         index_scifact(client, streaming_bulk)
         judged = relevant_docs()
         queries = [json.loads(line) for line in (DATA / "queries.jsonl").open()]

@@ -95,6 +95,17 @@ class OpenSearch(Dialect):
         return {"index": index, "body": call.body, "params": call.params or None}
 
 
+def engine_client(kind: str, url: str, timeout: float = 120) -> Any:
+    """The official synchronous client of an engine kind (its package imported only then)."""
+    if kind == "elasticsearch":
+        from elasticsearch import Elasticsearch
+
+        return Elasticsearch(url, request_timeout=timeout)
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(url, timeout=timeout)
+
+
 def dialect_of(engine_client: Any) -> Dialect:
     module = type(engine_client).__module__
     if module.startswith("elasticsearch"):

@@ -14,6 +14,7 @@ from typing import Any
 
 from rerank_connectors.client import RerankClient
 from rerank_connectors.connector import RerankingSearch
+from rerank_connectors.dialects import engine_client
 from rerank_connectors.evaluation import report
 from rerank_connectors.evaluation.beir import load_collection
 from rerank_connectors.evaluation.indexing import ensure_index
@@ -37,16 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--latency-queries", type=int, default=20, help="queries whose rerank calls are timed"
     )
     parser.add_argument("--out", type=Path, default=Path("eval-results"), help="where the JSON and PNG go")
-
-
-def _engine_client(kind: str, url: str) -> Any:
-    if kind == "elasticsearch":
-        from elasticsearch import Elasticsearch
-
-        return Elasticsearch(url, request_timeout=300)
-    from opensearchpy import OpenSearch
-
-    return OpenSearch(url, timeout=300)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -76,7 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             node = local_engines.start(args.engine, heap="1g")
             stack.callback(node.stop)
             url = node.url
-        engine = _engine_client(args.engine, url)
+        engine = engine_client(args.engine, url, timeout=300)
         stack.callback(engine.close)
         reranker = stack.enter_context(RerankClient(address, timeout=600))
         index = ensure_index(engine, args.engine, collection, reranker)

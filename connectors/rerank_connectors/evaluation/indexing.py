@@ -17,9 +17,10 @@ from rerank_connectors.evaluation.cache import JsonCache
 EMBED_BATCH = 128
 
 
-def index_mapping(kind: str, dimensions: int) -> dict[str, Any]:
-    """Text fields, and a cosine HNSW vector field in each engine's syntax (the
-    Lucene engine on OpenSearch: it needs no native libraries)."""
+def index_mapping(kind: str, dimensions: int, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Text fields (title and text, or the `properties` given), and a cosine HNSW
+    `vector` field in each engine's syntax (the Lucene engine on OpenSearch: the
+    Maven build of k-NN has no native libraries)."""
     settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
     if kind == "elasticsearch":
         vector: dict[str, Any] = {
@@ -32,8 +33,8 @@ def index_mapping(kind: str, dimensions: int) -> dict[str, Any]:
         settings["index.knn"] = True
         method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
         vector = {"type": "knn_vector", "dimension": dimensions, "method": method}
-    properties = {"title": {"type": "text"}, "text": {"type": "text"}, "vector": vector}
-    return {"settings": settings, "mappings": {"properties": properties}}
+    fields = properties if properties is not None else {"title": {"type": "text"}, "text": {"type": "text"}}
+    return {"settings": settings, "mappings": {"properties": {**fields, "vector": vector}}}
 
 
 def index_name(collection: Collection, embed_model: str) -> str:
