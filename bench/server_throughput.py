@@ -1,8 +1,10 @@
 """Scoring-server throughput and latency over real gRPC on loopback, with peers.
 
-    .venv/bin/python bench/server_throughput.py                                   # issue defaults
-    .venv/bin/python bench/server_throughput.py --models minilm --concurrency 1,4,16,64 \\
-        --peers inprocess,infinity --infinity /var/tmp/rerank-bridge/infinity-venv/bin/infinity_emb
+    .venv/bin/python bench/server_throughput.py          # concurrency 1, 4, 16, 64; both peers
+    .venv/bin/python bench/server_throughput.py --models minilm --concurrency 1,4 --peers inprocess
+
+`bash tools/install_infinity.sh` installs the infinity peer where `--infinity`
+looks by default; without it the JSON records the peer as not run.
 
 Each model is served by `rerank-bridge serve` in its own process (client threads
 do not share its interpreter); the same requests (50 documents of ~200 tokens)
@@ -20,6 +22,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -34,6 +37,8 @@ from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 from rerank_server.config import BUILTIN_MINILM
 from workload import Call, grpc_caller, load, progress, rerank_requests, start_server, summarise
+
+INFINITY = "/var/tmp/rerank-bridge/infinity-venv/bin/infinity_emb"  # where tools/install_infinity.sh puts it
 
 
 def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
@@ -162,7 +167,9 @@ def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str,
         progress("peer: in-process model calls")
         peers["inprocess"] = with_tokens(in_process_peer(requests, args.min_requests), tokens)
         result["server_overhead_ratio_p50_c1"] = round(levels[0]["p50_ms"] / peers["inprocess"]["p50_ms"], 3)
-    if name == "minilm" and "infinity" in args.peers:
+    if name == "minilm" and "infinity" in args.peers and shutil.which(args.infinity) is None:
+        peers["infinity"] = {"not_run": f"{args.infinity} not found (bash tools/install_infinity.sh)"}
+    elif name == "minilm" and "infinity" in args.peers:
         infinity, url, model_id = start_infinity(args.infinity)
         try:
             load(infinity_caller(url, model_id), requests[:2], 1)  # warm-up
@@ -189,13 +196,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", default="tiny-listwise,minilm")
-    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32])
+    parser.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16, 64]
+    )
     parser.add_argument("--documents", type=int, default=50)
     parser.add_argument("--words", type=int, default=150, help="words per document (~200 tokens)")
-    parser.add_argument("--rounds", type=int, default=2, help="requests per client at each level")
+    parser.add_argument("--rounds", type=int, default=1, help="requests per client at each level")
     parser.add_argument("--min-requests", type=int, default=8)
-    parser.add_argument("--peers", default="", help="comma-separated: inprocess, infinity (MiniLM only)")
-    parser.add_argument("--infinity", default="infinity_emb", help="the infinity_emb command")
+    parser.add_argument(
+        "--peers", default="inprocess,infinity", help="comma-separated: inprocess, infinity (MiniLM only)"
+    )
+    parser.add_argument("--infinity", default=INFINITY, help="the infinity_emb command")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         results = [bench_model(name, args, Path(scratch)) for name in args.models.split(",")]

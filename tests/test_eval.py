@@ -80,6 +80,7 @@ def test_eval_end_to_end_on_a_real_engine(
     report = run(args)
     rows = {(r["stage"], r["rerank_depth"]): r for r in report["results"]}
     assert set(rows) == {(s, d) for s in ("bm25", "knn", "hybrid") for d in (0, 5, 10)}
+    assert report["timed_queries"] == 3
     for row in rows.values():
         for name in ("ndcg@10", "mrr@10", "recall@5", "recall@10"):
             assert 0.0 <= row[name] <= 1.0

@@ -11,7 +11,8 @@ from pathlib import Path
 
 
 def main() -> None:
-    reports = [json.loads(path.read_text()) for path in sorted(Path(sys.argv[1]).glob("*.json"))]
+    files = [json.loads(path.read_text()) for path in sorted(Path(sys.argv[1]).glob("*.json"))]
+    reports = [report for report in files if "dataset" in report]  # bench JSON lives there too
     depths = sorted({d for report in reports for d in report["depths"]})
     head = ["collection", "engine", "queries", "first stage", "nDCG@10"]
     head += [f"reranked top {d}" for d in depths] + [f"recall@{max(depths)}", "MRR@10 best"]

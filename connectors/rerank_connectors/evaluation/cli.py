@@ -72,7 +72,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reranker = stack.enter_context(RerankClient(address, timeout=600))
         index = ensure_index(engine, args.engine, collection, reranker)
         result = evaluate_collection(
-            RerankingSearch(engine, reranker), reranker, index, collection, stages, depths
+            RerankingSearch(engine, reranker),
+            reranker,
+            index,
+            collection,
+            stages,
+            depths,
+            latency_queries=args.latency_queries,
         )
     result["engine"] = args.engine
     json_path, png_path = report.write(result, args.out)

@@ -161,5 +161,6 @@ def evaluate_collection(
         "model_kind": info.kind,
         "embed_model": info.embed_model_id,
         "depths": depths,
+        "timed_queries": len(query_ids[:latency_queries]),
         "results": results,
     }
