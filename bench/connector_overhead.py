@@ -31,8 +31,8 @@ from rerank_connectors import (
     RerankSettings,
     local_engines,
 )
-from rerank_connectors.dialects import engine_client
-from rerank_connectors.evaluation.indexing import bulk_helper, index_mapping
+from rerank_connectors.dialects import bulk_helper, engine_client
+from rerank_connectors.evaluation.indexing import index_mapping
 from workload import progress
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"

@@ -136,6 +136,31 @@ def start_infinity(binary: str) -> tuple[subprocess.Popen[bytes], str, str]:
     raise RuntimeError("infinity_emb did not start in 300 s")
 
 
+def level_batch(
+    requests: list[pb.RerankRequest], concurrency: int, args: argparse.Namespace
+) -> list[pb.RerankRequest]:
+    """The requests sent at one concurrency level: `rounds` per client, at least `min_requests`."""
+    return requests[: max(concurrency * args.rounds, args.min_requests)]
+
+
+def infinity_levels(
+    args: argparse.Namespace, requests: list[pb.RerankRequest], tokens: int
+) -> list[dict[str, Any]]:
+    """infinity-emb's HTTP server on the same model, at the same levels and requests."""
+    infinity, url, model_id = start_infinity(args.infinity)
+    try:
+        load(infinity_caller(url, model_id), requests[:2], 1)  # warm-up
+        runs = []
+        for concurrency in args.concurrency:
+            batch = level_batch(requests, concurrency, args)
+            progress(f"peer infinity: {len(batch)} requests at concurrency {concurrency}")
+            runs.append(with_tokens(load(infinity_caller(url, model_id), batch, concurrency), tokens))
+        return runs
+    finally:
+        infinity.terminate()
+        infinity.wait(timeout=60)
+
+
 def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     model, extra = model_folder(name, scratch)
     process, address = start_server(model, extra)
@@ -148,7 +173,7 @@ def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str,
         tokens = tokens_per_request(address, requests[0])  # also the warm-up at full size
         levels = []
         for concurrency in args.concurrency:
-            batch = requests[: max(concurrency * args.rounds, args.min_requests)]
+            batch = level_batch(requests, concurrency, args)
             progress(f"{name}: {len(batch)} requests at concurrency {concurrency}")
             levels.append(with_tokens(load(grpc_caller(address), batch, concurrency), tokens))
     finally:
@@ -167,25 +192,16 @@ def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str,
         progress("peer: in-process model calls")
         peers["inprocess"] = with_tokens(in_process_peer(requests, args.min_requests), tokens)
         result["server_overhead_ratio_p50_c1"] = round(levels[0]["p50_ms"] / peers["inprocess"]["p50_ms"], 3)
-    if name == "minilm" and "infinity" in args.peers and shutil.which(args.infinity) is None:
-        peers["infinity"] = {"not_run": f"{args.infinity} not found (bash tools/install_infinity.sh)"}
-    elif name == "minilm" and "infinity" in args.peers:
-        infinity, url, model_id = start_infinity(args.infinity)
-        try:
-            load(infinity_caller(url, model_id), requests[:2], 1)  # warm-up
-            runs = []
-            for concurrency in args.concurrency:
-                batch = requests[: max(concurrency * args.rounds, args.min_requests)]
-                progress(f"peer infinity: {len(batch)} requests at concurrency {concurrency}")
-                runs.append(with_tokens(load(infinity_caller(url, model_id), batch, concurrency), tokens))
+    if name == "minilm" and "infinity" in args.peers:
+        if shutil.which(args.infinity) is None:
+            peers["infinity"] = {"not_run": f"{args.infinity} not found (bash tools/install_infinity.sh)"}
+        else:
+            runs = infinity_levels(args, requests, tokens)
             peers["infinity"] = {"levels": runs}
             result["throughput_ratio_vs_infinity"] = {
                 str(ours["concurrency"]): round(ours["requests_per_s"] / theirs["requests_per_s"], 3)
                 for ours, theirs in zip(levels, runs, strict=True)
             }
-        finally:
-            infinity.terminate()
-            infinity.wait(timeout=60)
     if peers:
         result["peers"] = peers
     return result

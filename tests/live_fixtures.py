@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from rerank_connectors import RerankClient, local_engines
-from rerank_connectors.dialects import engine_client
+from rerank_connectors.dialects import bulk_helper, engine_client
 from rerank_connectors.evaluation.indexing import index_mapping
 from rerank_server.app import BackgroundServer
 from rerank_server.config import ServerConfig
@@ -147,14 +147,6 @@ def engine_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
         node.stop()
 
 
-def _bulk(kind: str, client: Any, actions: list[dict[str, Any]]) -> None:
-    if kind == "elasticsearch":
-        from elasticsearch.helpers import bulk
-    else:
-        from opensearchpy.helpers import bulk
-    bulk(client, actions, chunk_size=500, refresh=True)
-
-
 @pytest.fixture(scope="session")
 def engine(engine_url: tuple[str, str], corpus: Corpus) -> Iterator[Engine]:
     kind, url = engine_url
@@ -175,7 +167,7 @@ def engine(engine_url: tuple[str, str], corpus: Corpus) -> Iterator[Engine]:
         }
         for doc, vector in zip(corpus.docs, corpus.vectors, strict=True)
     ]
-    _bulk(kind, client, actions)
+    bulk_helper(kind)(client, actions, chunk_size=500, refresh=True)
     yield Engine(kind, url, client, index)
     client.indices.delete(index=index)
     client.close()

@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rerank_connectors import HIT_KEY, RerankClient, RerankingSearch, RerankSettings, local_engines
-from rerank_connectors.dialects import engine_client
+from rerank_connectors.dialects import bulk_helper, engine_client
 from rerank_server.app import BackgroundServer
 from rerank_server.config import ServerConfig
 
@@ -34,17 +34,7 @@ def read_corpus() -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def streaming_bulk_of(kind: str) -> Any:
-    if kind == "elasticsearch":
-        from elasticsearch.helpers import streaming_bulk
-
-        return streaming_bulk
-    from opensearchpy.helpers import streaming_bulk as os_streaming_bulk
-
-    return os_streaming_bulk
-
-
-def index_scifact(client: Any, streaming_bulk: Any) -> None:
+def index_scifact(client: Any, kind: str) -> None:
     if client.indices.exists(index=INDEX):
         client.indices.delete(index=INDEX)
     mappings = {"properties": {"title": {"type": "text"}, "text": {"type": "text"}}}
@@ -54,7 +44,7 @@ def index_scifact(client: Any, streaming_bulk: Any) -> None:
         for doc in read_corpus()
     )
     with tqdm(total=5183, desc="indexing SciFact", unit="doc") as bar:
-        for ok, _ in streaming_bulk(client, actions, chunk_size=500):
+        for ok, _ in bulk_helper(kind, streaming=True)(client, actions, chunk_size=500):
             bar.update(1 if ok else 0)
     client.indices.refresh(index=INDEX)
 
@@ -115,8 +105,8 @@ def main() -> None:
             )
             node = local_engines.start(args.engine)
             url = node.url
-        client, streaming_bulk = engine_client(args.engine, url, timeout=60), streaming_bulk_of(args.engine)
-        index_scifact(client, streaming_bulk)
+        client = engine_client(args.engine, url, timeout=60)
+        index_scifact(client, args.engine)
         judged = relevant_docs()
         queries = [json.loads(line) for line in (DATA / "queries.jsonl").open()]
         queries = [q for q in queries if q["_id"] in judged][: args.queries]

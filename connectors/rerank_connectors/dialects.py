@@ -106,6 +106,16 @@ def engine_client(kind: str, url: str, timeout: float = 120) -> Any:
     return OpenSearch(url, timeout=timeout)
 
 
+def bulk_helper(kind: str, streaming: bool = False) -> Any:
+    """The official bulk helper of an engine kind: `bulk`, or `streaming_bulk`
+    where the caller reports progress per document."""
+    if kind == "elasticsearch":
+        from elasticsearch import helpers
+    else:
+        from opensearchpy import helpers  # type: ignore[no-redef]
+    return helpers.streaming_bulk if streaming else helpers.bulk
+
+
 def dialect_of(engine_client: Any) -> Dialect:
     module = type(engine_client).__module__
     if module.startswith("elasticsearch"):

@@ -11,6 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from rerank_connectors.client import RerankClient
+from rerank_connectors.dialects import bulk_helper
 from rerank_connectors.evaluation.beir import Collection
 from rerank_connectors.evaluation.cache import JsonCache
 
@@ -44,14 +45,6 @@ def index_name(collection: Collection, embed_model: str) -> str:
         digest.update(collection.passage(doc_id).encode())
     slug = re.sub(r"[^a-z0-9]+", "-", collection.name.lower()).strip("-")
     return f"rerank-eval-{slug}-{digest.hexdigest()[:12]}"
-
-
-def bulk_helper(kind: str) -> Any:
-    if kind == "elasticsearch":
-        from elasticsearch.helpers import bulk
-    else:
-        from opensearchpy.helpers import bulk
-    return bulk
 
 
 def ensure_index(engine: Any, kind: str, collection: Collection, reranker: RerankClient) -> str:
