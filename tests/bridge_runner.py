@@ -15,7 +15,7 @@ from rerank_connectors.local_engines import free_port
 class RunningBridge:
     def __init__(self, config: BridgeConfig) -> None:
         self.port = free_port()
-        self.config = BridgeConfig(**{**config.__dict__, "host": "127.0.0.1", "port": self.port})
+        self.config = config.replace(host="127.0.0.1", port=self.port)
         self.url = f"http://127.0.0.1:{self.port}"
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None

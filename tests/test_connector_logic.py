@@ -109,7 +109,7 @@ def test_min_score_and_top_n_cut_the_reranked_list() -> None:
         ({"from": -1}, SETTINGS, "from"),
         ({}, RerankSettings(query_text="q"), "rerank.fields"),
         ({}, RerankSettings(fields=("t",)), "rerank.query_text"),
-        ({"retriever": {"rrf": {}}}, SETTINGS, "retriever"),
+        ({"retriever": {"rrf": {}}}, SETTINGS, "retriever.text_similarity_reranker"),
         (
             {"retriever": {"text_similarity_reranker": {"field": "t", "inference_text": "q"}}},
             SETTINGS,
@@ -131,7 +131,7 @@ def test_bad_rerank_requests_name_the_field(
     with pytest.raises(RequestError) as raised:
         parse_request(body, settings)
     assert raised.value.field == field
-    assert raised.value.body()["status"] == 400
+    assert raised.value.error_body()["status"] == 400
 
 
 def test_own_ext_section_sets_everything() -> None:

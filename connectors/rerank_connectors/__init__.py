@@ -6,7 +6,13 @@ their search code, and the model runs in the scoring server.
 
 from rerank_connectors.client import AsyncRerankClient, RankedDocument, RerankClient, Reranking
 from rerank_connectors.connector import AsyncRerankingSearch, RerankingSearch
-from rerank_connectors.errors import EngineError, RequestError, RerankBridgeError, RerankUnavailable
+from rerank_connectors.errors import (
+    EngineError,
+    RequestError,
+    RerankBridgeError,
+    RerankRejected,
+    RerankUnavailable,
+)
 from rerank_connectors.pipeline import HIT_KEY, SUMMARY_KEY
 from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
 
@@ -22,6 +28,7 @@ __all__ = [
     "RequestError",
     "RerankBridgeError",
     "RerankClient",
+    "RerankRejected",
     "RerankSettings",
     "RerankUnavailable",
     "Reranking",

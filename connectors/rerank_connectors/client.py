@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from rerank_bridge_proto.request_ids import METADATA_KEY
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 
@@ -44,11 +45,13 @@ def _request(
     top_n: int | None,
     instruction: str,
     max_document_tokens: int | None,
+    model: str,
 ) -> pb.RerankRequest:
     request = pb.RerankRequest(
         query=query,
         documents=[pb.Document(id=doc_id, text=text) for doc_id, text in documents],
         instruction=instruction,
+        model=model,
     )
     if top_n is not None:
         request.top_n = top_n
@@ -64,7 +67,7 @@ def _reranking(response: pb.RerankResponse) -> Reranking:
 
 def _metadata(request_id: str | None) -> list[tuple[str, str]] | None:
     """The request id travels as gRPC metadata so the server's log lines carry it."""
-    return [("x-request-id", request_id)] if request_id else None
+    return [(METADATA_KEY, request_id)] if request_id else None
 
 
 # Spread calls over every address the target resolves to (several replicas
@@ -151,9 +154,11 @@ class RerankClient:
         max_document_tokens: int | None = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        model: str = "",
     ) -> Reranking:
-        """Scores (id, text) pairs against the query; raises grpc.RpcError on failure."""
-        request = _request(query, documents, top_n, instruction, max_document_tokens)
+        """Scores (id, text) pairs against the query; raises grpc.RpcError on failure.
+        `model`, when given, must name the served model (else NOT_FOUND)."""
+        request = _request(query, documents, top_n, instruction, max_document_tokens, model)
         response = self._stub.Rerank(request, timeout=timeout or self.timeout, metadata=_metadata(request_id))
         return _reranking(response)
 
@@ -202,8 +207,9 @@ class AsyncRerankClient:
         max_document_tokens: int | None = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        model: str = "",
     ) -> Reranking:
-        request = _request(query, documents, top_n, instruction, max_document_tokens)
+        request = _request(query, documents, top_n, instruction, max_document_tokens, model)
         metadata = _metadata(request_id)
         return _reranking(
             await self._stub.Rerank(request, timeout=timeout or self.timeout, metadata=metadata)

@@ -25,8 +25,8 @@ from typing import Any
 import grpc
 
 from rerank_connectors.client import AsyncRerankClient, RerankClient
-from rerank_connectors.dialects import dialect_of, engine_error, response_body
-from rerank_connectors.errors import RerankUnavailable
+from rerank_connectors.dialects import Dialect, dialect_of, engine_error, response_body
+from rerank_connectors.errors import RerankRejected, reranker_error
 from rerank_connectors.pipeline import Candidate, SearchPlan
 from rerank_connectors.request_forms import parse_request
 from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
@@ -67,7 +67,7 @@ def embedding_errors() -> Iterator[None]:
     try:
         yield
     except grpc.RpcError as error:
-        raise RerankUnavailable(error.code().name, error.details() or "") from error
+        raise reranker_error(error.code().name, error.details() or "") from error
 
 
 def rerank_options(settings: RerankSettings, request_id: str | None) -> dict[str, Any]:
@@ -80,18 +80,22 @@ def rerank_options(settings: RerankSettings, request_id: str | None) -> dict[str
 
 
 def reranker_failure(plan: SearchPlan, error: grpc.RpcError) -> str:
-    """Fail-open: the reason to report; fail-closed: raises RerankUnavailable."""
+    """An outage under fail-open: the reason to report. Otherwise raises:
+    RerankUnavailable when fail-closed, RerankRejected when the server refused
+    the request itself (the caller's error is never hidden by fail-open)."""
     code, details = error.code().name, error.details() or ""
-    if not plan.request.settings.fail_open:
-        raise RerankUnavailable(code, details) from error
+    failure = reranker_error(code, details)
+    if isinstance(failure, RerankRejected) or not plan.request.settings.fail_open:
+        raise failure from error
     return f"{code}: {details}"
 
 
 class _Base:
-    def __init__(self, engine: Any, defaults: RerankSettings | None) -> None:
+    def __init__(self, engine: Any, defaults: RerankSettings | None, dialect: Dialect | None) -> None:
         self.engine = engine
         self.defaults = defaults or RerankSettings()
-        self.dialect = dialect_of(engine)
+        # Named explicitly where `engine` is not an official client (the HTTP bridge's forwarder).
+        self.dialect = dialect or dialect_of(engine)
 
     def plan(
         self,
@@ -115,8 +119,14 @@ class FirstStage:
 
 
 class RerankingSearch(_Base):
-    def __init__(self, engine: Any, reranker: RerankClient, defaults: RerankSettings | None = None) -> None:
-        super().__init__(engine, defaults)
+    def __init__(
+        self,
+        engine: Any,
+        reranker: RerankClient,
+        defaults: RerankSettings | None = None,
+        dialect: Dialect | None = None,
+    ) -> None:
+        super().__init__(engine, defaults, dialect)
         self.reranker = reranker
 
     def first_stage(
@@ -170,9 +180,13 @@ class AsyncRerankingSearch(_Base):
     """The asyncio twin of RerankingSearch, for AsyncElasticsearch / AsyncOpenSearch."""
 
     def __init__(
-        self, engine: Any, reranker: AsyncRerankClient, defaults: RerankSettings | None = None
+        self,
+        engine: Any,
+        reranker: AsyncRerankClient,
+        defaults: RerankSettings | None = None,
+        dialect: Dialect | None = None,
     ) -> None:
-        super().__init__(engine, defaults)
+        super().__init__(engine, defaults, dialect)
         self.reranker = reranker
 
     async def search(

@@ -4,10 +4,13 @@ Besides explicit settings, three body forms are understood, so users can move
 between the engines' native reranking and this bridge without rewriting
 queries:
 - Elasticsearch's `retriever.text_similarity_reranker` (retriever, field,
-  inference_text, rank_window_size, min_score), with a standard, knn or rrf
-  child retriever;
+  inference_text, inference_id, rank_window_size, min_score), with a
+  standard, knn or rrf child retriever;
 - OpenSearch's `ext.rerank.query_context` (query_text or query_text_path);
 - this project's own `ext.rerank_bridge` ({"rerank": ..., "knn": ..., "hybrid": ...}).
+
+Every form is a declared, strict model: a wrong type or an unknown key is a
+RequestError naming the field's path.
 """
 
 from __future__ import annotations
@@ -15,14 +18,104 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rerank_connectors.errors import RequestError
-from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
+from rerank_connectors.settings import (
+    MAX_RANK_WINDOW,
+    Hybrid,
+    KnnSearch,
+    PositiveInt,
+    RerankSettings,
+    validated,
+)
 
 # Elasticsearch's own default for text_similarity_reranker.
 ES_RERANKER_WINDOW = 10
 DEFAULT_SIZE = 10
+STRICT_MODEL = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+Query = dict[str, Any]
+
+
+class _Form(BaseModel):
+    model_config = STRICT_MODEL
+
+
+class StandardRetriever(_Form):
+    query: Query | None = None
+    filter: Query | list[Query] | None = None
+
+
+class KnnRetriever(_Form):
+    field: str
+    query_vector: list[float] | None = None
+    # Asks the engine to embed the text; here the scoring server's Embed does.
+    query_vector_builder: Query | None = None
+    k: PositiveInt | None = None
+    num_candidates: PositiveInt | None = None
+    filter: Query | list[Query] | None = None
+
+
+class FirstStageRetriever(_Form):
+    standard: StandardRetriever | None = None
+    knn: KnnRetriever | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> FirstStageRetriever:
+        chosen = [name for name, value in self if value is not None]
+        if len(chosen) != 1:
+            names = ", ".join(type(self).model_fields)
+            raise ValueError(f"needs exactly one of {names}, got {', '.join(chosen) or 'none'}")
+        return self
+
+
+class RrfRetriever(_Form):
+    retrievers: list[FirstStageRetriever]
+    rank_constant: PositiveInt = 60
+    rank_window_size: PositiveInt | None = None
+
+
+class ChildRetriever(FirstStageRetriever):
+    rrf: RrfRetriever | None = None
+
+
+class TextSimilarityReranker(_Form):
+    retriever: ChildRetriever
+    field: str
+    inference_text: str
+    # Names the engine's inference endpoint; the bridge's model is the server's.
+    inference_id: str | None = None
+    rank_window_size: Annotated[int, Field(ge=1, le=MAX_RANK_WINDOW)] = ES_RERANKER_WINDOW
+    min_score: float | None = None
+
+
+class RerankRetriever(_Form):
+    text_similarity_reranker: TextSimilarityReranker
+
+
+class QueryContext(_Form):
+    query_text: str | None = None
+    query_text_path: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> QueryContext:
+        if (self.query_text is None) == (self.query_text_path is None):
+            raise ValueError("needs exactly one of query_text, query_text_path")
+        return self
+
+
+class OpenSearchRerank(_Form):
+    query_context: QueryContext
+
+
+class OwnSection(_Form):
+    """`ext.rerank_bridge`: each part is checked by its own settings class."""
+
+    rerank: dict[str, Any] | None = None
+    knn: dict[str, Any] | None = None
+    hybrid: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -42,77 +135,61 @@ class SearchRequest:
         return self.settings.rank_window_size
 
 
-def _require(section: dict[str, Any], key: str, where: str) -> Any:
-    if key not in section:
-        raise RequestError(f"{where}.{key}", "is required")
-    return section[key]
+def has_rerank_form(body: dict[str, Any]) -> bool:
+    """Whether the body asks for reranking in one of the forms above. A
+    retriever that is not a text_similarity_reranker is the engine's own."""
+    retriever, ext = body.get("retriever"), body.get("ext")
+    if isinstance(retriever, dict) and "text_similarity_reranker" in retriever:
+        return True
+    return isinstance(ext, dict) and bool({"rerank", "rerank_bridge"} & set(ext))
 
 
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise RequestError(where, f"must be an object, got {type(value).__name__}")
-    return value
-
-
-def _knn_from_retriever(knn: dict[str, Any], where: str, text: str) -> KnnSearch:
-    vector = knn.get("query_vector")
+def _knn_from_retriever(knn: KnnRetriever, text: str) -> KnnSearch:
+    vector = tuple(knn.query_vector) if knn.query_vector is not None else None
+    filter_ = {"bool": {"filter": knn.filter}} if isinstance(knn.filter, list) else knn.filter
     return KnnSearch(
-        field=_require(knn, "field", where),
-        query_vector=tuple(vector) if vector is not None else None,
-        # A query_vector_builder means "embed the text": the server's Embed does that.
+        field=knn.field,
+        query_vector=vector,
         query_text=None if vector is not None else text,
-        k=knn.get("k"),
-        num_candidates=knn.get("num_candidates"),
-        filter=knn.get("filter"),
+        k=knn.k,
+        num_candidates=knn.num_candidates,
+        filter=filter_,
     )
+
+
+def _standard_query(standard: StandardRetriever) -> Query:
+    query = standard.query or {"match_all": {}}
+    if standard.filter is None:
+        return query
+    return {"bool": {"must": [query], "filter": standard.filter}}
 
 
 def _es_reranker(
     body: dict[str, Any], settings: RerankSettings
 ) -> tuple[RerankSettings, KnnSearch | None, Hybrid | None]:
-    retriever = _object(body.pop("retriever"), "retriever")
-    if list(retriever) != ["text_similarity_reranker"]:
-        raise RequestError(
-            "retriever", "the bridge runs a text_similarity_reranker retriever; got " + ", ".join(retriever)
-        )
     where = "retriever.text_similarity_reranker"
-    section = _object(retriever["text_similarity_reranker"], where)
-    text = _require(section, "inference_text", where)
+    section = validated(RerankRetriever, body.pop("retriever"), "retriever").text_similarity_reranker
     settings = dataclasses.replace(
         settings,
-        fields=(_require(section, "field", where),),
-        query_text=text,
-        rank_window_size=section.get("rank_window_size", ES_RERANKER_WINDOW),
-        min_score=section.get("min_score", settings.min_score),
+        fields=(section.field,),
+        query_text=section.inference_text,
+        rank_window_size=section.rank_window_size,
+        min_score=section.min_score if section.min_score is not None else settings.min_score,
     )
-    child = _object(_require(section, "retriever", where), f"{where}.retriever")
-    kind = next(iter(child), "")
-    inner = f"{where}.retriever.{kind}"
-    if kind == "standard":
-        standard = _object(child[kind], inner)
-        if "query" in standard:
-            body["query"] = standard["query"]
-        if "filter" in standard:
-            body["query"] = {
-                "bool": {"must": [body.get("query", {"match_all": {}})], "filter": standard["filter"]}
-            }
+    child, text = section.retriever, section.inference_text
+    if child.standard is not None:
+        body["query"] = _standard_query(child.standard)
         return settings, None, None
-    if kind == "knn":
-        return settings, _knn_from_retriever(_object(child[kind], inner), inner, text), None
-    if kind == "rrf":
-        rrf = _object(child[kind], inner)
-        knn = None
-        for i, item in enumerate(_require(rrf, "retrievers", inner)):
-            if "standard" in item:
-                body["query"] = item["standard"].get("query", {"match_all": {}})
-            elif "knn" in item:
-                knn = _knn_from_retriever(item["knn"], f"{inner}.retrievers[{i}].knn", text)
-            else:
-                raise RequestError(f"{inner}.retrievers[{i}]", "must be a standard or a knn retriever")
-        if knn is None or "query" not in body:
-            raise RequestError(f"{inner}.retrievers", "needs one standard and one knn retriever")
-        return settings, knn, Hybrid(method="rrf", rank_constant=rrf.get("rank_constant", 60))
-    raise RequestError(f"{where}.retriever", f"must be standard, knn or rrf, got {kind or 'nothing'}")
+    if child.knn is not None:
+        return settings, _knn_from_retriever(child.knn, text), None
+    assert child.rrf is not None
+    standards = [r.standard for r in child.rrf.retrievers if r.standard is not None]
+    knns = [r.knn for r in child.rrf.retrievers if r.knn is not None]
+    if len(standards) != 1 or len(knns) != 1:
+        raise RequestError(f"{where}.retriever.rrf.retrievers", "needs one standard and one knn retriever")
+    body["query"] = _standard_query(standards[0])
+    hybrid = Hybrid(method="rrf", rank_constant=child.rrf.rank_constant)
+    return settings, _knn_from_retriever(knns[0], text), hybrid
 
 
 def _path_value(body: dict[str, Any], path: str) -> Any:
@@ -125,20 +202,31 @@ def _path_value(body: dict[str, Any], path: str) -> Any:
     return node
 
 
-def _opensearch_reranker(
-    body: dict[str, Any], section: dict[str, Any], settings: RerankSettings
-) -> RerankSettings:
-    where = "ext.rerank.query_context"
-    context = _object(_require(_object(section, "ext.rerank"), "query_context", "ext.rerank"), where)
-    if "query_text" in context:
-        text = context["query_text"]
-    elif "query_text_path" in context:
-        text = _path_value(body, context["query_text_path"])
-    else:
-        raise RequestError(where, "needs query_text or query_text_path")
+def _opensearch_reranker(body: dict[str, Any], section: Any, settings: RerankSettings) -> RerankSettings:
+    context = validated(OpenSearchRerank, section, "ext.rerank").query_context
+    text = context.query_text
+    if context.query_text_path is not None:
+        text = _path_value(body, context.query_text_path)
     if not isinstance(text, str):
-        raise RequestError(where, f"the query text must be a string, got {type(text).__name__}")
+        raise RequestError(
+            "ext.rerank.query_context.query_text_path", f"must lead to a string, got {type(text).__name__}"
+        )
     return dataclasses.replace(settings, query_text=text)
+
+
+def _own_section(
+    section: Any, settings: RerankSettings, knn: KnnSearch | None, hybrid: Hybrid | None
+) -> tuple[RerankSettings, KnnSearch | None, Hybrid | None]:
+    where = "ext.rerank_bridge"
+    own = validated(OwnSection, section, where)
+    if own.rerank is not None:
+        merged = {**dataclasses.asdict(settings), **own.rerank}
+        settings = RerankSettings.from_dict(merged, f"{where}.rerank")
+    if own.knn is not None:
+        knn = KnnSearch.from_dict(own.knn, f"{where}.knn")
+    if own.hybrid is not None:
+        hybrid = Hybrid.from_dict(own.hybrid, f"{where}.hybrid")
+    return settings, knn, hybrid
 
 
 # Queries whose text the reranker can take when none is given explicitly.
@@ -180,6 +268,11 @@ def _page_number(body: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+# With reranking, pages come from the reranked window: a cursor into the
+# first stage pages through another order and repeats hits.
+CURSORS = ("search_after", "pit")
+
+
 def parse_request(
     body: dict[str, Any] | None,
     settings: RerankSettings,
@@ -187,6 +280,9 @@ def parse_request(
     hybrid: Hybrid | None = None,
 ) -> SearchRequest:
     body = copy.deepcopy(body) if body else {}
+    for cursor in CURSORS:
+        if cursor in body:
+            raise RequestError(cursor, "cannot page a reranked search: use from/size inside the rank window")
     if "retriever" in body:
         settings, knn, hybrid = _es_reranker(body, settings)
     ext = body.get("ext")
@@ -194,17 +290,7 @@ def parse_request(
         if "rerank" in ext:
             settings = _opensearch_reranker(body, ext.pop("rerank"), settings)
         if "rerank_bridge" in ext:
-            own = _object(ext.pop("rerank_bridge"), "ext.rerank_bridge")
-            if "rerank" in own:
-                merged = {
-                    **dataclasses.asdict(settings),
-                    **_object(own["rerank"], "ext.rerank_bridge.rerank"),
-                }
-                settings = RerankSettings.from_dict(merged, "ext.rerank_bridge.rerank")
-            if "knn" in own:
-                knn = KnnSearch.from_dict(own["knn"], "ext.rerank_bridge.knn")
-            if "hybrid" in own:
-                hybrid = Hybrid.from_dict(own["hybrid"], "ext.rerank_bridge.hybrid")
+            settings, knn, hybrid = _own_section(ext.pop("rerank_bridge"), settings, knn, hybrid)
         if not ext:
             del body["ext"]
     page_from = _page_number(body, "from", 0)

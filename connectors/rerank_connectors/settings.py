@@ -1,103 +1,125 @@
-"""How a search is reranked, and the first-stage shapes besides a plain query."""
+"""How a search is reranked, and the first-stage shapes besides a plain query.
+
+Each class is a strict pydantic dataclass: built from Python or from a request
+body, a value of the wrong type (`"50"` for a window, `10.5` for a count,
+`"yes"` for a flag) or an unknown key is refused, and `validated` turns the
+refusal into a RequestError that names the field's full path.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
 
 from rerank_connectors.errors import RequestError
 
 DEFAULT_RANK_WINDOW = 50
-SettingsT = TypeVar("SettingsT")
+# Elasticsearch's index.max_result_window: no first stage returns more.
+MAX_RANK_WINDOW = 10_000
+STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+ModelT = TypeVar("ModelT")
 
 
-@dataclass(frozen=True)
+def _as_tuple(value: Any) -> Any:
+    """JSON arrays arrive as lists; a single field name may come as a string."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value) if isinstance(value, list) else value
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+Vector = Annotated[tuple[float, ...], BeforeValidator(_as_tuple)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+@dataclass(frozen=True, config=STRICT)
 class RerankSettings:
     """`fields`: dotted paths (into _source) whose text is joined, in order, to
     make the passage the reranker reads; array values are joined too."""
 
-    fields: tuple[str, ...] = ()
+    fields: Names = ()
     query_text: str | None = None
-    rank_window_size: int = DEFAULT_RANK_WINDOW
-    top_n: int | None = None
+    rank_window_size: Annotated[int, Field(ge=1, le=MAX_RANK_WINDOW)] = DEFAULT_RANK_WINDOW
+    top_n: PositiveInt | None = None
     min_score: float | None = None
-    # Fail-open: a reranker failure returns the first-stage order, flagged.
+    # Fail-open: a reranker outage returns the first-stage order, flagged.
     fail_open: bool = True
     instruction: str = ""
-    max_document_tokens: int | None = None
-    timeout: float | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.fields, str):
-            object.__setattr__(self, "fields", (self.fields,))
-        if self.rank_window_size < 1:
-            raise RequestError("rank_window_size", f"must be at least 1, got {self.rank_window_size}")
-        if self.top_n is not None and self.top_n < 1:
-            raise RequestError("top_n", f"must be at least 1, got {self.top_n}")
+    max_document_tokens: PositiveInt | None = None
+    # Seconds; the scoring server's deadline for this search.
+    timeout: Annotated[float, Field(gt=0, le=600)] | None = None
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any], where: str = "rerank") -> RerankSettings:
-        return _from_dict(cls, section, where)
+    def from_dict(cls, section: Any, where: str = "rerank") -> RerankSettings:
+        return validated(cls, section, where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class KnnSearch:
     """A vector first stage: the query vector is given, or embedded from
     `query_text` (default: the rerank query text) by the server's Embed."""
 
     field: str
-    query_vector: tuple[float, ...] | None = None
+    query_vector: Vector | None = None
     query_text: str | None = None
-    k: int | None = None  # default: the rank window
-    num_candidates: int | None = None
+    k: PositiveInt | None = None  # default: the rank window
+    num_candidates: PositiveInt | None = None
     filter: dict[str, Any] | None = None
 
     @classmethod
-    def from_dict(cls, section: dict[str, Any], where: str = "knn") -> KnnSearch:
-        if "query_vector" in section:
-            section = {**section, "query_vector": tuple(section["query_vector"])}
-        return _from_dict(cls, section, where)
+    def from_dict(cls, section: Any, where: str = "knn") -> KnnSearch:
+        return validated(cls, section, where)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=STRICT)
 class Hybrid:
     """Keyword + vector fusion done by the connector (works on any licence and
     without plugins): reciprocal rank fusion, or a weighted sum of min-max
     normalised scores. `native` asks the engine to fuse instead."""
 
     method: Literal["rrf", "linear"] = "rrf"
-    rank_constant: int = 60
-    keyword_weight: float = 0.5
+    rank_constant: PositiveInt = 60
+    keyword_weight: Annotated[float, Field(ge=0, le=1)] = 0.5
     native: bool = False
     # OpenSearch native fusion: the search pipeline holding the normalization processor.
     pipeline: str = ""
 
-    def __post_init__(self) -> None:
-        if self.method not in ("rrf", "linear"):
-            raise RequestError("hybrid.method", f"must be rrf or linear, got {self.method!r}")
-        if not 0 <= self.keyword_weight <= 1:
-            raise RequestError("hybrid.keyword_weight", f"must be in [0, 1], got {self.keyword_weight}")
-
     @classmethod
-    def from_dict(cls, section: dict[str, Any], where: str = "hybrid") -> Hybrid:
-        return _from_dict(cls, section, where)
+    def from_dict(cls, section: Any, where: str = "hybrid") -> Hybrid:
+        return validated(cls, section, where)
 
 
-def _from_dict(cls: type[SettingsT], section: dict[str, Any], where: str) -> SettingsT:
+def field_path(where: str, location: tuple[int | str, ...]) -> str:
+    """`ext.rerank` + ("documents", 3, "text") -> `ext.rerank.documents[3].text`."""
+    path = where
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def request_error(error: ValidationError, where: str) -> RequestError:
+    """The first problem pydantic found, as a RequestError naming its field."""
+    first = error.errors()[0]
+    location = tuple(part for part in first["loc"] if part != "__root__")
+    # pydantic's wording, less its own vocabulary (class names, "Value error, ").
+    message = re.sub(r" or instance of \w+|^Value error, ", "", first["msg"])
+    if first["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        message = "unknown setting"
+    elif first["type"] not in ("missing", "value_error"):
+        message += f", got {first['input']!r}"
+    return RequestError(field_path(where, location), message[:300])
+
+
+def validated(model: type[ModelT], section: Any, where: str) -> ModelT:
+    """`model` built from a JSON object (its keys as keyword arguments)."""
     if not isinstance(section, dict):
         raise RequestError(where, f"must be an object, got {type(section).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise RequestError(f"{where}.{unknown[0]}", f"unknown setting; known: {', '.join(sorted(known))}")
-    values = dict(section)
-    if "fields" in values:
-        fields = values["fields"]
-        values["fields"] = (fields,) if isinstance(fields, str) else tuple(fields)
     try:
-        return cls(**values)
-    except RequestError as error:
-        raise RequestError(f"{where}.{error.field}", str(error).split(": ", 1)[1]) from None
-    except TypeError as error:
+        return model(**section)
+    except ValidationError as error:
+        raise request_error(error, where) from None
+    except TypeError as error:  # a key that is not a valid Python identifier
         raise RequestError(where, str(error)) from None

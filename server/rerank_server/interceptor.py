@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc import aio
 
+from rerank_bridge_proto.request_ids import METADATA_KEY, clean_request_id
 from rerank_server.errors import RerankError
 from rerank_server.metrics import LATENCY, REQUESTS
 
@@ -29,9 +29,9 @@ REQUEST_ID = contextvars.ContextVar("request_id", default="-")
 
 def _request_id(context: aio.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and value:
-            return str(value)[:128]
-    return uuid.uuid4().hex
+        if key == METADATA_KEY:
+            return clean_request_id(str(value))
+    return clean_request_id(None)
 
 
 def _guard(

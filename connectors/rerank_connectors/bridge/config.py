@@ -3,6 +3,7 @@
 engine:
   url: http://127.0.0.1:9200
   kind: auto                  # or elasticsearch / opensearch
+  timeout: 30                 # seconds for each engine call (past it: 504)
   username_env: ENGINE_USER   # names of environment variables, never the secrets
   password_env: ENGINE_PASSWORD
   api_key_env: ENGINE_API_KEY
@@ -11,27 +12,61 @@ listen: {host: 127.0.0.1, port: 8080, tls_cert: "", tls_key: ""}
 api_keys_env: RERANK_BRIDGE_API_KEYS   # comma-separated; unset or empty: no key needed
 indices:                                # reranking per index pattern (fnmatch)
   "docs*": {fields: [title, text], rank_window_size: 50}
-allow: ["GET /_cluster/health"]         # extra pass-through paths (METHOD /pattern)
+allow: ["GET /_cluster/health"]         # extra pass-through calls (METHOD /pattern; * and **)
+limits:                                 # defaults shown
+  max_body_bytes: 10485760
+  max_json_depth: 100
+  max_msearch_searches: 100
+  max_open_scrolls: 1000
+  max_scroll_keep_alive: 30m
+
+The file is read strictly: an unknown key or a value of the wrong type is an
+error naming it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from rerank_connectors.bridge.boundary import AllowRule
+from rerank_connectors.bridge.scrolls import duration_seconds
 from rerank_connectors.errors import RequestError
-from rerank_connectors.settings import RerankSettings
+from rerank_connectors.settings import RerankSettings, validated
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_json_depth: int = 100
+    max_msearch_searches: int = 100
+    max_open_scrolls: int = 1000
+    max_scroll_keep_alive: float = 30 * 60.0  # seconds
+
+
+def _engine_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"engine url {url!r} must be http(s)://host[:port][/path]")
+    if parts.username or parts.password:
+        raise ValueError("engine url must not carry credentials: name environment variables instead")
+    return url.rstrip("/")
 
 
 @dataclass(frozen=True)
 class BridgeConfig:
     engine_url: str
     engine_kind: str = "auto"
+    engine_timeout: float = 30.0
     engine_username: str = field(default="", repr=False)
     engine_password: str = field(default="", repr=False)
     engine_api_key: str = field(default="", repr=False)
@@ -44,6 +79,12 @@ class BridgeConfig:
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
     indices: tuple[tuple[str, RerankSettings], ...] = ()
     allow: tuple[str, ...] = ()
+    limits: Limits = Limits()
+    allow_rules: tuple[AllowRule, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "engine_url", _engine_url(self.engine_url))
+        object.__setattr__(self, "allow_rules", tuple(AllowRule.parse(rule) for rule in self.allow))
 
     def rerank_for(self, index: str) -> RerankSettings | None:
         """The configured settings of the first pattern that matches every index named."""
@@ -53,25 +94,64 @@ class BridgeConfig:
                 return settings
         return None
 
-    def allows(self, method: str, path: str) -> bool:
-        for rule in self.allow:
-            allowed_method, _, pattern = rule.partition(" ")
-            if allowed_method.upper() in (method.upper(), "*") and fnmatch.fnmatchcase(path, pattern):
-                return True
-        return False
+    def replace(self, **changes: Any) -> BridgeConfig:
+        return dataclasses.replace(self, **changes)
 
 
-def _read(path: Path) -> dict[str, Any]:
+class _Section(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+Seconds = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class _Engine(_Section):
+    url: str = "http://127.0.0.1:9200"
+    kind: Literal["auto", "elasticsearch", "opensearch"] = "auto"
+    timeout: Seconds = 30.0
+    username_env: str = ""
+    password_env: str = ""
+    api_key_env: str = ""
+
+
+class _Reranker(_Section):
+    address: str = "127.0.0.1:50051"
+    timeout: Seconds = 30.0
+
+
+class _Listen(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+class _Limits(_Section):
+    max_body_bytes: Count = Limits.max_body_bytes
+    max_json_depth: Count = Limits.max_json_depth
+    max_msearch_searches: Count = Limits.max_msearch_searches
+    max_open_scrolls: Count = Limits.max_open_scrolls
+    max_scroll_keep_alive: str = "30m"
+
+
+class _File(_Section):
+    engine: _Engine = _Engine()
+    reranker: _Reranker = _Reranker()
+    listen: _Listen = _Listen()
+    api_keys_env: str = "RERANK_BRIDGE_API_KEYS"
+    indices: dict[str, dict[str, Any]] = {}
+    allow: list[str] = []
+    limits: _Limits = _Limits()
+
+
+def _read(path: Path) -> Any:
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        loaded = yaml.safe_load(text)
-    else:
-        loaded = json.loads(text)
-    if not isinstance(loaded, dict):
-        raise RequestError(str(path), "the configuration must be a mapping")
-    return loaded
+        return yaml.safe_load(text)
+    return json.loads(text)
 
 
 def load_config(
@@ -80,29 +160,41 @@ def load_config(
     """Reads the file (if any), takes secrets from the environment variables it
     names, and applies keyword overrides (from the command line)."""
     env = os.environ if environ is None else environ
+    where = str(path) if path else "configuration"
     raw = _read(path) if path else {}
-    engine = raw.get("engine", {})
-    reranker = raw.get("reranker", {})
-    listen = raw.get("listen", {})
-    keys = env.get(raw.get("api_keys_env", "RERANK_BRIDGE_API_KEYS"), "")
+    file = validated(_File, raw if raw is not None else {}, where)
+    keys = env.get(file.api_keys_env, "")
     values: dict[str, Any] = {
-        "engine_url": engine.get("url", "http://127.0.0.1:9200"),
-        "engine_kind": engine.get("kind", "auto"),
-        "engine_username": env.get(engine.get("username_env", ""), ""),
-        "engine_password": env.get(engine.get("password_env", ""), ""),
-        "engine_api_key": env.get(engine.get("api_key_env", ""), ""),
-        "reranker": reranker.get("address", "127.0.0.1:50051"),
-        "reranker_timeout": float(reranker.get("timeout", 30.0)),
-        "host": listen.get("host", "127.0.0.1"),
-        "port": int(listen.get("port", 8080)),
-        "tls_cert": listen.get("tls_cert", ""),
-        "tls_key": listen.get("tls_key", ""),
+        "engine_url": file.engine.url,
+        "engine_kind": file.engine.kind,
+        "engine_timeout": file.engine.timeout,
+        "engine_username": env.get(file.engine.username_env, "") if file.engine.username_env else "",
+        "engine_password": env.get(file.engine.password_env, "") if file.engine.password_env else "",
+        "engine_api_key": env.get(file.engine.api_key_env, "") if file.engine.api_key_env else "",
+        "reranker": file.reranker.address,
+        "reranker_timeout": file.reranker.timeout,
+        "host": file.listen.host,
+        "port": file.listen.port,
+        "tls_cert": file.listen.tls_cert,
+        "tls_key": file.listen.tls_key,
         "api_keys": frozenset(k.strip() for k in keys.split(",") if k.strip()),
         "indices": tuple(
             (pattern, RerankSettings.from_dict(section, f"indices.{pattern}"))
-            for pattern, section in raw.get("indices", {}).items()
+            for pattern, section in file.indices.items()
         ),
-        "allow": tuple(raw.get("allow", ())),
+        "allow": tuple(file.allow),
+        "limits": Limits(
+            max_body_bytes=file.limits.max_body_bytes,
+            max_json_depth=file.limits.max_json_depth,
+            max_msearch_searches=file.limits.max_msearch_searches,
+            max_open_scrolls=file.limits.max_open_scrolls,
+            max_scroll_keep_alive=duration_seconds(
+                file.limits.max_scroll_keep_alive, "limits.max_scroll_keep_alive"
+            ),
+        ),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return BridgeConfig(**values)
+    try:
+        return BridgeConfig(**values)
+    except ValueError as error:
+        raise RequestError(where, str(error)) from None

@@ -1,81 +1,109 @@
 """`POST /v1/rerank` (the Jina API shape) and `POST /v2/rerank` (Cohere v2), so
 the engines' own reranking hooks (Elasticsearch's inference endpoints,
-OpenSearch's ml-commons connectors) can call the model.
+OpenSearch's ml-commons connectors) and the Cohere SDK can call the model.
 
 Cohere's result objects carry exactly `index` and `relevance_score` (plus
-`document` only when asked): Elasticsearch's Cohere parser rejects unknown keys.
+`document` only when asked): Elasticsearch's Cohere parser rejects unknown
+keys. Errors carry Elasticsearch's shape and, for Cohere and Jina clients, a
+top-level `message`.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import grpc
+from aiohttp import web
+from pydantic import BaseModel, Field, field_validator
+
+from rerank_connectors.bridge.bodies import json_object, media_type
+from rerank_connectors.bridge.exchange import Exchange, answer
 from rerank_connectors.client import Reranking
-from rerank_connectors.errors import RequestError
+from rerank_connectors.errors import RequestError, RerankBridgeError, reranker_error
+from rerank_connectors.request_forms import STRICT_MODEL
+from rerank_connectors.settings import PositiveInt, validated
 
 
-@dataclass(frozen=True)
-class RerankCall:
-    model: str
+class DocumentObject(BaseModel):
+    model_config = STRICT_MODEL
+    text: str
+
+
+class RerankCall(BaseModel):
+    model_config = STRICT_MODEL
+    model: str = ""
     query: str
-    documents: list[str]
-    top_n: int | None
-    return_documents: bool
+    documents: Annotated[list[str | DocumentObject], Field(min_length=1)]
+    top_n: PositiveInt | None = None
+    max_tokens_per_doc: PositiveInt | None = None
+    return_documents: bool | None = None
+    # Cohere's scheduling hint; this server has one queue, so it is accepted and unused.
+    priority: int | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, query: str) -> str:
+        if not query.strip():
+            raise ValueError("must not be empty")
+        return query
+
+    def texts(self) -> list[str]:
+        return [d if isinstance(d, str) else d.text for d in self.documents]
 
 
-def _text(document: Any, where: str) -> str:
-    if isinstance(document, str):
-        return document
-    if isinstance(document, dict) and isinstance(document.get("text"), str):
-        return str(document["text"])
-    raise RequestError(where, "must be a string or an object with a text field")
-
-
-def parse_call(body: Any, return_documents_default: bool) -> RerankCall:
-    if not isinstance(body, dict):
-        raise RequestError("body", "must be a JSON object")
-    query = body.get("query")
-    if not isinstance(query, str) or not query.strip():
-        raise RequestError("query", "must be a non-empty string")
-    documents = body.get("documents")
-    if not isinstance(documents, list) or not documents:
-        raise RequestError("documents", "must be a non-empty list")
-    texts = [_text(document, f"documents[{i}]") for i, document in enumerate(documents)]
-    top_n = body.get("top_n")
-    if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
-        raise RequestError("top_n", f"must be a positive integer, got {top_n!r}")
-    model = body.get("model") or ""
-    if not isinstance(model, str):
-        raise RequestError("model", "must be a string")
-    return RerankCall(
-        model=model,
-        query=query,
-        documents=texts,
-        top_n=min(top_n, len(texts)) if top_n is not None else None,
-        return_documents=bool(body.get("return_documents", return_documents_default)),
-    )
-
-
-def _results(call: RerankCall, ranking: Reranking) -> list[dict[str, Any]]:
+def _results(call: RerankCall, ranking: Reranking, with_documents: bool) -> list[dict[str, Any]]:
+    texts = call.texts()
     results = []
     for document in ranking.documents:
         result: dict[str, Any] = {"index": document.index, "relevance_score": document.score}
-        if call.return_documents:
-            result["document"] = {"text": call.documents[document.index]}
+        if with_documents:
+            result["document"] = {"text": texts[document.index]}
         results.append(result)
     return results
 
 
 def jina_response(call: RerankCall, ranking: Reranking) -> dict[str, Any]:
+    with_documents = call.return_documents is not False
     return {
         "model": ranking.model,
         "usage": {"total_tokens": ranking.usage.total_tokens},
-        "results": _results(call, ranking),
+        "results": _results(call, ranking, with_documents),
     }
 
 
 def cohere_response(call: RerankCall, ranking: Reranking) -> dict[str, Any]:
     meta = {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}
-    return {"id": str(uuid.uuid4()), "results": _results(call, ranking), "meta": meta}
+    results = _results(call, ranking, bool(call.return_documents))
+    return {"id": str(uuid.uuid4()), "results": results, "meta": meta}
+
+
+async def _rerank(ex: Exchange, shape: str) -> web.StreamResponse:
+    media_type(ex.request.headers.get("Content-Type"))
+    for name in ex.target.params:
+        raise RequestError(name, f"request [{ex.target.path}] contains unrecognized parameter: [{name}]")
+    body = json_object(await ex.body(), "body", ex.config.limits.max_json_depth)
+    call = validated(RerankCall, body if body is not None else {}, "")
+    top_n = min(call.top_n, len(call.documents)) if call.top_n is not None else None
+    try:
+        ranking = await ex.state.reranker.rerank(
+            call.query,
+            [(str(i), text) for i, text in enumerate(call.texts())],
+            top_n=top_n,
+            max_document_tokens=call.max_tokens_per_doc,
+            model=call.model,
+            request_id=ex.request_id,
+        )
+    except grpc.RpcError as error:
+        raise reranker_error(error.code().name, error.details() or "") from error
+    return answer(jina_response(call, ranking) if shape == "jina" else cohere_response(call, ranking))
+
+
+def handler(shape: str) -> Any:
+    async def rerank(ex: Exchange) -> web.StreamResponse:
+        try:
+            return await _rerank(ex, shape)
+        except RerankBridgeError as error:
+            return answer({**error.error_body(), "message": str(error)}, status=error.status)
+
+    return rerank

@@ -1,5 +1,20 @@
 """The bridge's small web page (GET /ui): a query box, and the first-stage and
-reranked top tens side by side with each hit's rank movement and scores."""
+reranked top tens side by side with each hit's rank movement and scores.
+GET /ui/compare?index=&q=&fields= gives the page both lists from one first-stage run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from rerank_connectors.bridge.bodies import MediaType
+from rerank_connectors.bridge.boundary import index_expression
+from rerank_connectors.bridge.exchange import Exchange, answer
+from rerank_connectors.bridge.searches import rerank_search
+from rerank_connectors.errors import RequestError
+from rerank_connectors.pipeline import HIT_KEY, SUMMARY_KEY
+from rerank_connectors.settings import RerankSettings
 
 UI_PAGE = """<!doctype html>
 <html lang="en">
@@ -82,3 +97,44 @@ run();
 </body>
 </html>
 """
+
+
+async def page(ex: Exchange) -> web.StreamResponse:
+    return web.Response(text=UI_PAGE, content_type="text/html")
+
+
+def _title(hit: dict[str, Any], fields: list[str]) -> str:
+    source = hit.get("_source", {})
+    return str(next((source[f] for f in fields if source.get(f)), hit["_id"]))[:160]
+
+
+async def compare(ex: Exchange) -> web.StreamResponse:
+    params = ex.target.params
+    for name in params:
+        if name not in ("index", "q", "fields"):
+            raise RequestError(name, "unknown parameter; /ui/compare takes index, q and fields")
+    if not params.get("index") or not params.get("q"):
+        raise RequestError("q" if params.get("index") else "index", "is required")
+    index, query = index_expression(params["index"]), params["q"]
+    fields = [f for f in params.get("fields", "text").split(",") if f]
+    # The whole window in one reranked search: its first ten, and the ten it started from.
+    window = 50
+    body = {"query": {"multi_match": {"query": query, "fields": fields}}, "size": window}
+    settings = RerankSettings(fields=tuple(fields), query_text=query, rank_window_size=window)
+    response, _ = await rerank_search(ex, index, body, settings, {}, MediaType())
+    hits = response["hits"]["hits"]
+    reranked = [
+        {
+            "id": hit["_id"],
+            "title": _title(hit, fields),
+            "score": hit["_score"],
+            "first_stage_rank": hit[HIT_KEY]["first_stage_rank"],
+        }
+        for hit in hits[:10]
+    ]
+    by_first_stage = sorted(hits, key=lambda hit: hit[HIT_KEY]["first_stage_rank"])[:10]
+    first_stage = [
+        {"id": hit["_id"], "title": _title(hit, fields), "score": hit[HIT_KEY]["first_stage_score"]}
+        for hit in by_first_stage
+    ]
+    return answer({"reranked": reranked, "first_stage": first_stage, "rerank": response[SUMMARY_KEY]})

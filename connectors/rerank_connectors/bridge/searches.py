@@ -1,0 +1,233 @@
+"""`_search` and `_msearch`: which searches the bridge reranks, and running them.
+
+A search is reranked when its body asks for it (see request_forms) or its
+index is configured under `indices:`. A configured index still passes a
+search through untouched, counted and logged with the reason, when there is
+nothing for a reranker to do: a cursor (scroll, search_after, pit), an
+explicit sort, `size: 0`, the engine's own retriever, or no full-text clause
+to take the query text from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from rerank_connectors.bridge import passthrough
+from rerank_connectors.bridge.bodies import MediaType, dumps, json_object, media_type, ndjson_lines
+from rerank_connectors.bridge.boundary import index_expression
+from rerank_connectors.bridge.config import BridgeConfig
+from rerank_connectors.bridge.exchange import Exchange, answer, from_engine
+from rerank_connectors.bridge.filter_path import filter_path
+from rerank_connectors.bridge.metrics import SEARCHES, STAGE_SECONDS
+from rerank_connectors.bridge.middleware import OUTCOME
+from rerank_connectors.bridge.search_params import flag, reranked_params
+from rerank_connectors.bridge.upstream import Call, EngineThroughBridge, Reply
+from rerank_connectors.connector import AsyncRerankingSearch
+from rerank_connectors.errors import RequestError, RerankBridgeError
+from rerank_connectors.pipeline import SUMMARY_KEY
+from rerank_connectors.request_forms import CURSORS, STRICT_MODEL, has_rerank_form, infer_query_text
+from rerank_connectors.settings import RerankSettings, validated
+
+
+@dataclass(frozen=True)
+class Plan:
+    settings: RerankSettings | None  # None: the engine answers it as it is
+    outcome: str  # why, for metrics and the log line
+
+
+def _why_not_rerank(body: dict[str, Any], params: dict[str, str], settings: RerankSettings) -> str | None:
+    if "scroll" in params or any(cursor in body for cursor in CURSORS):
+        return "cursor"
+    if "retriever" in body:
+        return "engine_retriever"
+    if "sort" in params or body.get("sort", "_score") not in ("_score", ["_score"]):
+        return "sorted"
+    if params.get("size", body.get("size")) in (0, "0"):
+        return "size_0"
+    query = {"query_string": {"query": params["q"]}} if "q" in params else body.get("query")
+    if not settings.query_text and infer_query_text(query) is None:
+        return "no_query_text"
+    return None
+
+
+def plan_search(config: BridgeConfig, index: str, body: dict[str, Any], params: dict[str, str]) -> Plan:
+    configured = config.rerank_for(index)
+    if has_rerank_form(body):
+        return Plan(configured or RerankSettings(), "reranked")
+    if configured is None:
+        return Plan(None, "pass_through")
+    reason = _why_not_rerank(body, params, configured)
+    return Plan(None, f"not_reranked_{reason}") if reason else Plan(configured, "reranked")
+
+
+def _record(ex: Exchange, outcome: str) -> None:
+    SEARCHES.labels(outcome).inc()
+    ex.request.setdefault(OUTCOME, []).append(outcome)
+
+
+async def rerank_search(
+    ex: Exchange,
+    index: str,
+    body: dict[str, Any],
+    settings: RerankSettings,
+    first_stage: dict[str, str],
+    media: MediaType,
+) -> tuple[dict[str, Any], list[str]]:
+    """One reranked search through the connector, its first stage through the forwarder."""
+    started = time.perf_counter()
+    engine = EngineThroughBridge(ex.state.upstream, ex.headers, first_stage, media)
+    searcher = AsyncRerankingSearch(engine, ex.state.reranker, dialect=ex.state.dialect)
+    response = await searcher.search(index, body, rerank=settings, request_id=ex.request_id)
+    summary = response[SUMMARY_KEY]
+    for stage, ms in summary.get("took_ms", {}).items():
+        STAGE_SECONDS.labels(stage).observe(ms / 1e3)
+    STAGE_SECONDS.labels("total").observe(time.perf_counter() - started)
+    if not summary["reranked"]:
+        SEARCHES.labels("fail_open" if "error" in summary else "no_text").inc()
+    return response, engine.warnings
+
+
+async def search(ex: Exchange) -> web.StreamResponse:
+    media = media_type(ex.request.headers.get("Content-Type"))
+    body = json_object(await ex.body(), "body", ex.config.limits.max_json_depth)
+    plan = plan_search(ex.config, ex.route.index, body or {}, dict(ex.target.params))
+    _record(ex, plan.outcome)
+    if plan.settings is None:
+        return await passthrough.search(ex, body, media)
+    params = reranked_params(ex.target.params, ex.target.path)
+    response, warnings = await rerank_search(
+        ex, ex.route.index, params.apply(body), plan.settings, params.first_stage, media
+    )
+    if params.filter_path is not None:
+        response = filter_path(response, params.filter_path)
+    return answer(response, pretty=params.pretty, warnings=warnings)
+
+
+class MsearchHeader(BaseModel):
+    """One search's header line: where it runs and the engine options it carries."""
+
+    model_config = STRICT_MODEL
+    index: str | list[str] | None = None
+    search_type: str | None = None
+    preference: str | None = None
+    routing: str | None = None
+    request_cache: bool | None = None
+    allow_no_indices: bool | None = None
+    expand_wildcards: str | list[str] | None = None
+    ignore_unavailable: bool | None = None
+    ignore_throttled: bool | None = None
+    allow_partial_search_results: bool | None = None
+    ccs_minimize_roundtrips: bool | None = None
+
+    def engine_params(self) -> dict[str, str]:
+        """The options as the URL parameters of a single search."""
+        params = {}
+        for name, value in self:
+            if name == "index" or value is None:
+                continue
+            params[name] = (
+                str(value).lower()
+                if isinstance(value, bool)
+                else ",".join(value)
+                if isinstance(value, list)
+                else value
+            )
+        return params
+
+
+@dataclass(frozen=True)
+class MsearchItem:
+    header: MsearchHeader
+    body: dict[str, Any]
+    index: str
+    plan: Plan
+
+
+# msearch URL parameters that also act on a reranked search's first stage.
+MSEARCH_FIRST_STAGE = (
+    "ccs_minimize_roundtrips",
+    "error_trace",
+    "human",
+    "max_concurrent_shard_requests",
+    "pre_filter_shard_size",
+    "rest_total_hits_as_int",
+    "search_type",
+    "typed_keys",
+)
+
+
+def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
+    if len(lines) % 2:
+        raise RequestError("body", "msearch needs a header line and a body line for each search")
+    count, limit = len(lines) // 2, ex.config.limits.max_msearch_searches
+    if count == 0:
+        raise RequestError("body", "msearch holds no search")
+    if count > limit:
+        raise RequestError("body", f"msearch holds {count} searches; the bridge's limit is {limit}")
+    items = []
+    for i in range(count):
+        where = f"searches[{i}]"
+        header = validated(MsearchHeader, lines[2 * i], f"{where}.header")
+        body = lines[2 * i + 1]
+        if not isinstance(body, dict):
+            raise RequestError(f"{where}.body", f"must be a JSON object, got {type(body).__name__}")
+        named = ",".join(header.index) if isinstance(header.index, list) else header.index
+        index = index_expression(named, f"{where}.header.index") if named else ex.route.index
+        items.append(MsearchItem(header, body, index, plan_search(ex.config, index, body, {})))
+    return items
+
+
+async def _engine_msearch(
+    ex: Exchange, items: list[MsearchItem], params: dict[str, str], media: MediaType
+) -> Reply:
+    lines = [dumps(line) for item in items for line in (item.header.model_dump(exclude_none=True), item.body)]
+    call = Call(ex.method, ex.target.segments, params, b"\n".join(lines) + b"\n", media.header(True))
+    return await ex.state.upstream.send(call, ex.headers, ex.content_encoding)
+
+
+async def _reranked_item(
+    ex: Exchange, item: MsearchItem, first_stage: dict[str, str], media: MediaType
+) -> dict[str, Any]:
+    assert item.plan.settings is not None
+    try:
+        params = {**first_stage, **item.header.engine_params()}
+        response, _ = await rerank_search(ex, item.index, item.body, item.plan.settings, params, media)
+    except RerankBridgeError as error:
+        return {**error.error_body(), "status": error.status}
+    return {**response, "status": 200}
+
+
+async def msearch(ex: Exchange) -> web.StreamResponse:
+    started = time.perf_counter()
+    media = media_type(ex.request.headers.get("Content-Type"), ndjson_allowed=True)
+    items = _items(ex, ndjson_lines(await ex.body(), ex.config.limits.max_json_depth))
+    for item in items:
+        _record(ex, item.plan.outcome)
+    params = passthrough.engine_params(ex.target)
+    reranked = [i for i, item in enumerate(items) if item.plan.settings is not None]
+    if not reranked:
+        return from_engine(await _engine_msearch(ex, items, params, media))
+    # Mixed: the bridge builds the answer, so it applies filter_path and pretty itself.
+    shape = {name: params.pop(name) for name in ("filter_path", "pretty") if name in params}
+    answers: list[Any] = [None] * len(items)
+    passed = [i for i in range(len(items)) if i not in reranked]
+    if passed:
+        reply = await _engine_msearch(ex, [items[i] for i in passed], params, media)
+        if reply.status != 200:
+            return from_engine(reply)
+        for i, response in zip(passed, reply.json()["responses"], strict=True):
+            answers[i] = response
+    first_stage = {name: params[name] for name in MSEARCH_FIRST_STAGE if name in params}
+    results = await asyncio.gather(*(_reranked_item(ex, items[i], first_stage, media) for i in reranked))
+    for i, result in zip(reranked, results, strict=True):
+        answers[i] = result
+    document: dict[str, Any] = {"took": round((time.perf_counter() - started) * 1e3), "responses": answers}
+    if "filter_path" in shape:
+        document = filter_path(document, shape["filter_path"])
+    return answer(document, pretty="pretty" in shape and flag(shape["pretty"], "pretty"))

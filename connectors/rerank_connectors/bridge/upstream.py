@@ -1,0 +1,147 @@
+"""The one way the bridge reaches the engine.
+
+Every engine call, forwarded or made for a reranked search, is a `Call` of
+validated parts sent here: the URL comes from boundary.upstream_url, the
+headers are the checked ones plus the bridge's own credentials, redirects
+are not followed, and the whole call has the configured timeout. An engine
+that cannot be reached is a 502, one that does not answer in time a 504, both
+with an Elasticsearch-shaped body.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from rerank_connectors.bridge.bodies import MediaType, dumps
+from rerank_connectors.bridge.boundary import RETURNED_HEADERS, Refused, upstream_url
+from rerank_connectors.bridge.config import BridgeConfig
+from rerank_connectors.errors import EngineError
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    segments: tuple[str, ...]
+    params: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    content_type: str
+    # The engine's headers a caller may see (boundary.RETURNED_HEADERS), in order.
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed, or its text where the engine did not answer JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return self.body.decode("utf-8", "replace")
+
+
+def _compressed(body: bytes, encoding: str | None) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(body, compresslevel=1)
+    if encoding == "deflate":
+        return zlib.compress(body, 1)
+    return body
+
+
+class Upstream:
+    def __init__(self, config: BridgeConfig) -> None:
+        self.base = config.engine_url.rstrip("/")
+        self.timeout = config.engine_timeout
+        self._auth_headers = (
+            {"Authorization": f"ApiKey {config.engine_api_key}"} if config.engine_api_key else {}
+        )
+        self._auth = (
+            aiohttp.BasicAuth(config.engine_username, config.engine_password)
+            if config.engine_username
+            else None
+        )
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(
+        self, call: Call, headers: Mapping[str, str], content_encoding: str | None = None
+    ) -> Reply:
+        """`headers`: the caller's checked headers; `content_encoding`: re-applied to the rebuilt body."""
+        assert self._session is not None, "Upstream.start() was not awaited"
+        url = URL(upstream_url(self.base, call.segments, call.params), encoded=True)
+        outgoing = {**headers, **self._auth_headers}
+        body = call.body
+        if body is not None:
+            outgoing["Content-Type"] = call.content_type or "application/json"
+            if content_encoding in ("gzip", "deflate"):
+                body = _compressed(body, content_encoding)
+                outgoing["Content-Encoding"] = content_encoding
+        try:
+            async with self._session.request(
+                call.method, url, data=body, headers=outgoing, auth=self._auth, allow_redirects=False
+            ) as response:
+                payload = await response.read()
+                returned = tuple(
+                    (name, value) for name in RETURNED_HEADERS for value in response.headers.getall(name, ())
+                )
+                content_type = response.headers.get("Content-Type", "application/json")
+                return Reply(response.status, content_type, returned, payload)
+        except TimeoutError:
+            reason = f"the engine did not answer within the bridge's timeout of {self.timeout:g} s"
+            raise Refused(504, "engine_timeout_exception", reason) from None
+        except aiohttp.ClientError as error:
+            reason = f"the engine cannot be reached: {type(error).__name__}"
+            raise Refused(502, "engine_unreachable_exception", reason) from None
+
+    async def engine_kind(self) -> str:
+        """OpenSearch says so at GET /; Elasticsearch marks every response with X-Elastic-Product."""
+        reply = await self.send(Call("GET", ()), {})
+        if ("X-Elastic-Product", "Elasticsearch") in reply.headers:
+            return "elasticsearch"
+        info = reply.json() if reply.status == 200 else {}
+        if isinstance(info, dict) and info.get("version", {}).get("distribution") == "opensearch":
+            return "opensearch"
+        raise RuntimeError(f"cannot tell which engine answers at {self.base}: set engine.kind")
+
+
+class EngineThroughBridge:
+    """The engine as the reranking connector calls it (`search(index, body,
+    params)`), reached through the forwarder with the caller's URL parameters
+    and headers. Collects the engine's Warning headers for the answer."""
+
+    def __init__(
+        self, upstream: Upstream, headers: Mapping[str, str], params: Mapping[str, str], media: MediaType
+    ) -> None:
+        self.upstream = upstream
+        self.headers = headers
+        self.params = params
+        self.media = media
+        self.warnings: list[str] = []
+
+    async def search(self, index: str, body: dict[str, Any], params: Mapping[str, str] | None = None) -> Any:
+        segments = (index, "_search") if index else ("_search",)
+        call = Call(
+            "POST", segments, {**self.params, **(params or {})}, dumps(body), self.media.header(False)
+        )
+        reply = await self.upstream.send(call, self.headers)
+        self.warnings += [value for name, value in reply.headers if name == "Warning"]
+        if reply.status >= 300:
+            raise EngineError(reply.status, reply.json())
+        return reply.json()
