@@ -53,3 +53,17 @@ def fake_stub(fake_server: BackgroundServer) -> Iterator[rerank_pb2_grpc.Reranke
 
 
 pytest_plugins = ["live_fixtures"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bridge-examples",
+        type=int,
+        default=2000,
+        help="requests the bridge's property-based boundary test tries (the long form: 20000)",
+    )
+
+
+@pytest.fixture(scope="session")
+def bridge_examples(request: pytest.FixtureRequest) -> int:
+    return int(request.config.getoption("--bridge-examples"))

@@ -174,6 +174,9 @@ def engine(engine_url: tuple[str, str], corpus: Corpus) -> Iterator[Engine]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # Every test that uses an engine runs against both engines.
+    # Every test that uses an engine runs against both engines, unless marked
+    # @pytest.mark.engines("elasticsearch") (or another subset).
     if "engine_url" in metafunc.fixturenames:
-        metafunc.parametrize("engine_url", list(local_engines.KINDS), indirect=True, scope="session")
+        marker = metafunc.definition.get_closest_marker("engines")
+        kinds = list(marker.args) if marker else list(local_engines.KINDS)
+        metafunc.parametrize("engine_url", kinds, indirect=True, scope="session")
