@@ -79,12 +79,16 @@ def rerank_options(settings: RerankSettings, request_id: str | None) -> dict[str
     }
 
 
+# What the scoring server refuses in a window, by the setting that caused it.
+WINDOW_FIELDS = {"documents": "rank_window_size", "max_document_tokens": "rerank.max_document_tokens"}
+
+
 def reranker_failure(plan: SearchPlan, error: grpc.RpcError) -> str:
     """An outage under fail-open: the reason to report. Otherwise raises:
     RerankUnavailable when fail-closed, RerankRejected when the server refused
     the request itself (the caller's error is never hidden by fail-open)."""
     code, details = error.code().name, error.details() or ""
-    failure = reranker_error(code, details)
+    failure = reranker_error(code, details, WINDOW_FIELDS)
     if isinstance(failure, RerankRejected) or not plan.request.settings.fail_open:
         raise failure from error
     return f"{code}: {details}"

@@ -9,6 +9,8 @@ fail-open), while an outage may fall back to the first stage.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,14 +82,20 @@ SERVER_FAILED = RerankerReply(502, outage=True)
 
 class RerankRejected(RerankBridgeError):
     """The scoring server refused the request (a window over its document
-    limit, an unknown model): the caller's error, whatever fail-open says."""
+    limit, an unknown model): the caller's error, whatever fail-open says.
+    `field` is the caller's name for what the server's message names."""
 
     kind = "illegal_argument_exception"
 
-    def __init__(self, code: str, details: str, status: int) -> None:
-        super().__init__(f"the reranker refused the request ({code}): {details}")
+    def __init__(self, code: str, details: str, status: int, field: str | None) -> None:
+        super().__init__(f"{field or 'request'}: the reranker refused it ({code}): {details}")
         self.code = code
         self.status = status
+        self.field = field
+
+    def error_body(self) -> dict[str, Any]:
+        details = {"field": self.field} if self.field else {}
+        return es_error_body(self.status, self.kind, str(self), **details)
 
 
 class RerankUnavailable(RerankBridgeError):
@@ -102,9 +110,20 @@ class RerankUnavailable(RerankBridgeError):
         self.status = status
 
 
-def reranker_error(code: str, details: str) -> RerankRejected | RerankUnavailable:
-    """The error a failed scoring call stands for, by its gRPC status name."""
+_SERVER_FIELD = re.compile(r"([\w.\[\]]+): ")
+
+
+def reranker_error(
+    code: str, details: str, caller_fields: Mapping[str, str] | None = None
+) -> RerankRejected | RerankUnavailable:
+    """The error a failed scoring call stands for, by its gRPC status name.
+    The server's messages start with the field they refuse ("documents: ...");
+    `caller_fields` renames it to what the caller set (documents -> rank_window_size)."""
     reply = RERANKER_REPLIES.get(code, SERVER_FAILED)
     if reply.outage:
         return RerankUnavailable(code, details, reply.http_status)
-    return RerankRejected(code, details, reply.http_status)
+    named = _SERVER_FIELD.match(details)
+    field = named.group(1) if named else None
+    if field is not None and caller_fields:
+        field = caller_fields.get(field, field)
+    return RerankRejected(code, details, reply.http_status, field)

@@ -100,14 +100,35 @@ def field_path(where: str, location: tuple[int | str, ...]) -> str:
     return path
 
 
+# pydantic names the member of a union it tried (`str`, `list[str]`, a class);
+# field names here are lowercase identifiers, so those parts are told apart.
+_UNION_MEMBER = re.compile(r"[A-Z].*|.*[\[\]()-].*|str|int|float|bool|none|__root__")
+
+
+def _field_location(location: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], str | None]:
+    """The location without union-member parts, and the member it named (if any)."""
+    kept, member = [], None
+    for part in location:
+        if isinstance(part, str) and _UNION_MEMBER.fullmatch(part):
+            member = member or ("object" if part[0].isupper() else part)
+        else:
+            kept.append(part)
+    return tuple(kept), member
+
+
 def request_error(error: ValidationError, where: str) -> RequestError:
     """The first problem pydantic found, as a RequestError naming its field."""
-    first = error.errors()[0]
-    location = tuple(part for part in first["loc"] if part != "__root__")
+    problems = error.errors()
+    first = problems[0]
+    location, member = _field_location(tuple(first["loc"]))
     # pydantic's wording, less its own vocabulary (class names, "Value error, ").
     message = re.sub(r" or instance of \w+|^Value error, ", "", first["msg"])
     if first["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
         message = "unknown setting"
+    elif member is not None and first["type"].endswith("_type"):
+        members = [m for e in problems if (m := _field_location(tuple(e["loc"])))[0] == location]
+        expected = " or ".join(dict.fromkeys(str(m[1]) for m in members if m[1]))
+        message = f"must be {expected}, got {first['input']!r}"
     elif first["type"] not in ("missing", "value_error"):
         message += f", got {first['input']!r}"
     return RequestError(field_path(where, location), message[:300])

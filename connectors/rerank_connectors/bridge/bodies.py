@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from rerank_connectors.bridge.boundary import Refused
 from rerank_connectors.errors import RequestError
@@ -80,11 +81,20 @@ async def read_bytes(request: web.Request, max_bytes: int) -> bytes | None:
         raise Refused(415, "illegal_argument_exception", reason, "Content-Encoding")
     if not request.body_exists:
         return None
+    too_large = Refused(
+        413,
+        "content_too_long_exception",
+        f"the body is larger than the bridge's limit of {max_bytes} bytes",
+        "body",
+    )
+    if (request.content_length or 0) > max_bytes:
+        raise too_large
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        reason = f"the body is larger than the bridge's limit of {max_bytes} bytes"
-        raise Refused(413, "content_too_long_exception", reason, "body") from None
+        raise too_large from None
+    except RequestPayloadError:
+        raise Refused(400, "parse_exception", f"body: cannot be decoded as {encoding}", "body") from None
     return raw or None
 
 

@@ -51,7 +51,8 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 # Never inside a decoded path segment: separators, controls, and "%" (double encoding).
 _NOT_IN_SEGMENT = re.compile(r"[\x00-\x1f\x7f/\\#?%]")
 _PARAM_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
-MAX_TARGET_CHARS = 8192
+# Elasticsearch's own http.max_initial_line_length is 4 KiB.
+MAX_TARGET_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _params(query: str) -> dict[str, str]:
         raw_name, _, raw_value = pair.partition("=")
         name = _decode(raw_name, "query")
         if not _PARAM_NAME.fullmatch(name):
-            raise _bad_target(f"{name[:64]!r} is not a parameter name", "query")
+            raise _bad_target(f"the query string names {name[:64]!r}, which is not a parameter name", "query")
         if name in params:
             raise _bad_target(f"parameter [{name}] is given twice", name)
         value = _decode(raw_value, name, plus_is_space=True)
@@ -137,7 +138,7 @@ def index_expression(text: str, field: str = "index") -> str:
             or (name.startswith("_") and name != "_all")
             or len(name.encode()) > 255
         ):
-            reason = f"[{item[:255]}] is not an index name, alias, pattern or _all"
+            reason = f"{field}: [{item[:255]}] is not an index name, alias, pattern or _all"
             raise Refused(400, "invalid_index_name_exception", reason, field)
     return text
 
@@ -231,7 +232,7 @@ def route_for(method: str, target: Target, allow: tuple[AllowRule, ...]) -> Rout
         f"rerank-bridge does not forward {method} {target.path}: it forwards searches only "
         "(allow other calls in its configuration)"
     )
-    raise Refused(403, "security_exception", reason)
+    raise Refused(403, "security_exception", reason, "path")
 
 
 # Kept literal in upstream URLs; everything else but unreserved characters is percent-encoded.

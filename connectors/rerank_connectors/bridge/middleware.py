@@ -47,6 +47,11 @@ async def every_answer(request: web.Request, handler: Handler) -> web.StreamResp
         response = answer(error.error_body(), status=error.status)
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="rerank-bridge"'
+    except web.HTTPNotFound:
+        # The one route matches every absolute path: what it misses is not one (`*`, ...).
+        reason = "the request target must be an absolute path"
+        body = es_error_body(400, "illegal_argument_exception", reason, field="path")
+        response = answer(body, status=400)
     except web.HTTPException as error:  # aiohttp's own refusals
         response = answer(es_error_body(error.status, "http_exception", error.reason), status=error.status)
     except Exception:

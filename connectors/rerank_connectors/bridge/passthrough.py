@@ -99,7 +99,7 @@ SCROLL_OPTIONS = ("rest_total_hits_as_int", "pretty", "human", "error_trace")
 
 
 def _unknown_scroll(scroll_id: str) -> Refused:
-    reason = f"No search context found for id [{scroll_id[:80]}] among the scrolls this caller opened here"
+    reason = f"scroll_id [{scroll_id[:80]}] is not a scroll this caller opened here (expired or cleared?)"
     return Refused(404, "search_context_missing_exception", reason, "scroll_id")
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import grpc
 from aiohttp import web
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from rerank_connectors.bridge.bodies import json_object, media_type
 from rerank_connectors.bridge.exchange import Exchange, answer
@@ -30,11 +30,23 @@ class DocumentObject(BaseModel):
     text: str
 
 
+def _document(value: Any) -> Any:
+    """A document is a string or an object with a text field (Jina's shape)."""
+    if isinstance(value, str):
+        return {"text": value}
+    if not isinstance(value, dict):
+        raise ValueError("must be a string or an object with a text field")
+    return value
+
+
+Document = Annotated[DocumentObject, BeforeValidator(_document)]
+
+
 class RerankCall(BaseModel):
     model_config = STRICT_MODEL
     model: str = ""
     query: str
-    documents: Annotated[list[str | DocumentObject], Field(min_length=1)]
+    documents: Annotated[list[Document], Field(min_length=1)]
     top_n: PositiveInt | None = None
     max_tokens_per_doc: PositiveInt | None = None
     return_documents: bool | None = None
@@ -49,7 +61,11 @@ class RerankCall(BaseModel):
         return query
 
     def texts(self) -> list[str]:
-        return [d if isinstance(d, str) else d.text for d in self.documents]
+        return [document.text for document in self.documents]
+
+
+# The server's field names for what this API calls otherwise.
+SERVER_FIELDS = {"max_document_tokens": "max_tokens_per_doc"}
 
 
 def _results(call: RerankCall, ranking: Reranking, with_documents: bool) -> list[dict[str, Any]]:
@@ -95,7 +111,7 @@ async def _rerank(ex: Exchange, shape: str) -> web.StreamResponse:
             request_id=ex.request_id,
         )
     except grpc.RpcError as error:
-        raise reranker_error(error.code().name, error.details() or "") from error
+        raise reranker_error(error.code().name, error.details() or "", SERVER_FIELDS) from error
     return answer(jina_response(call, ranking) if shape == "jina" else cohere_response(call, ranking))
 
 
