@@ -154,3 +154,20 @@ def test_api_keys_guard_every_route(fake_server: BackgroundServer) -> None:
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
+
+
+def test_the_cohere_sdk_reranks_through_the_bridge(bridge: RunningBridge) -> None:
+    """What a Cohere user runs, pointed at the bridge: results, and errors as the SDK's own types."""
+    import cohere
+
+    client = cohere.ClientV2(api_key="unused-without-api-keys", base_url=bridge.url)
+    response = client.rerank(model="fake", query="river city", documents=DOCUMENTS, top_n=3)
+    assert [result.index for result in response.results][:2] == [0, 3] and len(response.results) == 3
+    scores = [result.relevance_score for result in response.results]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(cohere.errors.NotFoundError) as missing:
+        client.rerank(model="rerank-v3.5", query="river", documents=DOCUMENTS)
+    assert "model" in missing.value.body["message"]
+    with pytest.raises(cohere.errors.BadRequestError) as bad:
+        client.rerank(model="fake", query="river", documents=DOCUMENTS, max_tokens_per_doc=0)
+    assert bad.value.body["error"]["field"] == "max_tokens_per_doc"

@@ -75,10 +75,12 @@ def from_engine(reply: Reply) -> web.Response:
     return response
 
 
-def answer(body: Any, status: int = 200, pretty: bool = False, warnings: Sequence[str] = ()) -> web.Response:
-    """JSON the bridge built."""
+def answer(
+    body: Any, status: int = 200, pretty: bool = False, headers: Sequence[tuple[str, str]] = ()
+) -> web.Response:
+    """JSON the bridge built, with the engine's returned headers where it called the engine."""
     text = json.dumps(body, ensure_ascii=False, indent=2 if pretty else None)
     response = web.Response(status=status, text=text, content_type="application/json")
-    for warning in warnings:
-        response.headers.add("Warning", warning)
+    for name, value in headers:
+        response.headers.add(name, value)
     return response

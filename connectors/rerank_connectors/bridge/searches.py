@@ -78,7 +78,7 @@ async def rerank_search(
     settings: RerankSettings,
     first_stage: dict[str, str],
     media: MediaType,
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """One reranked search through the connector, its first stage through the forwarder."""
     started = time.perf_counter()
     engine = EngineThroughBridge(ex.state.upstream, ex.headers, first_stage, media)
@@ -90,7 +90,7 @@ async def rerank_search(
     STAGE_SECONDS.labels("total").observe(time.perf_counter() - started)
     if not summary["reranked"]:
         SEARCHES.labels("fail_open" if "error" in summary else "no_text").inc()
-    return response, engine.warnings
+    return response, engine.returned
 
 
 async def search(ex: Exchange) -> web.StreamResponse:
@@ -101,12 +101,12 @@ async def search(ex: Exchange) -> web.StreamResponse:
     if plan.settings is None:
         return await passthrough.search(ex, body, media)
     params = reranked_params(ex.target.params, ex.target.path)
-    response, warnings = await rerank_search(
+    response, returned = await rerank_search(
         ex, ex.route.index, params.apply(body), plan.settings, params.first_stage, media
     )
     if params.filter_path is not None:
         response = filter_path(response, params.filter_path)
-    return answer(response, pretty=params.pretty, warnings=warnings)
+    return answer(response, pretty=params.pretty, headers=returned)
 
 
 class MsearchHeader(BaseModel):

@@ -124,7 +124,7 @@ class Upstream:
 class EngineThroughBridge:
     """The engine as the reranking connector calls it (`search(index, body,
     params)`), reached through the forwarder with the caller's URL parameters
-    and headers. Collects the engine's Warning headers for the answer."""
+    and headers. Keeps the headers the engine returned, for the answer."""
 
     def __init__(
         self, upstream: Upstream, headers: Mapping[str, str], params: Mapping[str, str], media: MediaType
@@ -133,7 +133,7 @@ class EngineThroughBridge:
         self.headers = headers
         self.params = params
         self.media = media
-        self.warnings: list[str] = []
+        self.returned: list[tuple[str, str]] = []
 
     async def search(self, index: str, body: dict[str, Any], params: Mapping[str, str] | None = None) -> Any:
         segments = (index, "_search") if index else ("_search",)
@@ -141,7 +141,8 @@ class EngineThroughBridge:
             "POST", segments, {**self.params, **(params or {})}, dumps(body), self.media.header(False)
         )
         reply = await self.upstream.send(call, self.headers)
-        self.warnings += [value for name, value in reply.headers if name == "Warning"]
+        # A hybrid search makes two calls: each warning counts, the rest once.
+        self.returned += [h for h in reply.headers if h[0] == "Warning" or h not in self.returned]
         if reply.status >= 300:
             raise EngineError(reply.status, reply.json())
         return reply.json()

@@ -1,0 +1,351 @@
+"""The bridge's boundary and request reading, without an engine: target
+decoding, routing and allow rules, the URLs built for the engine, strict JSON,
+media types, filter_path, URL parameters of reranked searches, and the scroll
+registry."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rerank_connectors.bridge.bodies import MediaType, loads, media_type
+from rerank_connectors.bridge.boundary import (
+    AllowRule,
+    Refused,
+    Route,
+    forwarded_headers,
+    index_expression,
+    parse_target,
+    route_for,
+    upstream_url,
+)
+from rerank_connectors.bridge.filter_path import filter_path
+from rerank_connectors.bridge.scrolls import ScrollRegistry, duration_seconds
+from rerank_connectors.bridge.search_params import reranked_params
+from rerank_connectors.errors import (
+    RERANKER_REPLIES,
+    RequestError,
+    RerankRejected,
+    RerankUnavailable,
+    reranker_error,
+)
+
+
+def refused(raw: str) -> Refused:
+    with pytest.raises(Refused) as raised:
+        parse_target(raw)
+    return raised.value
+
+
+def test_a_target_is_decoded_once_into_segments_and_parameters() -> None:
+    target = parse_target("/logs-2024%2A,docs/_search?q=caf%C3%A9+au+lait&size=3&pretty")
+    assert target.segments == ("logs-2024*,docs", "_search")
+    assert dict(target.params) == {"q": "café au lait", "size": "3", "pretty": ""}
+    assert parse_target("/").segments == ()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/docs%2F_doc/_search",
+        "/docs%2f_doc/_search",
+        "/docs%5C_doc/_search",
+        "/docs%23/_search",
+        "/docs%3F/_search",
+        "/docs%00/_search",
+        "/docs%252F/_search",
+        "/docs%C0%AF/_search",
+        "/docs%zz/_search",
+        "/_cat/../_nodes",
+        "/_cat/%2e%2e/_nodes",
+        "/./docs/_search",
+        "/docs//_search",
+        "/docs/_search/",
+        "/docs\\_search",
+        "/docs#x/_search",
+        "http://host/docs/_search",
+        "*",
+    ],
+)
+def test_separators_dot_segments_and_odd_targets_are_refused(raw: str) -> None:
+    assert refused(raw).status == 400
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ("/docs/_search?size=1&size=2", "size"),
+        ("/docs/_search?Size=1", "query"),
+        ("/docs/_search?q=%01", "q"),
+        ("/docs/_search?q=%G1", "q"),
+    ],
+)
+def test_bad_parameters_are_refused_naming_them(raw: str, field: str) -> None:
+    assert refused(raw).field == field
+
+
+@pytest.mark.parametrize(
+    "expression", ["docs", "logs-*", "-old,logs-*", "remote:docs", "_all", ".hidden", "données", "a_b.c"]
+)
+def test_index_expressions(expression: str) -> None:
+    assert index_expression(expression) == expression
+
+
+@pytest.mark.parametrize(
+    "expression", ["Docs", "_cluster", "a b", "docs/x", "a,,b", ".", "..", "--x", "x" * 256]
+)
+def test_what_is_not_an_index_expression(expression: str) -> None:
+    with pytest.raises(Refused):
+        index_expression(expression)
+
+
+@pytest.mark.parametrize(
+    ("method", "raw", "route"),
+    [
+        ("GET", "/", Route("root")),
+        ("HEAD", "/", Route("root")),
+        ("POST", "/docs/_search", Route("search", "docs")),
+        ("GET", "/_search", Route("search", "")),
+        ("POST", "/a,b/_msearch", Route("msearch", "a,b")),
+        ("DELETE", "/_search/scroll", Route("scroll")),
+        ("POST", "/v2/rerank", Route("rerank_v2")),
+        ("GET", "/_cluster/health", Route("forwarded")),
+        ("GET", "/_cat/indices", Route("forwarded")),
+    ],
+)
+def test_routes(method: str, raw: str, route: Route) -> None:
+    allow = (AllowRule.parse("GET /_cluster/health"), AllowRule.parse("GET /_cat/*"))
+    assert route_for(method, parse_target(raw), allow) == route
+
+
+@pytest.mark.parametrize(
+    ("method", "raw", "status"),
+    [
+        ("PUT", "/docs/_search", 405),
+        ("GET", "/v2/rerank", 405),
+        ("PUT", "/docs/_doc/1", 403),
+        ("GET", "/_cat/indices/docs", 403),  # `*` stays inside one segment
+        ("POST", "/_cat/indices", 403),
+        ("GET", "/_cluster/state", 403),
+    ],
+)
+def test_what_is_not_routed_is_refused(method: str, raw: str, status: int) -> None:
+    allow = (AllowRule.parse("GET /_cluster/health"), AllowRule.parse("GET /_cat/*"))
+    with pytest.raises(Refused) as raised:
+        route_for(method, parse_target(raw), allow)
+    assert raised.value.status == status
+
+
+def test_allow_rules_match_segment_by_segment() -> None:
+    deep = AllowRule.parse("GET /_nodes/**")
+    assert deep.matches("GET", ("_nodes",)) and deep.matches("GET", ("_nodes", "stats", "jvm"))
+    assert not deep.matches("POST", ("_nodes", "stats"))
+    assert AllowRule.parse("* /_cluster/health").matches("HEAD", ("_cluster", "health"))
+    for bad in ("GET _cat", "get /x", "GET /a//b", "GET /_cat/../x", "GET"):
+        with pytest.raises(ValueError):
+            AllowRule.parse(bad)
+
+
+def test_upstream_urls_encode_each_part_on_its_own() -> None:
+    url = upstream_url(
+        "http://es:9200/prefix", ("données,logs-*", "_search"), {"q": "a&b=c d/e+f", "size": "3"}
+    )
+    assert url == "http://es:9200/prefix/donn%C3%A9es,logs-*/_search?q=a%26b%3Dc%20d%2Fe%2Bf&size=3"
+    assert upstream_url("http://es:9200", (), {}) == "http://es:9200/"
+
+
+segment_text = st.text(st.characters(codec="utf-8", exclude_characters="/\\#?%"), min_size=1, max_size=12)
+
+
+@given(
+    segments=st.lists(segment_text.filter(lambda s: s not in (".", "..")), max_size=4),
+    params=st.dictionaries(
+        st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True), st.text(max_size=12), max_size=3
+    ),
+)
+def test_what_the_bridge_forwards_decodes_to_what_it_checked(
+    segments: list[str], params: dict[str, str]
+) -> None:
+    """The canonical form is stable: the URL built for the engine, read back the
+    way the bridge reads a target, gives exactly the segments and parameters it
+    was built from (no part can turn into a separator or a second parameter)."""
+    segments = [s for s in segments if not any(ord(c) < 0x20 or c == "\x7f" for c in s)]
+    params = {k: v for k, v in params.items() if not any(ord(c) < 0x20 or c == "\x7f" for c in v)}
+    url = upstream_url("http://es:9200", tuple(segments), params)
+    target = parse_target(url.removeprefix("http://es:9200"))
+    assert target.segments == tuple(segments) and dict(target.params) == params
+
+
+def test_only_checked_headers_pass() -> None:
+    headers = {
+        "Accept": "application/vnd.elasticsearch+json; compatible-with=8",
+        "X-Opaque-Id": "app-1",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "Authorization": "Bearer caller",
+        "X-HTTP-Method-Override": "DELETE",
+        "Cookie": "a=b",
+    }
+    assert forwarded_headers(headers) == {k: headers[k] for k in ("Accept", "X-Opaque-Id", "traceparent")}
+    with pytest.raises(Refused) as raised:
+        forwarded_headers({"traceparent": "00-nope"})
+    assert raised.value.field == "traceparent"
+
+
+def test_media_types() -> None:
+    assert media_type(None) == MediaType() and media_type("application/json; charset=UTF-8") == MediaType()
+    vendor = media_type("application/vnd.elasticsearch+x-ndjson; compatible-with=8", ndjson_allowed=True)
+    assert vendor == MediaType(ndjson=True, compatible_with="8")
+    assert vendor.header(False) == "application/vnd.elasticsearch+json; compatible-with=8"
+    for value in (
+        "text/plain",
+        "application/x-ndjson",
+        "application/vnd.elasticsearch+json",
+        "application/json; x=1",
+    ):
+        with pytest.raises(Refused):
+            media_type(value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": 1, "a": 2}',
+        b'{"a": NaN}',
+        b'{"a": Infinity}',
+        b'{"a": 1e999}',
+        b'{"a": "\\ud83d"}',
+        b'{"\\udfff": 1}',
+        b"\xff",
+        b"[" * 101 + b"]" * 101,
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a": ' + b"1" * 5000 + b"}",
+    ],
+)
+def test_strict_json_refuses(raw: bytes) -> None:
+    with pytest.raises(RequestError) as raised:
+        loads(raw, "body", max_depth=100)
+    assert raised.value.field == "body"
+
+
+def test_strict_json_accepts_what_is_json() -> None:
+    assert loads(b'{"a": [1, 2.5, "\\ud83d\\ude00", null, true]}', "body", 100) == {
+        "a": [1, 2.5, "😀", None, True]
+    }
+    assert loads(b"[" * 100 + b"]" * 100, "body", max_depth=100)
+
+
+RESPONSE: dict[str, Any] = {
+    "took": 3,
+    "hits": {
+        "total": {"value": 2},
+        "hits": [{"_id": "a", "_score": 1.0, "_source": {"t": "x"}}, {"_id": "b", "_score": 0.5}],
+    },
+    "aggregations": {"langs": {"buckets": [{"key": "en", "doc_count": 2}]}},
+}
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("hits.hits._id", {"hits": {"hits": [{"_id": "a"}, {"_id": "b"}]}}),
+        ("took,hits.total", {"took": 3, "hits": {"total": {"value": 2}}}),
+        ("hits.hits._s*", {"hits": {"hits": [{"_score": 1.0, "_source": {"t": "x"}}, {"_score": 0.5}]}}),
+        ("**.key", {"aggregations": {"langs": {"buckets": [{"key": "en"}]}}}),
+        ("aggregations.**.doc_count", {"aggregations": {"langs": {"buckets": [{"doc_count": 2}]}}}),
+        ("-hits,-took", {"aggregations": RESPONSE["aggregations"]}),
+        (
+            "hits.hits,-hits.hits._source",
+            {"hits": {"hits": [{"_id": "a", "_score": 1.0}, {"_id": "b", "_score": 0.5}]}},
+        ),
+        ("nothing.here", {}),
+    ],
+)
+def test_filter_path_follows_elasticsearch(expression: str, expected: dict[str, Any]) -> None:
+    assert filter_path(RESPONSE, expression) == expected
+
+
+def test_url_parameters_of_a_reranked_search() -> None:
+    params = reranked_params(
+        {
+            "q": "anemia",
+            "df": "text",
+            "lenient": "true",
+            "size": "5",
+            "from": "10",
+            "routing": "r1",
+            "pretty": "",
+        },
+        "/docs/_search",
+    )
+    assert params.query == {"query_string": {"query": "anemia", "default_field": "text", "lenient": True}}
+    assert (
+        params.paging == {"size": 5, "from": 10} and params.first_stage == {"routing": "r1"} and params.pretty
+    )
+    assert params.apply({"query": {"match_all": {}}, "size": 2, "aggs": {}}) == {
+        "query": params.query,
+        "size": 5,
+        "from": 10,
+        "aggs": {},
+    }
+    for bad, name in (
+        ({"scroll": "1m"}, "scroll"),
+        ({"foo": "1"}, "foo"),
+        ({"size": "-1"}, "size"),
+        ({"df": "t"}, "df"),
+    ):
+        with pytest.raises(RequestError) as raised:
+            reranked_params(bad, "/docs/_search")
+        assert raised.value.field == name
+
+
+def test_scroll_registry_remembers_owners_keep_alives_and_its_limit() -> None:
+    now = [0.0]
+    registry = ScrollRegistry(capacity=2, max_keep_alive=600, clock=lambda: now[0])
+    registry.opened("s1", "alice", registry.keep_alive("1m"))
+    assert registry.keep_alive_of("s1", "alice") == 60 and registry.keep_alive_of("s1", "bob") is None
+    registry.opened("s2", "bob", 30)
+    with pytest.raises(Refused) as full:
+        registry.make_room()
+    assert full.value.status == 429
+    registry.renewed("s1", "s1b", "alice", 120)
+    assert registry.keep_alive_of("s1", "alice") is None and registry.keep_alive_of("s1b", "alice") == 120
+    now[0] = 61.0  # s2 expired
+    registry.make_room()
+    assert registry.remaining() == ["s1b"]
+    registry.closed("s1b")
+    assert registry.remaining() == []
+    assert duration_seconds("1500ms", "scroll") == 1.5
+    for bad in ("1y", "-1m", "", "11m"):  # 11 minutes is past this registry's 600 s
+        with pytest.raises(RequestError):
+            registry.keep_alive(bad)
+
+
+def test_one_table_maps_reranker_statuses() -> None:
+    rejected = reranker_error(
+        "INVALID_ARGUMENT",
+        "documents: holds 60 documents; the limit is 50",
+        {"documents": "rank_window_size"},
+    )
+    assert (
+        isinstance(rejected, RerankRejected)
+        and rejected.status == 400
+        and rejected.field == "rank_window_size"
+    )
+    assert isinstance(reranker_error("NOT_FOUND", "model: unknown"), RerankRejected)
+    for code, status in (
+        ("UNAVAILABLE", 503),
+        ("RESOURCE_EXHAUSTED", 429),
+        ("DEADLINE_EXCEEDED", 504),
+        ("INTERNAL", 502),
+    ):
+        outage = reranker_error(code, "x")
+        assert isinstance(outage, RerankUnavailable) and outage.status == status
+    assert {reply.http_status for reply in RERANKER_REPLIES.values() if not reply.outage} <= {400, 404, 501}
+
+
+def test_percent_encoding_of_unreserved_characters_reads_the_same() -> None:
+    assert parse_target("/" + quote("docs", safe="") + "/%5Fsearch").segments == ("docs", "_search")
