@@ -5,10 +5,12 @@ registry."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +25,7 @@ from rerank_connectors.bridge.boundary import (
     route_for,
     upstream_url,
 )
+from rerank_connectors.bridge.config import load_config
 from rerank_connectors.bridge.filter_path import filter_path
 from rerank_connectors.bridge.scrolls import ScrollRegistry, duration_seconds
 from rerank_connectors.bridge.search_params import reranked_params
@@ -349,3 +352,31 @@ def test_one_table_maps_reranker_statuses() -> None:
 
 def test_percent_encoding_of_unreserved_characters_reads_the_same() -> None:
     assert parse_target("/" + quote("docs", safe="") + "/%5Fsearch").segments == ("docs", "_search")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_shipped_configurations_load_strictly(tmp_path: Path) -> None:
+    compose = load_config(ROOT / "docker" / "bridge.yaml", {})
+    assert compose.engine_kind == "elasticsearch" and compose.allow_rules == (
+        AllowRule.parse("GET /_cluster/health"),
+    )
+    configmap = next(
+        doc
+        for doc in yaml.safe_load_all((ROOT / "docker" / "k8s" / "rerank-bridge.yaml").read_text())
+        if doc["kind"] == "ConfigMap"
+    )
+    (tmp_path / "k8s.yaml").write_text(configmap["data"]["bridge.yaml"])
+    assert load_config(tmp_path / "k8s.yaml", {}).engine_url.startswith("http")
+    for text, field in (
+        ("engine: {url: 'http://es:9200', timeot: 3}\n", "engine.timeot"),
+        ("limits: {max_body_bytes: '10mb'}\n", "limits.max_body_bytes"),
+        ("allow: ['GET _cat']\n", "allow rule"),
+        ("engine: {url: 'http://user:secret@es:9200'}\n", "credentials"),
+        ("indices: {'docs*': {fields: [t], rank_window_size: 0}}\n", "indices.docs*.rank_window_size"),
+    ):
+        (tmp_path / "bad.yaml").write_text(text)
+        with pytest.raises(RequestError) as raised:
+            load_config(tmp_path / "bad.yaml", {})
+        assert field in str(raised.value)

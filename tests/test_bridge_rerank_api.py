@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 from bridge_runner import RunningBridge
+from raw_http import send
 
 from rerank_connectors.bridge.config import BridgeConfig, load_config
 from rerank_server.app import BackgroundServer
 
+JSON = {"Content-Type": "application/json"}
 DOCUMENTS = ["the river runs by the city", "a mountain", "rivers and cities", "city river city"]
 
 
@@ -137,23 +139,24 @@ def test_config_file_reads_secrets_from_the_environment(tmp_path: Any) -> None:
     assert config.rerank_for("other") is None
 
 
-def test_api_keys_guard_every_route(fake_server: BackgroundServer) -> None:
+def test_api_keys_guard_every_route_but_metrics(fake_server: BackgroundServer) -> None:
     config = BridgeConfig(
         engine_url="http://127.0.0.1:9",
         engine_kind="elasticsearch",
         reranker=fake_server.address,
         api_keys=frozenset({"k1"}),
     )
+    call = json.dumps({"query": "q", "documents": ["a"]}).encode()
     with RunningBridge(config) as bridge:
-        status, body = post(f"{bridge.url}/v2/rerank", {"query": "q", "documents": ["a"]})
-        assert status == 401 and body["error"]["type"] == "security_exception"
-        request = urllib.request.Request(
-            f"{bridge.url}/v2/rerank",
-            data=json.dumps({"query": "q", "documents": ["a"]}).encode(),
-            headers={"Content-Type": "application/json", "Authorization": "Bearer k1"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
+        for headers in ({}, {"Authorization": "Bearer k2"}, {"X-Api-Key": "k11"}):
+            refused = send(bridge.port, "POST", "/v2/rerank", {**JSON, **headers}, call)
+            assert refused.status == 401 and refused.json()["error"]["type"] == "security_exception"
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+        # Refused before its target is even read: a caller without a key learns nothing of the routes.
+        assert send(bridge.port, "PUT", "/docs%2F_doc/1").status == 401
+        for headers in ({"Authorization": "Bearer k1"}, {"Authorization": "ApiKey k1"}, {"X-Api-Key": "k1"}):
+            assert send(bridge.port, "POST", "/v2/rerank", {**JSON, **headers}, call).status == 200
+        assert send(bridge.port, "GET", "/metrics").status == 200
 
 
 def test_the_cohere_sdk_reranks_through_the_bridge(bridge: RunningBridge) -> None:

@@ -133,4 +133,5 @@ def run(config: BridgeConfig) -> None:
         port=config.port,
         ssl_context=ssl_context(config),
         access_log=None,
+        print=lambda banner: log.info("listening on %s:%d", config.host, config.port),
     )
