@@ -11,7 +11,9 @@ reranked searches (BM25 window of `--window`, the whole window asked for) and,
 one in `--plain-every`, a plain search. Each 200 answer is checked against the
 window the engine itself returns for that question: a hit missing is lost, a
 hit twice is duplicated. A fault (`reranker-pause`, `engine-pause`) stops that
-process with SIGSTOP for `--fault-seconds` every `--fault-every` seconds.
+process with SIGSTOP for `--fault-seconds` every `--fault-every` seconds; a
+reranker paused past the bridge's `--reranker-timeout` makes fail-open answers
+(the engine's window, flagged), which are checked the same way.
 RSS of the bridge and the server is read after a warm-up and at the end.
 Prints one JSON document (progress on stderr).
 """
@@ -76,11 +78,13 @@ def prepare_engine(url: str, kind: str, window: int) -> tuple[list[str], dict[st
     return questions, windows
 
 
-def start_bridge(engine_url: str, reranker: str, kind: str) -> tuple[subprocess.Popen[str], str]:
+def start_bridge(
+    engine_url: str, reranker: str, kind: str, reranker_timeout: float
+) -> tuple[subprocess.Popen[str], str]:
     port = local_engines.free_port()
     config = {
         "engine": {"url": engine_url, "kind": kind},
-        "reranker": {"address": reranker, "timeout": 30},
+        "reranker": {"address": reranker, "timeout": reranker_timeout},
         "listen": {"host": "127.0.0.1", "port": port},
     }
     path = Path(tempfile.mkdtemp(prefix="soak-")) / "bridge.json"
@@ -183,6 +187,12 @@ def main() -> None:
     parser.add_argument("--engine-url", help="an engine you run (else a local node is started)")
     parser.add_argument("--model", default="", help="the server's --model (default: the packaged MiniLM)")
     parser.add_argument("--window", type=int, default=20)
+    parser.add_argument(
+        "--reranker-timeout",
+        type=float,
+        default=30.0,
+        help="the bridge's; a pause past it makes fail-open answers",
+    )
     parser.add_argument("--plain-every", type=int, default=10, help="one plain search in this many")
     parser.add_argument("--fault", choices=["none", "reranker-pause", "engine-pause"], default="none")
     parser.add_argument("--fault-every", type=float, default=30.0)
@@ -199,7 +209,7 @@ def main() -> None:
         progress(f"engine at {engine_url}; indexing")
         questions, windows = prepare_engine(engine_url, args.engine, args.window)
         server, address = start_server(args.model or BUILTIN_MINILM, [])
-        bridge, url = start_bridge(engine_url, address, args.engine)
+        bridge, url = start_bridge(engine_url, address, args.engine, args.reranker_timeout)
         progress(f"warm-up {args.warmup_seconds:.0f} s with {args.clients} clients")
         asyncio.run(run_load(url, questions, windows, args, args.warmup_seconds))
         rss_start = {"bridge": rss_mb(bridge.pid), "server": rss_mb(server.pid)}
@@ -232,6 +242,7 @@ def main() -> None:
             "engine": args.engine,
             "model": args.model or "all-MiniLM-L6-v2 (packaged)",
             "window": args.window,
+            "reranker_timeout_s": args.reranker_timeout,
             "plain_every": args.plain_every,
             "fault": args.fault,
             "fault_every_s": args.fault_every,

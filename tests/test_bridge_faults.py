@@ -73,41 +73,49 @@ def _signal(node: local_engines.EngineNode, signum: int) -> None:
     os.killpg(node.process.pid, signum)
 
 
-def test_engine_paused_past_the_timeout_answers_504_in_time(
-    own_engine: local_engines.EngineNode, rerank_server: Any, corpus: Corpus
-) -> None:
+@pytest.fixture
+def bridge_to_own_engine(own_engine: local_engines.EngineNode, rerank_server: Any) -> Iterator[RunningBridge]:
     config = BridgeConfig(engine_url=own_engine.url, reranker=rerank_server.address, engine_timeout=TIMEOUT)
-    query = {"query": {"match": {"text": str(corpus.queries[1]["text"])}}, "size": WINDOW}
     with RunningBridge(config) as bridge:
-        assert post(bridge, "/passages/_search", query)[0].status == 200
-        _signal(own_engine, signal.SIGSTOP)
-        try:
-            for body in (query, {**query, "ext": {"rerank_bridge": {"rerank": {"fields": ["text"]}}}}):
-                answer, took = post(bridge, "/passages/_search", body)
-                assert_error(answer, 504, "engine_timeout_exception")
-                assert TIMEOUT - 0.2 < took < TIMEOUT + SLACK
-        finally:
-            _signal(own_engine, signal.SIGCONT)
-        answer, _ = post(bridge, "/passages/_search", query)
-        direct = engine_client("elasticsearch", own_engine.url).search(index="passages", body=query)
-        assert answer.status == 200 and ids(answer.json()) == ids(dict(direct.body))
+        yield bridge
+
+
+def _plain_and_reranked(corpus: Corpus) -> tuple[dict[str, Any], dict[str, Any]]:
+    plain = {"query": {"match": {"text": str(corpus.queries[1]["text"])}}, "size": WINDOW}
+    return plain, {**plain, "ext": {"rerank_bridge": {"rerank": {"fields": ["text"]}}}}
+
+
+def test_engine_paused_past_the_timeout_answers_504_in_time(
+    own_engine: local_engines.EngineNode, bridge_to_own_engine: RunningBridge, corpus: Corpus
+) -> None:
+    bridge, (plain, reranked) = bridge_to_own_engine, _plain_and_reranked(corpus)
+    assert post(bridge, "/passages/_search", plain)[0].status == 200
+    _signal(own_engine, signal.SIGSTOP)
+    try:
+        for body in (plain, reranked):
+            answer, took = post(bridge, "/passages/_search", body)
+            assert_error(answer, 504, "engine_timeout_exception")
+            assert TIMEOUT - 0.2 < took < TIMEOUT + SLACK
+    finally:
+        _signal(own_engine, signal.SIGCONT)
+    answer, _ = post(bridge, "/passages/_search", plain)
+    direct = engine_client("elasticsearch", own_engine.url).search(index="passages", body=plain)
+    assert answer.status == 200 and ids(answer.json()) == ids(dict(direct.body))
 
 
 def test_engine_stopped_answers_502_at_once(
-    own_engine: local_engines.EngineNode, rerank_server: Any, corpus: Corpus
+    own_engine: local_engines.EngineNode, bridge_to_own_engine: RunningBridge, corpus: Corpus
 ) -> None:
-    config = BridgeConfig(engine_url=own_engine.url, reranker=rerank_server.address, engine_timeout=TIMEOUT)
-    query = {"query": {"match": {"text": str(corpus.queries[1]["text"])}}, "size": WINDOW}
-    with RunningBridge(config) as bridge:
-        own_engine.stop()
-        for body in (query, {**query, "ext": {"rerank_bridge": {"rerank": {"fields": ["text"]}}}}):
-            answer, took = post(bridge, "/passages/_search", body)
-            assert_error(answer, 502, "engine_unreachable_exception")
-            assert took < SLACK
-        started = time.monotonic()
-        root = send(bridge.port, "GET", "/")
-        assert_error(root, 502, "engine_unreachable_exception")
-        assert time.monotonic() - started < SLACK
+    bridge = bridge_to_own_engine
+    own_engine.stop()
+    for body in _plain_and_reranked(corpus):
+        answer, took = post(bridge, "/passages/_search", body)
+        assert_error(answer, 502, "engine_unreachable_exception")
+        assert took < SLACK
+    started = time.monotonic()
+    root = send(bridge.port, "GET", "/")
+    assert_error(root, 502, "engine_unreachable_exception")
+    assert time.monotonic() - started < SLACK
 
 
 @pytest.fixture

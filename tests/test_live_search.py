@@ -20,6 +20,7 @@ from rerank_connectors import (
     RequestError,
     RerankClient,
     RerankingSearch,
+    RerankRejected,
     RerankSettings,
     RerankUnavailable,
 )
@@ -220,6 +221,18 @@ def test_fail_closed_raises(engine: Engine, stopped_reranker: RerankClient, quer
         search.search(engine.index, match(query), rerank=settings(query, fail_open=False))
     assert raised.value.code == "UNAVAILABLE"
     assert raised.value.status == 503
+
+
+def test_a_window_the_server_refuses_is_the_callers_error_even_fail_open(
+    engine: Engine, fake_server: BackgroundServer, query: str
+) -> None:
+    """The fake server takes 5 documents a request: a window of 20 is refused (INVALID_ARGUMENT),
+    which fail-open must not hide behind the first stage's order."""
+    with RerankClient(fake_server.address, timeout=10) as small:
+        with pytest.raises(RerankRejected) as raised:
+            RerankingSearch(engine.client, small).search(engine.index, match(query), rerank=settings(query))
+    assert raised.value.status == 400 and raised.value.field == "rank_window_size"
+    assert "the limit is 5" in str(raised.value)
 
 
 def test_engine_errors_pass_through(engine: Engine, search: RerankingSearch, query: str) -> None:
