@@ -228,9 +228,8 @@ def test_a_window_the_server_refuses_is_the_callers_error_even_fail_open(
 ) -> None:
     """The fake server takes 5 documents a request: a window of 20 is refused (INVALID_ARGUMENT),
     which fail-open must not hide behind the first stage's order."""
-    with RerankClient(fake_server.address, timeout=10) as small:
-        with pytest.raises(RerankRejected) as raised:
-            RerankingSearch(engine.client, small).search(engine.index, match(query), rerank=settings(query))
+    with RerankClient(fake_server.address, timeout=10) as small, pytest.raises(RerankRejected) as raised:
+        RerankingSearch(engine.client, small).search(engine.index, match(query), rerank=settings(query))
     assert raised.value.status == 400 and raised.value.field == "rank_window_size"
     assert "the limit is 5" in str(raised.value)
 
