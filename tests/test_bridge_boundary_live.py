@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.live, pytest.mark.engines("elasticsearch")]
 ALLOW = ("GET /_cluster/health", "GET /_cat/*")
 
 AUDITED = {
-    "indices": "/_cat/indices?format=json&h=index,status,pri,rep&expand_wildcards=all&s=index",
+    "indices": "/_cat/indices?format=json&h=index,status,pri,rep,docs.count&expand_wildcards=all&s=index",
     "writes": "/_stats/indexing?expand_wildcards=all&level=indices&filter_path="
     "indices.*.primaries.indexing.index_total,indices.*.primaries.indexing.delete_total,"
     "indices.*.primaries.indexing.noop_update_total",

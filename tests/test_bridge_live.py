@@ -148,6 +148,22 @@ def test_engine_retrievers_and_plain_searches_pass_through(
         assert same_answer(bridged, plain)
 
 
+def test_tracing_headers_reach_the_engine_and_its_echo_comes_back(
+    engine: Engine, bridge: RunningBridge, query: str
+) -> None:
+    """The engines echo X-Opaque-Id: seeing it back, plain and reranked, shows it was forwarded."""
+    tracing = {
+        "X-Opaque-Id": "app-7",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    }
+    body = {"query": {"match": {"text": query}}, "size": 3}
+    reranked = {**body, "ext": {"rerank_bridge": {"rerank": {"fields": ["text"]}}}}
+    for search in (body, reranked):
+        answer = post(bridge, f"/{engine.index}/_search", search, tracing)
+        assert answer.status == 200 and answer.headers["x-opaque-id"] == "app-7"
+    assert "x-opaque-id" not in post(bridge, f"/{engine.index}/_search", body).headers
+
+
 def test_writes_admin_calls_and_method_overrides_do_not_reach_the_engine(
     engine: Engine, bridge: RunningBridge, query: str
 ) -> None:

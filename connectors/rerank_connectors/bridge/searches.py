@@ -38,7 +38,9 @@ from rerank_connectors.settings import RerankSettings, validated
 @dataclass(frozen=True)
 class Plan:
     settings: RerankSettings | None  # None: the engine answers it as it is
-    outcome: str  # why, for metrics and the log line
+    # Why it passes through (metrics and the log line); a reranked search's
+    # outcome is known once it ran.
+    passes: str = ""
 
 
 def _why_not_rerank(body: dict[str, Any], params: dict[str, str], settings: RerankSettings) -> str | None:
@@ -59,14 +61,15 @@ def _why_not_rerank(body: dict[str, Any], params: dict[str, str], settings: Rera
 def plan_search(config: BridgeConfig, index: str, body: dict[str, Any], params: dict[str, str]) -> Plan:
     configured = config.rerank_for(index)
     if has_rerank_form(body):
-        return Plan(configured or RerankSettings(), "reranked")
+        return Plan(configured or RerankSettings())
     if configured is None:
         return Plan(None, "pass_through")
     reason = _why_not_rerank(body, params, configured)
-    return Plan(None, f"not_reranked_{reason}") if reason else Plan(configured, "reranked")
+    return Plan(None, f"not_reranked_{reason}") if reason else Plan(configured)
 
 
 def _record(ex: Exchange, outcome: str) -> None:
+    """Counted in rerank_bridge_searches_total and written in the request's log line."""
     SEARCHES.labels(outcome).inc()
     ex.request.setdefault(OUTCOME, []).append(outcome)
 
@@ -88,8 +91,7 @@ async def rerank_search(
     for stage, ms in summary.get("took_ms", {}).items():
         STAGE_SECONDS.labels(stage).observe(ms / 1e3)
     STAGE_SECONDS.labels("total").observe(time.perf_counter() - started)
-    if not summary["reranked"]:
-        SEARCHES.labels("fail_open" if "error" in summary else "no_text").inc()
+    _record(ex, "reranked" if summary["reranked"] else "fail_open" if "error" in summary else "no_text")
     return response, engine.returned
 
 
@@ -97,8 +99,8 @@ async def search(ex: Exchange) -> web.StreamResponse:
     media = media_type(ex.request.headers.get("Content-Type"))
     body = json_object(await ex.body(), "body", ex.config.limits.max_json_depth)
     plan = plan_search(ex.config, ex.route.index, body or {}, dict(ex.target.params))
-    _record(ex, plan.outcome)
     if plan.settings is None:
+        _record(ex, plan.passes)
         return await passthrough.search(ex, body, media)
     params = reranked_params(ex.target.params, ex.target.path)
     response, returned = await rerank_search(
@@ -127,18 +129,13 @@ class MsearchHeader(BaseModel):
 
     def engine_params(self) -> dict[str, str]:
         """The options as the URL parameters of a single search."""
-        params = {}
-        for name, value in self:
-            if name == "index" or value is None:
-                continue
-            params[name] = (
-                str(value).lower()
-                if isinstance(value, bool)
-                else ",".join(value)
-                if isinstance(value, list)
-                else value
-            )
-        return params
+        return {name: _url_value(value) for name, value in self if name != "index" and value is not None}
+
+
+def _url_value(value: bool | str | list[str]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return ",".join(value) if isinstance(value, list) else value
 
 
 @dataclass(frozen=True)
@@ -208,7 +205,8 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
     media = media_type(ex.request.headers.get("Content-Type"), ndjson_allowed=True)
     items = _items(ex, ndjson_lines(await ex.body(), ex.config.limits.max_json_depth))
     for item in items:
-        _record(ex, item.plan.outcome)
+        if item.plan.settings is None:
+            _record(ex, item.plan.passes)
     params = passthrough.engine_params(ex.target)
     reranked = [i for i, item in enumerate(items) if item.plan.settings is not None]
     if not reranked:
