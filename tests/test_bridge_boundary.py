@@ -14,6 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rerank_connectors import RerankSettings
 from rerank_connectors.bridge.bodies import MediaType, loads, media_type
 from rerank_connectors.bridge.boundary import (
     AllowRule,
@@ -25,10 +26,11 @@ from rerank_connectors.bridge.boundary import (
     route_for,
     upstream_url,
 )
-from rerank_connectors.bridge.config import load_config
+from rerank_connectors.bridge.config import BridgeConfig, load_config
 from rerank_connectors.bridge.filter_path import filter_path
 from rerank_connectors.bridge.scrolls import ScrollRegistry, duration_seconds
 from rerank_connectors.bridge.search_params import reranked_params
+from rerank_connectors.bridge.searches import plan_search
 from rerank_connectors.errors import (
     RERANKER_REPLIES,
     RequestError,
@@ -380,3 +382,26 @@ def test_the_shipped_configurations_load_strictly(tmp_path: Path) -> None:
         with pytest.raises(RequestError) as raised:
             load_config(tmp_path / "bad.yaml", {})
         assert field in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "passes"),
+    [
+        ({"query": {"match": {"t": "x"}}}, {}, ""),
+        ({"query": {"match": {"t": "x"}}, "sort": ["_score", {"_score": "desc"}]}, {}, ""),
+        ({"query": {"match": {"t": "x"}}, "sort": [{"date": "desc"}]}, {}, "not_reranked_sorted"),
+        ({"query": {"match": {"t": "x"}}}, {"sort": "date:desc"}, "not_reranked_sorted"),
+        ({"query": {"term": {"t": "x"}}}, {}, "not_reranked_no_query_text"),
+        ({}, {"q": "x"}, ""),
+        ({"query": {"match": {"t": "x"}}, "size": 0}, {}, "not_reranked_size_0"),
+        ({"query": {"match": {"t": "x"}}}, {"scroll": "1m"}, "not_reranked_cursor"),
+        ({"query": {"match": {"t": "x"}}, "pit": {"id": "p"}}, {}, "not_reranked_cursor"),
+        ({"retriever": {"standard": {}}}, {}, "not_reranked_engine_retriever"),
+    ],
+)
+def test_what_a_configured_index_reranks(body: dict[str, Any], params: dict[str, str], passes: str) -> None:
+    config = BridgeConfig("http://es:9200", indices=(("docs*", RerankSettings(fields=("t",))),))
+    plan = plan_search(config, "docs-1", body, params)
+    assert plan.passes == passes and (plan.settings is None) == bool(passes)
+    assert plan_search(config, "other", body, params).passes == "pass_through"
+    assert plan_search(config, "other", {**body, "ext": {"rerank_bridge": {}}}, params).settings is not None

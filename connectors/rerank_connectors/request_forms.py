@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from rerank_connectors.errors import RequestError
 from rerank_connectors.settings import (
@@ -29,26 +29,22 @@ from rerank_connectors.settings import (
     KnnSearch,
     PositiveInt,
     RerankSettings,
+    StrictForm,
     validated,
 )
 
 # Elasticsearch's own default for text_similarity_reranker.
 ES_RERANKER_WINDOW = 10
 DEFAULT_SIZE = 10
-STRICT_MODEL = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 Query = dict[str, Any]
 
 
-class _Form(BaseModel):
-    model_config = STRICT_MODEL
-
-
-class StandardRetriever(_Form):
+class StandardRetriever(StrictForm):
     query: Query | None = None
     filter: Query | list[Query] | None = None
 
 
-class KnnRetriever(_Form):
+class KnnRetriever(StrictForm):
     field: str
     query_vector: list[float] | None = None
     # Asks the engine to embed the text; here the scoring server's Embed does.
@@ -58,7 +54,7 @@ class KnnRetriever(_Form):
     filter: Query | list[Query] | None = None
 
 
-class FirstStageRetriever(_Form):
+class FirstStageRetriever(StrictForm):
     standard: StandardRetriever | None = None
     knn: KnnRetriever | None = None
 
@@ -71,7 +67,7 @@ class FirstStageRetriever(_Form):
         return self
 
 
-class RrfRetriever(_Form):
+class RrfRetriever(StrictForm):
     retrievers: list[FirstStageRetriever]
     rank_constant: PositiveInt = 60
     rank_window_size: PositiveInt | None = None
@@ -81,7 +77,7 @@ class ChildRetriever(FirstStageRetriever):
     rrf: RrfRetriever | None = None
 
 
-class TextSimilarityReranker(_Form):
+class TextSimilarityReranker(StrictForm):
     retriever: ChildRetriever
     field: str
     inference_text: str
@@ -91,11 +87,11 @@ class TextSimilarityReranker(_Form):
     min_score: float | None = None
 
 
-class RerankRetriever(_Form):
+class RerankRetriever(StrictForm):
     text_similarity_reranker: TextSimilarityReranker
 
 
-class QueryContext(_Form):
+class QueryContext(StrictForm):
     query_text: str | None = None
     query_text_path: str | None = None
 
@@ -106,11 +102,11 @@ class QueryContext(_Form):
         return self
 
 
-class OpenSearchRerank(_Form):
+class OpenSearchRerank(StrictForm):
     query_context: QueryContext
 
 
-class OwnSection(_Form):
+class OwnSection(StrictForm):
     """`ext.rerank_bridge`: each part is checked by its own settings class."""
 
     rerank: dict[str, Any] | None = None

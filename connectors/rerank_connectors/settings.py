@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
 from rerank_connectors.errors import RequestError
@@ -28,6 +28,12 @@ def _as_tuple(value: Any) -> Any:
     if isinstance(value, str):
         return (value,)
     return tuple(value) if isinstance(value, list) else value
+
+
+class StrictForm(BaseModel):
+    """A JSON object read strictly, as the settings below are: the base of every request form."""
+
+    model_config = STRICT
 
 
 Names = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]

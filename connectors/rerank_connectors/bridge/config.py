@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from rerank_connectors.bridge.boundary import AllowRule
 from rerank_connectors.bridge.scrolls import duration_seconds
 from rerank_connectors.errors import RequestError
-from rerank_connectors.settings import RerankSettings, validated
+from rerank_connectors.settings import RerankSettings, StrictForm, validated
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,11 @@ class BridgeConfig:
         return dataclasses.replace(self, **changes)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-
 Seconds = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 
 
-class _Engine(_Section):
+class _Engine(StrictForm):
     url: str = "http://127.0.0.1:9200"
     kind: Literal["auto", "elasticsearch", "opensearch"] = "auto"
     timeout: Seconds = 30.0
@@ -115,19 +111,19 @@ class _Engine(_Section):
     api_key_env: str = ""
 
 
-class _Reranker(_Section):
+class _Reranker(StrictForm):
     address: str = "127.0.0.1:50051"
     timeout: Seconds = 30.0
 
 
-class _Listen(_Section):
+class _Listen(StrictForm):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     tls_cert: str = ""
     tls_key: str = ""
 
 
-class _Limits(_Section):
+class _Limits(StrictForm):
     max_body_bytes: Count = Limits.max_body_bytes
     max_json_depth: Count = Limits.max_json_depth
     max_msearch_searches: Count = Limits.max_msearch_searches
@@ -135,13 +131,13 @@ class _Limits(_Section):
     max_scroll_keep_alive: str = "30m"
 
 
-class _File(_Section):
+class _File(StrictForm):
     engine: _Engine = _Engine()
     reranker: _Reranker = _Reranker()
     listen: _Listen = _Listen()
     api_keys_env: str = "RERANK_BRIDGE_API_KEYS"
-    indices: dict[str, dict[str, Any]] = {}
-    allow: list[str] = []
+    indices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    allow: list[str] = Field(default_factory=list)
     limits: _Limits = _Limits()
 
 

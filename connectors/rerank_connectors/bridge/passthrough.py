@@ -8,15 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from rerank_connectors.bridge.bodies import MediaType, dumps, json_object, loads, media_type, ndjson_lines
 from rerank_connectors.bridge.boundary import Refused, Target
 from rerank_connectors.bridge.exchange import BridgeState, Exchange, answer, from_engine
 from rerank_connectors.bridge.upstream import Call, Reply
 from rerank_connectors.errors import RequestError
-from rerank_connectors.request_forms import STRICT_MODEL
-from rerank_connectors.settings import validated
+from rerank_connectors.settings import StrictForm, validated
 
 # The body travels in the request, where the bridge reads it, never in the URL.
 BODY_IN_URL = ("source", "source_content_type")
@@ -83,14 +81,12 @@ async def search(ex: Exchange, body: dict[str, Any] | None, media: MediaType) ->
     return from_engine(reply)
 
 
-class ScrollContinuation(BaseModel):
-    model_config = STRICT_MODEL
+class ScrollContinuation(StrictForm):
     scroll_id: str
     scroll: str | None = None
 
 
-class ScrollClearing(BaseModel):
-    model_config = STRICT_MODEL
+class ScrollClearing(StrictForm):
     scroll_id: str | list[str]
 
 

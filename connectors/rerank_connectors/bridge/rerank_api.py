@@ -15,18 +15,16 @@ from typing import Annotated, Any
 
 import grpc
 from aiohttp import web
-from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from rerank_connectors.bridge.bodies import json_object, media_type
 from rerank_connectors.bridge.exchange import Exchange, answer
 from rerank_connectors.client import Reranking
 from rerank_connectors.errors import RequestError, RerankBridgeError, reranker_error
-from rerank_connectors.request_forms import STRICT_MODEL
-from rerank_connectors.settings import PositiveInt, validated
+from rerank_connectors.settings import PositiveInt, StrictForm, validated
 
 
-class DocumentObject(BaseModel):
-    model_config = STRICT_MODEL
+class DocumentObject(StrictForm):
     text: str
 
 
@@ -42,8 +40,7 @@ def _document(value: Any) -> Any:
 Document = Annotated[DocumentObject, BeforeValidator(_document)]
 
 
-class RerankCall(BaseModel):
-    model_config = STRICT_MODEL
+class RerankCall(StrictForm):
     model: str = ""
     query: str
     documents: Annotated[list[Document], Field(min_length=1)]

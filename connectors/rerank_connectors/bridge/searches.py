@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from rerank_connectors.bridge import passthrough
 from rerank_connectors.bridge.bodies import MediaType, dumps, json_object, media_type, ndjson_lines
@@ -31,8 +30,8 @@ from rerank_connectors.bridge.upstream import Call, EngineThroughBridge, Reply
 from rerank_connectors.connector import AsyncRerankingSearch
 from rerank_connectors.errors import RequestError, RerankBridgeError
 from rerank_connectors.pipeline import SUMMARY_KEY
-from rerank_connectors.request_forms import CURSORS, STRICT_MODEL, has_rerank_form, infer_query_text
-from rerank_connectors.settings import RerankSettings, validated
+from rerank_connectors.request_forms import CURSORS, has_rerank_form, infer_query_text
+from rerank_connectors.settings import RerankSettings, StrictForm, validated
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,19 @@ class Plan:
     passes: str = ""
 
 
+def _by_score(sort: Any) -> bool:
+    """Whether a sort is relevance only (`"_score"`, `{"_score": "desc"}`, or a list of those)."""
+    if isinstance(sort, list):
+        return all(_by_score(part) for part in sort)
+    return sort == "_score" or (isinstance(sort, dict) and list(sort) == ["_score"])
+
+
 def _why_not_rerank(body: dict[str, Any], params: dict[str, str], settings: RerankSettings) -> str | None:
     if "scroll" in params or any(cursor in body for cursor in CURSORS):
         return "cursor"
     if "retriever" in body:
         return "engine_retriever"
-    if "sort" in params or body.get("sort", "_score") not in ("_score", ["_score"]):
+    if "sort" in params or not _by_score(body.get("sort", "_score")):
         return "sorted"
     if params.get("size", body.get("size")) in (0, "0"):
         return "size_0"
@@ -111,10 +117,9 @@ async def search(ex: Exchange) -> web.StreamResponse:
     return answer(response, pretty=params.pretty, headers=returned)
 
 
-class MsearchHeader(BaseModel):
+class MsearchHeader(StrictForm):
     """One search's header line: where it runs and the engine options it carries."""
 
-    model_config = STRICT_MODEL
     index: str | list[str] | None = None
     search_type: str | None = None
     preference: str | None = None
