@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -146,6 +147,24 @@ def test_engine_retrievers_and_plain_searches_pass_through(
             direct(engine, f"/{engine.index}/_search", body),
         )
         assert same_answer(bridged, plain)
+
+
+def test_an_msearch_with_nothing_to_rerank_is_the_engines_answer(
+    engine: Engine, bridge: RunningBridge, query: str
+) -> None:
+    lines = [
+        {"index": engine.index, "routing": "x"},
+        {"query": {"match": {"text": query}}, "size": 2},
+        {"index": f"{engine.index}-missing"},
+        {"query": {"match_all": {}}},
+    ]
+    payload = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    bridged = send(bridge.port, "POST", "/_msearch", ndjson, payload)
+    plain = send(int(engine.url.rsplit(":", 1)[1]), "POST", "/_msearch", ndjson, payload)
+    took = re.compile(rb'"took":\d+')
+    assert bridged.status == plain.status == 200
+    assert took.sub(b"", bridged.body) == took.sub(b"", plain.body)
 
 
 def test_tracing_headers_reach_the_engine_and_its_echo_comes_back(

@@ -183,3 +183,16 @@ def test_a_deadline_that_passes_in_the_queue_gives_deadline_exceeded() -> None:
             assert len(busy.result().results) == 3
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("given", ["a b", "x code=OK", "y" * 129, 'quote"d'])
+def test_a_request_id_that_is_not_a_clean_token_is_replaced_in_the_log(
+    fake_stub: Stub, given: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="rerank_server.interceptor"):
+        fake_stub.Rerank(good_request(), timeout=10, metadata=[("x-request-id", given)])
+        fake_stub.Rerank(good_request(), timeout=10, metadata=[("x-request-id", "trace-7")])
+    lines = [record.getMessage() for record in caplog.records if "method=Rerank" in record.getMessage()]
+    assert len(lines) == 2 and lines[1].startswith("request_id=trace-7 ")
+    fresh = lines[0].split()[0].removeprefix("request_id=")
+    assert len(fresh) == 32 and fresh.isalnum() and given not in lines[0]
