@@ -44,16 +44,18 @@ def wait_serving(address: str, timeout: float = 120) -> None:
             time.sleep(0.1)
 
 
-def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+def start(*args: str, log: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`rerank-bridge serve` on a free port, SERVING; its log lines go to `log` when given."""
     process = subprocess.Popen([command(), "serve", "--port", "0", *args], stderr=subprocess.PIPE, text=True)
     address = f"127.0.0.1:{wait_for_port(process)}"
     wait_serving(address)
     # Keep reading its log so a chatty server never blocks on a full pipe.
-    threading.Thread(target=_drain, args=(process,), daemon=True).start()
+    threading.Thread(target=_drain, args=(process, log), daemon=True).start()
     return process, address
 
 
-def _drain(process: subprocess.Popen[str]) -> None:
+def _drain(process: subprocess.Popen[str], log: list[str] | None) -> None:
     assert process.stderr is not None
-    for _ in process.stderr:
-        pass
+    for line in process.stderr:
+        if log is not None:
+            log.append(line)

@@ -12,7 +12,7 @@ import pytest
 from rerank_server.backends.base import run_plan
 from rerank_server.backends.fake import FakeBackend
 from rerank_server.domain import Document, RerankOutcome, RerankRequest
-from rerank_server.errors import Cancelled, DeadlineExceeded, ResourceExhausted
+from rerank_server.errors import Cancelled, DeadlineExceeded, Internal, ResourceExhausted, Unavailable
 from rerank_server.scheduler import Scheduler
 
 
@@ -141,3 +141,84 @@ def test_a_cancelled_request_is_dropped_before_compute() -> None:
         scheduler.stop()
     assert all(("gone",) not in batch for batch in backend.batches)
     assert Cancelled.status == "CANCELLED"
+
+
+class FaultyBackend(RecordingBackend):
+    """The fake backend with its fault words on (see backends/fake.py)."""
+
+    def __init__(self, forward_s: float = 0.0, hang_s: float = 0.5) -> None:
+        FakeBackend.__init__(self, f"forward_s={forward_s}&faults=on&hang_s={hang_s}", 512, 2048)
+        self.batches = []
+
+
+def test_a_failing_forward_pass_fails_its_batch_only_and_the_worker_carries_on() -> None:
+    for fault in ("raiseerror", "shortoutput"):
+        backend = FaultyBackend()
+        scheduler = make(backend)
+        try:
+            failed = asyncio.run(run_all(scheduler, backend, [fault]))[0]
+            assert isinstance(failed, Internal) and "incident" in failed.message
+            good = asyncio.run(run_all(scheduler, backend, ["fine", "also"]))
+            assert all(isinstance(result, tuple) for result in good)
+            assert scheduler.depth == 0 and not scheduler.dead
+        finally:
+            scheduler.stop()
+
+
+def test_a_partly_batched_request_is_withdrawn_whole() -> None:
+    """Three sequences, two per pass: when the first pass fails, the third never runs."""
+    backend = FaultyBackend()
+    scheduler = make(backend, max_batch_sequences=2)
+    try:
+        (failed,) = asyncio.run(run_all(scheduler, backend, ["raiseerror"]))
+        asyncio.run(run_all(scheduler, backend, ["after"]))
+    finally:
+        scheduler.stop()
+    assert isinstance(failed, Internal)
+    assert [len(batch) for batch in backend.batches if ("raiseerror",) in batch] == [2]
+
+
+def test_cancelled_and_expired_requests_free_their_slots_at_once() -> None:
+    backend = RecordingBackend(forward_s=0.4)
+    scheduler = make(backend, max_queue=3, max_batch_sequences=3)
+
+    async def scenario() -> list[Any]:
+        busy = asyncio.ensure_future(scheduler.run(backend.plan_rerank(request("busy")), None))
+        await asyncio.sleep(0.05)  # in the model for 0.4 s
+        gone = asyncio.ensure_future(scheduler.run(backend.plan_rerank(request("gone")), None))
+        late = asyncio.ensure_future(
+            scheduler.run(backend.plan_rerank(request("late")), time.monotonic() + 0.05)
+        )
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await asyncio.sleep(0.01)
+        assert scheduler.depth == 2  # the cancelled one left at once, while the worker is busy
+        await asyncio.sleep(0.1)  # "late" expired behind the head: the next admission drops it
+        after = await scheduler.run(backend.plan_rerank(request("after")), None)
+        return [await busy, after, *(await asyncio.gather(gone, late, return_exceptions=True))]
+
+    try:
+        busy, after, gone, late = asyncio.run(scenario())
+    finally:
+        scheduler.stop()
+    assert isinstance(busy, tuple) and isinstance(after, tuple)
+    assert isinstance(gone, asyncio.CancelledError) and isinstance(late, DeadlineExceeded)
+    assert all(("gone",) not in batch and ("late",) not in batch for batch in backend.batches)
+
+
+@pytest.mark.parametrize("per_pass", [1, 64])
+def test_a_dead_worker_answers_unavailable_and_tells_the_server(per_pass: int) -> None:
+    """Whether the dying pass held all of a request or part of it, every request is answered."""
+    backend = FaultyBackend(forward_s=0.1)
+    deaths: list[bool] = []
+    scheduler = Scheduler(backend, 10_000, per_pass, 64, on_death=lambda: deaths.append(True))
+    scheduler.start()
+    try:
+        killed, waiting = asyncio.run(run_all(scheduler, backend, ["killworker", "waiting"]))
+        (later,) = asyncio.run(run_all(scheduler, backend, ["later"]))
+    finally:
+        scheduler.stop()
+    assert deaths == [True] and scheduler.dead
+    assert isinstance(waiting, Unavailable) and isinstance(later, Unavailable)
+    # The request in the dying pass was never answered by the model: it is failed with the rest.
+    assert isinstance(killed, Unavailable)

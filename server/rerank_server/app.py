@@ -61,6 +61,8 @@ class RerankServer:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.port = 0
+        # Set when a scheduler's worker died: the process must stop serving.
+        self.worker_died = asyncio.Event()
 
     async def start(self) -> int:
         """Binds and starts answering (NOT_SERVING); returns the bound port."""
@@ -78,8 +80,13 @@ class RerankServer:
 
     async def load(self) -> None:
         """Loads and warms up the models off the event loop, then reports SERVING."""
+        loop = asyncio.get_running_loop()
+
+        def on_worker_death() -> None:  # runs on the dying worker's thread
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._not_serving()))
+
         try:
-            self.runtime.loaded = await asyncio.to_thread(runtime.load, self.config)
+            self.runtime.loaded = await asyncio.to_thread(runtime.load, self.config, on_worker_death)
         except Exception as error:
             self.runtime.failure = f"the model failed to load: {error}"
             log.exception("model load failed")
@@ -88,6 +95,11 @@ class RerankServer:
         for service in ("", SERVICE_NAME):
             await self.health.set(service, SERVING)
         log.info("serving %s", self.runtime.loaded.reranker.model_id)
+
+    async def _not_serving(self) -> None:
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, NOT_SERVING)
+        self.worker_died.set()
 
     def queue_depth(self) -> int:
         loaded = self.runtime.loaded
@@ -100,7 +112,10 @@ class RerankServer:
 
 
 async def serve_forever(config: ServerConfig) -> None:
-    """The `rerank-bridge serve` command: runs until SIGINT or SIGTERM."""
+    """The `rerank-bridge serve` command: runs until SIGINT or SIGTERM, then stops
+    gracefully (NOT_SERVING, new calls refused UNAVAILABLE, calls in flight get
+    `shutdown_grace` seconds) and returns (exit 0). If a model worker dies it
+    exits non-zero, so that an orchestrator restarts it."""
     server = RerankServer(config)
     await server.start()
     if config.metrics_port:
@@ -112,14 +127,19 @@ async def serve_forever(config: ServerConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     loader = asyncio.create_task(server.load())
     stopper = asyncio.create_task(stop.wait())
+    died = asyncio.create_task(server.worker_died.wait())
     await asyncio.wait({loader, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if loader.done() and loader.exception() is not None:
         await server.stop(0)
         raise SystemExit(f"rerank-bridge: {server.runtime.failure}")
-    await stopper
-    log.info("stopping")
+    await asyncio.wait({stopper, died}, return_when=asyncio.FIRST_COMPLETED)
     loader.cancel()
-    await server.stop()
+    if died.done():
+        await server.stop(0)
+        raise SystemExit("rerank-bridge: a model worker died (see the log); exiting so that it is restarted")
+    died.cancel()
+    log.info("stopping: calls in flight get %d s", config.shutdown_grace)
+    await server.stop(grace=config.shutdown_grace)
 
 
 class BackgroundServer:

@@ -63,6 +63,7 @@ class ServerConfig:
     tls_client_ca: str = _setting("", "PEM CA bundle: require client certificates signed by it (mutual TLS)")
     metrics_port: int = _setting(0, "port of the Prometheus /metrics endpoint; 0 turns it off")
     threads: int = _setting(0, "CPU threads for torch; 0 keeps torch's default")
+    shutdown_grace: int = _setting(10, "seconds calls in flight get to finish after SIGTERM")
     log_level: str = _setting("info", "logging level", ["debug", "info", "warning", "error"])
 
     def __post_init__(self) -> None:

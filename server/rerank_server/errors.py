@@ -33,6 +33,12 @@ class NotFound(RerankError):
     status = "NOT_FOUND"
 
 
+class Internal(RerankError):
+    """The server failed on a request; the message names an incident id that is in the log."""
+
+    status = "INTERNAL"
+
+
 class ResourceExhausted(RerankError):
     status = "RESOURCE_EXHAUSTED"
 

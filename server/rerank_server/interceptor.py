@@ -10,6 +10,7 @@ forwards its own), or is made here.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -20,7 +21,7 @@ import grpc
 from grpc import aio
 
 from rerank_bridge_proto.request_ids import METADATA_KEY, clean_request_id
-from rerank_server.errors import RerankError
+from rerank_server.errors import InvalidArgument, RerankError
 from rerank_server.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger(__name__)
@@ -35,20 +36,33 @@ def _request_id(context: aio.ServicerContext) -> str:
 
 
 def _guard(
-    method: str, behavior: Callable[[Any, aio.ServicerContext], Awaitable[Any]]
+    method: str,
+    behavior: Callable[[Any, aio.ServicerContext], Awaitable[Any]],
+    deserialize: Callable[[bytes], Any] | None,
 ) -> Callable[..., Awaitable[Any]]:
-    async def guarded(request: Any, context: aio.ServicerContext) -> Any:
+    async def guarded(raw: Any, context: aio.ServicerContext) -> Any:
         request_id = _request_id(context)
         REQUEST_ID.set(request_id)
         started = time.perf_counter()
         code = "OK"
         try:
+            # Decoding happens here, not in gRPC, so that bytes that are not the
+            # message answer INVALID_ARGUMENT instead of an UNKNOWN with a Python class.
+            try:
+                request = deserialize(raw) if deserialize is not None else raw
+            except Exception:
+                raise InvalidArgument("request", f"is not a valid {method} request message") from None
             return await behavior(request, context)
         except RerankError as error:
             code = error.status
             await context.abort(grpc.StatusCode[error.status], error.message)
         except (aio.AbortError, aio.UsageError):
             code = "ABORTED"
+            raise
+        except asyncio.CancelledError:
+            # The client went away, or its deadline passed (gRPC cancels the handler then).
+            remaining = context.time_remaining()
+            code = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
             raise
         except Exception:
             code = "INTERNAL"
@@ -77,7 +91,7 @@ class StatusMappingInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         method = handler_call_details.method.rsplit("/", 1)[-1]
         return grpc.unary_unary_rpc_method_handler(
-            _guard(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            _guard(method, handler.unary_unary, handler.request_deserializer),
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )

@@ -7,6 +7,7 @@ answer NOT_SERVING meanwhile); Runtime is what the servicer asks.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rerank_bridge_proto.v1 import rerank_pb2
@@ -54,8 +55,10 @@ class Loaded:
         return [self.rerank_scheduler, *[s for s in extra if s is not None]]
 
 
-def _scheduler(backend: Backend, config: ServerConfig) -> Scheduler:
-    return Scheduler(backend, config.max_batch_tokens, config.max_batch_sequences, config.max_queue)
+def _scheduler(backend: Backend, config: ServerConfig, on_death: Callable[[], None] | None) -> Scheduler:
+    return Scheduler(
+        backend, config.max_batch_tokens, config.max_batch_sequences, config.max_queue, on_death=on_death
+    )
 
 
 def _quiet_model_loading() -> None:
@@ -69,8 +72,9 @@ def _quiet_model_loading() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def load(config: ServerConfig) -> Loaded:
-    """Builds the backends, warms them up and starts their schedulers (blocking)."""
+def load(config: ServerConfig, on_worker_death: Callable[[], None] | None = None) -> Loaded:
+    """Builds the backends, warms them up and starts their schedulers (blocking).
+    `on_worker_death` is called (from the dying thread) if a scheduler's worker dies."""
     if config.threads:
         import torch
 
@@ -85,10 +89,12 @@ def load(config: ServerConfig) -> Loaded:
         log.info("loaded embedding model %s", embedder.model_id)
     for backend in dict.fromkeys(b for b in (reranker, embedder) if b is not None):
         backend.warm_up()
-    rerank_scheduler = _scheduler(reranker, config)
+    rerank_scheduler = _scheduler(reranker, config, on_worker_death)
     embed_scheduler = None
     if embedder is not None:
-        embed_scheduler = rerank_scheduler if embedder is reranker else _scheduler(embedder, config)
+        embed_scheduler = (
+            rerank_scheduler if embedder is reranker else _scheduler(embedder, config, on_worker_death)
+        )
     loaded = Loaded(
         config=config,
         reranker=reranker,

@@ -4,7 +4,10 @@ be exercised without torch or a model, and the scores still mean something.
 Score = share of the query's words found in the document (0..1); embeddings
 are hashed bags of words. Options in the model spec, e.g.
 `fake?warmup_s=2&forward_s=0.1`, slow warm-up (health tests) and each forward
-pass (queue and deadline tests).
+pass (queue and deadline tests). `faults=on` makes a forward pass misbehave
+when a query in it holds one of FAULT_WORDS (fault tests on a real server
+process): raise, return one output short, hang for `hang_s`, or kill the
+scheduler's worker thread.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rerank_server.domain import (
 
 DIMENSIONS = 64
 _WORD = re.compile(r"\w+")
+FAULT_WORDS = ("raiseerror", "shortoutput", "hangforever", "killworker")
 
 
 def _words(text: str, cap: int) -> list[str]:
@@ -53,6 +57,8 @@ class FakeBackend(Backend):
         settings = dict(parse_qsl(options))
         self.warmup_s = float(settings.pop("warmup_s", 0))
         self.forward_s = float(settings.pop("forward_s", 0))
+        self.faults = settings.pop("faults", "off") == "on"
+        self.hang_s = float(settings.pop("hang_s", 30))
         if settings:
             raise ValueError(f"unknown fake backend options: {', '.join(settings)}")
         self.model_id = name
@@ -95,8 +101,19 @@ class FakeBackend(Backend):
 
         return Plan([Sequence(max(1, len(t)), ("embed", t)) for t in texts], finish)
 
+    def _misbehave(self, payloads: list[Any]) -> str | None:
+        words = {word for first, _ in payloads if first != "embed" for word in first}
+        return next((fault for fault in FAULT_WORDS if fault in words), None)
+
     def forward(self, payloads: list[Any]) -> list[Any]:
         time.sleep(self.forward_s)
+        fault = self._misbehave(payloads) if self.faults else None
+        if fault == "raiseerror":
+            raise RuntimeError("fake backend: asked to fail this forward pass")
+        if fault == "hangforever":
+            time.sleep(self.hang_s)
+        if fault == "killworker":
+            raise SystemExit("fake backend: asked to kill the worker")
         outputs: list[Any] = []
         for first, words in payloads:
             if first == "embed":
@@ -104,4 +121,4 @@ class FakeBackend(Backend):
             else:
                 query = set(first)
                 outputs.append(len(query & set(words)) / len(query) if query else 0.0)
-        return outputs
+        return outputs[:-1] if fault == "shortoutput" else outputs
