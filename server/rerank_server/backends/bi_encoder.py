@@ -14,6 +14,7 @@ from sentence_transformers import SentenceTransformer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
 from rerank_server.backends.encodings import pad_batch
+from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
 from rerank_server.domain import (
     EmbedOutcome,
@@ -45,6 +46,7 @@ class BiEncoderBackend(Backend):
         self.model.to(placement.dtype)
         self.model.eval()
         self.tokenizer = self.model.tokenizer
+        self.truncator = Truncator(self.tokenizer)
         self.max_length = int(self.model.max_seq_length)
         self.embed_dimensions = int(self.model.get_embedding_dimension() or 0)
         self.limits = BackendLimits(
@@ -54,18 +56,18 @@ class BiEncoderBackend(Backend):
             max_document_tokens=max_document_tokens,
         )
 
-    def _encode(self, text: str, cap: int) -> tuple[dict[str, list[int]], int, bool]:
-        """One text's encoding cut to the request's cap and the model's length;
-        returns it with its token count (special tokens excluded) and whether it was cut."""
-        specials = self.tokenizer.num_special_tokens_to_add(pair=False)
-        tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        limit = min(cap, self.max_length - specials)
-        encoding = dict(self.tokenizer(text, truncation=True, max_length=limit + specials))
-        return encoding, min(tokens, limit), tokens > limit
+    def _encode(self, texts: list[str], cap: int) -> list[tuple[dict[str, list[int]], int, bool]]:
+        """Each text's encoding cut to the request's cap and the model's length, with
+        the tokens the model reads (special tokens excluded) and whether it was cut."""
+        limit = min(cap, self.max_length - self.truncator.special_tokens(pair=False))
+        return [
+            (self.truncator.model_input(cut), cut.tokens, cut.truncated)
+            for cut in self.truncator.cut(texts, limit)
+        ]
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
-        query, query_tokens, _ = self._encode(request.query, request.max_query_tokens)
-        docs = [self._encode(d.text, request.max_document_tokens) for d in request.documents]
+        ((query, query_tokens, _),) = self._encode([request.query], request.max_query_tokens)
+        docs = self._encode([d.text for d in request.documents], request.max_document_tokens)
         encodings = [query] + [encoding for encoding, _, _ in docs]
         usage = Usage(
             query_tokens=query_tokens,
@@ -94,7 +96,7 @@ class BiEncoderBackend(Backend):
         return Plan([Sequence(len(e["input_ids"]), e) for e in encodings], finish)
 
     def plan_embed(self, request: EmbedRequest) -> Plan[EmbedOutcome]:
-        encoded = [self._encode(text, request.max_tokens) for text in request.texts]
+        encoded = self._encode(list(request.texts), request.max_tokens)
         usage = Usage(
             document_tokens=sum(tokens for _, tokens, _ in encoded),
             total_tokens=sum(len(e["input_ids"]) for e, _, _ in encoded),

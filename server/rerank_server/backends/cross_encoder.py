@@ -15,7 +15,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
-from rerank_server.backends.encodings import pad_batch, truncate_ids
+from rerank_server.backends.encodings import pad_batch
+from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
 from rerank_server.domain import RerankOutcome, RerankRequest, ScoredDocument, Usage
 
@@ -36,6 +37,7 @@ class CrossEncoderBackend(Backend):
         self.device = placement.device.type
         self.dtype = placement.dtype_name
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.truncator = Truncator(self.tokenizer)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             str(folder), dtype=placement.dtype, attn_implementation=placement.attention
         ).to(placement.device)
@@ -50,24 +52,25 @@ class CrossEncoderBackend(Backend):
         )
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
-        query, query_tokens, _ = truncate_ids(self.tokenizer, request.query, request.max_query_tokens)
-        docs = [truncate_ids(self.tokenizer, d.text, request.max_document_tokens) for d in request.documents]
-        # The pair must also fit the model: the document gives way, never the query.
-        encodings = [
-            dict(self.tokenizer(query, text, truncation="only_second", max_length=self.max_length))
-            for text, _, _ in docs
-        ]
+        # The pair must fit the model: the query keeps room for at least one
+        # document token, and the document gives way to what the query leaves.
+        room = self.max_length - self.truncator.special_tokens(pair=True)
+        (query,) = self.truncator.cut([request.query], min(request.max_query_tokens, room - 1))
+        docs = self.truncator.cut(
+            [d.text for d in request.documents], min(request.max_document_tokens, room - query.tokens)
+        )
+        encodings = [self.truncator.model_input(query, doc) for doc in docs]
         usage = Usage(
-            query_tokens=query_tokens,
-            document_tokens=sum(tokens for _, tokens, _ in docs),
+            query_tokens=query.tokens,
+            document_tokens=sum(doc.tokens for doc in docs),
             total_tokens=sum(len(e["input_ids"]) for e in encodings),
-            truncated_documents=sum(truncated for _, _, truncated in docs),
+            truncated_documents=sum(doc.truncated for doc in docs),
             sequences=len(encodings),
         )
 
         def finish(outputs: list[Any]) -> RerankOutcome:
             scored = [
-                ScoredDocument(index=i, id=d.id, score=float(outputs[i]), truncated=docs[i][2])
+                ScoredDocument(index=i, id=d.id, score=float(outputs[i]), truncated=docs[i].truncated)
                 for i, d in enumerate(request.documents)
             ]
             return RerankOutcome(scored, usage)

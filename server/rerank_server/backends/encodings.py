@@ -14,11 +14,3 @@ def pad_batch(
     these encoders attend bidirectionally and read only masked positions)."""
     batch = tokenizer.pad(encodings, padding=True, return_tensors="pt")
     return {name: tensor.to(device) for name, tensor in batch.items()}
-
-
-def truncate_ids(tokenizer: Any, text: str, cap: int) -> tuple[str, int, bool]:
-    """Cuts a text to `cap` tokens (no special tokens counted); returns text, tokens, truncated."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    if len(ids) <= cap:
-        return text, len(ids), False
-    return tokenizer.decode(ids[:cap]), cap, True

@@ -13,6 +13,7 @@ scheduler's worker thread.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 import time
@@ -34,8 +35,10 @@ _WORD = re.compile(r"\w+")
 FAULT_WORDS = ("raiseerror", "shortoutput", "hangforever", "killworker")
 
 
-def _words(text: str, cap: int) -> list[str]:
-    return _WORD.findall(text.lower())[:cap]
+def _words(text: str, cap: int) -> tuple[list[str], bool]:
+    """The first `cap` words, and whether there were more; reads no further than that."""
+    found = [match.group().lower() for match in itertools.islice(_WORD.finditer(text), cap + 1)]
+    return found[:cap], len(found) > cap
 
 
 def _vector(words: list[str]) -> tuple[float, ...]:
@@ -69,9 +72,9 @@ class FakeBackend(Backend):
         super().warm_up()
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
-        query = _words(request.query, request.max_query_tokens)
-        docs = [_words(d.text, request.max_document_tokens) for d in request.documents]
-        truncated = [len(_words(d.text, 1 << 30)) > request.max_document_tokens for d in request.documents]
+        query, _ = _words(request.query, request.max_query_tokens)
+        cut = [_words(d.text, request.max_document_tokens) for d in request.documents]
+        docs, truncated = [words for words, _ in cut], [more for _, more in cut]
         usage = Usage(
             query_tokens=len(query),
             document_tokens=sum(map(len, docs)),
@@ -91,7 +94,7 @@ class FakeBackend(Backend):
         return Plan([Sequence(len(query) + len(d), (query, d)) for d in docs], finish)
 
     def plan_embed(self, request: EmbedRequest) -> Plan[EmbedOutcome]:
-        texts = [_words(t, request.max_tokens) for t in request.texts]
+        texts = [_words(t, request.max_tokens)[0] for t in request.texts]
         usage = Usage(
             document_tokens=sum(map(len, texts)), total_tokens=sum(map(len, texts)), sequences=len(texts)
         )

@@ -26,6 +26,7 @@ from rerank_server.backends.listwise_prompt import (
     strip_markers,
 )
 from rerank_server.backends.model_files import read_tensors
+from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
 from rerank_server.domain import RerankOutcome, RerankRequest, ScoredDocument, Usage
 
@@ -101,6 +102,7 @@ class ListwiseBackend(Backend):
         self.device = placement.device.type
         self.dtype = placement.dtype_name
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.truncator = Truncator(self.tokenizer)
         # AutoModel maps model_type qwen3 to the bare decoder and strips the
         # checkpoint's `model.` prefix; the projector is read separately.
         model, loading = AutoModel.from_pretrained(
@@ -146,14 +148,12 @@ class ListwiseBackend(Backend):
 
     def _truncate(self, texts: list[str], cap: int) -> list[TruncatedText]:
         """Cuts each text to `cap` tokens; like the reference, cut ids are decoded back to text."""
-        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        out = []
-        for text, ids in zip(texts, encoded, strict=True):
-            if len(ids) > cap:
-                out.append(TruncatedText(self.tokenizer.decode(ids[:cap]), cap, True))
-            else:
-                out.append(TruncatedText(text, len(ids), False))
-        return out
+        return [
+            TruncatedText(self.tokenizer.decode(cut.ids), cut.tokens, True)
+            if cut.truncated
+            else TruncatedText(text, cut.tokens, False)
+            for text, cut in zip(texts, self.truncator.cut(texts, cap), strict=True)
+        ]
 
     def _block_input(self, query: str, documents: list[str], instruction: str) -> BlockInput:
         ids: list[int] = self.tokenizer(

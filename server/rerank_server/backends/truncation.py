@@ -1,0 +1,75 @@
+"""The one way every model backend cuts a text to a token cap and says what
+the model saw.
+
+A text is first cut to a character bound derived from the cap: cap + 1 tokens,
+each at most as long as the tokenizer's longest vocabulary entry plus one
+separating character. So a 5 MB document costs the tokenizer a few thousand
+characters, not five million, and the tokens within the cap are the ones the
+whole text would give. (Only text with long runs of characters no token
+covers, such as whitespace a BERT tokenizer drops, can lose tokens to the
+bound; those are then reported as what they are: fewer tokens, truncated.)
+The head is tokenised once, without special tokens, and cut to the cap;
+`tokens` and `truncated` describe what the model reads, whoever did the cutting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tokenizers import Encoding, Tokenizer
+
+
+@dataclass(frozen=True)
+class Cut:
+    encoding: Encoding  # the kept tokens, no special tokens
+    tokens: int
+    truncated: bool
+
+    @property
+    def ids(self) -> list[int]:
+        return list(self.encoding.ids)
+
+
+class Truncator:
+    def __init__(self, tokenizer: Any) -> None:
+        """`tokenizer`: a transformers fast tokenizer (its Rust tokenizer is copied,
+        without the padding and truncation a saved tokenizer may carry)."""
+        self.model_input_names = list(tokenizer.model_input_names)
+        self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self.backend.no_padding()
+        self.backend.no_truncation()
+        longest = max((len(token) for token in self.backend.get_vocab()), default=1)
+        self.chars_per_token = longest + 1
+
+    def char_bound(self, cap: int) -> int:
+        return (cap + 1) * self.chars_per_token
+
+    def cut(self, texts: list[str], cap: int) -> list[Cut]:
+        """Each text cut to at most `cap` tokens (one tokenizer call for all of them)."""
+        bound = self.char_bound(cap)
+        heads = [text[:bound] for text in texts]
+        cuts = []
+        for text, head, encoding in zip(
+            texts, heads, self.backend.encode_batch(heads, add_special_tokens=False), strict=True
+        ):
+            read = len(encoding.ids)
+            if read > cap:
+                encoding.truncate(cap)
+            cuts.append(Cut(encoding, min(read, cap), read > cap or len(head) < len(text)))
+        return cuts
+
+    def model_input(self, first: Cut, second: Cut | None = None) -> dict[str, list[int]]:
+        """The model's input for one text (or a pair), with its special tokens."""
+        encoding = self.backend.post_process(
+            first.encoding, second.encoding if second is not None else None, add_special_tokens=True
+        )
+        fields = {
+            "input_ids": encoding.ids,
+            "token_type_ids": encoding.type_ids,
+            "attention_mask": encoding.attention_mask,
+        }
+        return {name: list(fields[name]) for name in self.model_input_names if name in fields}
+
+    def special_tokens(self, pair: bool) -> int:
+        return int(self.backend.post_processor.num_special_tokens_to_add(pair)) if self.backend.post_processor else 0
