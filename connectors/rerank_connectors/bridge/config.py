@@ -26,6 +26,7 @@ error naming it.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import fnmatch
 import json
@@ -148,6 +149,21 @@ def _read(path: Path) -> Any:
 
         return yaml.safe_load(text)
     return json.loads(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`rerank-bridge proxy`'s flags: the file, and overrides of what it says."""
+    parser.add_argument("--config", type=Path, help="bridge configuration (YAML or JSON)")
+    parser.add_argument("--engine-url", help="engine URL (overrides the file)")
+    parser.add_argument("--reranker", help="scoring server address host:port (overrides the file)")
+    parser.add_argument("--host", help="address to listen on (overrides the file)")
+    parser.add_argument("--port", type=int, help="port to listen on (overrides the file)")
+
+
+def from_namespace(args: argparse.Namespace) -> BridgeConfig:
+    return load_config(
+        args.config, engine_url=args.engine_url, reranker=args.reranker, host=args.host, port=args.port
+    )
 
 
 def load_config(

@@ -2,6 +2,8 @@
 BM25, kNN and hybrid with and without reranking, and report the metrics.
 
     rerank-bridge eval --data ../shared/data/scifact --engine elasticsearch --depths 10,20,50
+
+Its arguments are declared in arguments.py, which imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -16,29 +18,10 @@ from rerank_connectors.client import RerankClient
 from rerank_connectors.connector import RerankingSearch
 from rerank_connectors.dialects import engine_client
 from rerank_connectors.evaluation import report
+from rerank_connectors.evaluation.arguments import STAGES
 from rerank_connectors.evaluation.beir import load_collection
 from rerank_connectors.evaluation.indexing import ensure_index
-from rerank_connectors.evaluation.runner import STAGES, evaluate_collection
-
-ENGINES = ("elasticsearch", "opensearch")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data", type=Path, required=True, help="BEIR-layout folder (corpus, queries, qrels)"
-    )
-    parser.add_argument("--engine", choices=ENGINES, default="elasticsearch")
-    parser.add_argument("--engine-url", help="a running engine; without it a local node is started")
-    parser.add_argument("--reranker", help="scoring server host:port; without it one is started with --model")
-    parser.add_argument("--model", default="builtin:all-MiniLM-L6-v2", help="model for a server started here")
-    parser.add_argument("--depths", default="10,20,50,100", help="candidate counts to rerank")
-    parser.add_argument("--stages", default=",".join(STAGES), help="first stages: bm25, knn, hybrid")
-    parser.add_argument("--max-queries", type=int, help="a seeded sample of the judged queries")
-    parser.add_argument(
-        "--latency-queries", type=int, default=20, help="queries whose rerank calls are timed"
-    )
-    parser.add_argument("--out", type=Path, default=Path("eval-results"), help="where the JSON and PNG go")
-
+from rerank_connectors.evaluation.runner import evaluate_collection
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     depths = sorted({int(d) for d in args.depths.split(",")})

@@ -1,0 +1,67 @@
+"""`rerank-bridge serve | proxy | eval`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from rerank_connectors.bridge import config as bridge_config
+from rerank_connectors.evaluation import arguments as eval_arguments
+from rerank_server import config as server_config
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def serve(args: argparse.Namespace) -> None:
+    config = server_config.from_namespace(args)
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr, format=LOG_FORMAT)
+    from rerank_server.app import serve_forever  # the [server] extra
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(config))
+
+
+def proxy(args: argparse.Namespace) -> None:
+    logging.basicConfig(level="INFO", stream=sys.stderr, format=LOG_FORMAT)
+    from rerank_connectors.bridge.app import run  # the [connectors] extra
+
+    run(bridge_config.from_namespace(args))
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from rerank_connectors.evaluation.cli import run  # the [eval] extra
+
+    run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    command = argparse.ArgumentParser(prog="rerank-bridge", description="Listwise reranking for search engines")
+    subcommands = command.add_subparsers(dest="command", required=True)
+    for name, help_text, add_arguments, run in (
+        ("serve", "run the gRPC scoring server", lambda p: server_config.add_arguments(p, os.environ), serve),
+        ("proxy", "run the HTTP bridge in front of an engine", bridge_config.add_arguments, proxy),
+        (
+            "eval",
+            "measure first stages with and without reranking (BEIR data)",
+            eval_arguments.add_arguments,
+            evaluate,
+        ),
+    ):
+        subcommand = subcommands.add_parser(name, help=help_text)
+        add_arguments(subcommand)
+        subcommand.set_defaults(run=run)
+    return command
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
