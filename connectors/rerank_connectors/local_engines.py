@@ -1,7 +1,7 @@
 """Real single-node Elasticsearch and OpenSearch without Docker, from Maven Central.
 
     python tools/local_engines.py fetch all              # download and unpack (cached)
-    python tools/local_engines.py start elasticsearch    # run until Ctrl-C, prints the URL
+    python tools/local_engines.py start elasticsearch    # run until Ctrl-C or SIGTERM, prints the URL
 
 Elasticsearch 8.19: Elastic's minimal integ-test distribution (BM25, dense_vector
 and kNN, aggregations; no painless, no language analyzers, no licensed
@@ -258,8 +258,16 @@ def start(kind: str, heap: str = "512m", timeout: float = 180) -> EngineNode:
             command, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
     node = EngineNode(kind, url, process, workdir, log)
-    _wait_healthy(node, timeout)
+    try:
+        _wait_healthy(node, timeout)
+    except BaseException:  # a timeout, or a signal that arrived while it started
+        node.stop()
+        raise
     return node
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main() -> None:
@@ -275,11 +283,18 @@ def main() -> None:
         for kind in kinds:
             print(fetch(kind))
         return
-    nodes = [start(kind, args.heap) for kind in kinds]
-    for node in nodes:
-        print(f"{node.kind}: {node.url}", flush=True)
+    # SIGTERM (a process manager) and SIGINT (Ctrl-C, or sent to a launcher in
+    # the background, where a shell would have it ignored) both stop the nodes
+    # and remove their folders, also while a node is still starting.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    nodes: list[EngineNode] = []
     try:
-        signal.pause()
+        for kind in kinds:
+            nodes.append(start(kind, args.heap))
+            print(f"{kind}: {nodes[-1].url} (folder {nodes[-1].workdir})", flush=True)
+        while True:
+            signal.pause()
     except KeyboardInterrupt:
         pass
     finally:
