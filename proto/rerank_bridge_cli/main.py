@@ -40,7 +40,9 @@ def evaluate(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    command = argparse.ArgumentParser(prog="rerank-bridge", description="Listwise reranking for search engines")
+    command = argparse.ArgumentParser(
+        prog="rerank-bridge", description="Listwise reranking for search engines"
+    )
     subcommands = command.add_subparsers(dest="command", required=True)
     for name, help_text, add_arguments, run in (
         ("serve", "run the gRPC scoring server", lambda p: server_config.add_arguments(p, os.environ), serve),

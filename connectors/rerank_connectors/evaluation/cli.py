@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 from rerank_connectors.client import RerankClient
@@ -22,6 +21,7 @@ from rerank_connectors.evaluation.arguments import STAGES
 from rerank_connectors.evaluation.beir import load_collection
 from rerank_connectors.evaluation.indexing import ensure_index
 from rerank_connectors.evaluation.runner import evaluate_collection
+
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     depths = sorted({int(d) for d in args.depths.split(",")})

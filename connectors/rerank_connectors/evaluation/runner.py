@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from rerank_connectors.client import RerankClient
 from rerank_connectors.connector import RerankingSearch
-from rerank_connectors.evaluation.arguments import STAGES
 from rerank_connectors.evaluation.beir import Collection
 from rerank_connectors.evaluation.cache import JsonCache
 from rerank_connectors.evaluation.measures import evaluate, ranked_run

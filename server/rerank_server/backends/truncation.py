@@ -72,4 +72,8 @@ class Truncator:
         return {name: list(fields[name]) for name in self.model_input_names if name in fields}
 
     def special_tokens(self, pair: bool) -> int:
-        return int(self.backend.post_processor.num_special_tokens_to_add(pair)) if self.backend.post_processor else 0
+        return (
+            int(self.backend.post_processor.num_special_tokens_to_add(pair))
+            if self.backend.post_processor
+            else 0
+        )
