@@ -72,8 +72,6 @@ class Truncator:
         return {name: list(fields[name]) for name in self.model_input_names if name in fields}
 
     def special_tokens(self, pair: bool) -> int:
-        return (
-            int(self.backend.post_processor.num_special_tokens_to_add(pair))
-            if self.backend.post_processor
-            else 0
-        )
+        """How many tokens (CLS, SEP, ...) the model input adds around one text or a pair."""
+        processor = self.backend.post_processor
+        return int(processor.num_special_tokens_to_add(pair)) if processor is not None else 0
