@@ -9,9 +9,12 @@ value, so it cannot read the body differently than the bridge did.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import re
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +29,11 @@ _MEDIA_TYPE = re.compile(
     re.IGNORECASE,
 )
 _MEDIA_PARAMETER = re.compile(r";\s*([A-Za-z-]+)=\"?([A-Za-z0-9.-]+)\"?")
-DECOMPRESSED = ("identity", "gzip", "deflate")
+# The body encodings aiohttp decodes, and how the rebuilt body is encoded again for the engine.
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda body: gzip.compress(body, compresslevel=1),
+    "deflate": lambda body: zlib.compress(body, 1),
+}
 
 
 @dataclass(frozen=True)
@@ -72,13 +79,21 @@ def media_type(value: str | None, ndjson_allowed: bool = False) -> MediaType:
     return MediaType(match.group(2).lower() == "x-ndjson", compatible_with)
 
 
+def content_encoding(request: web.Request) -> str | None:
+    """The body's encoding (a COMPRESSORS key), None for none or identity; 415 for any other."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding == "identity":
+        return None
+    if encoding not in COMPRESSORS:
+        reason = f"Content-Encoding [{encoding[:40]}] is not supported; use gzip or deflate"
+        raise Refused(415, "illegal_argument_exception", reason, "Content-Encoding")
+    return encoding
+
+
 async def read_bytes(request: web.Request, max_bytes: int) -> bytes | None:
     """The decompressed body, or None when there is none. `max_bytes` is the
     application's `client_max_size`, which aiohttp checks while it decompresses."""
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in DECOMPRESSED:
-        reason = f"Content-Encoding [{encoding[:40]}] is not supported; use gzip or deflate"
-        raise Refused(415, "illegal_argument_exception", reason, "Content-Encoding")
+    encoding = content_encoding(request)
     if not request.body_exists:
         return None
     too_large = Refused(

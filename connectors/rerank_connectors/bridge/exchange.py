@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rerank_connectors.bridge.bodies import read_bytes
+from rerank_connectors.bridge.bodies import content_encoding, read_bytes
 from rerank_connectors.bridge.boundary import Route, Target
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.bridge.scrolls import ScrollRegistry
@@ -62,8 +62,7 @@ class Exchange:
     @property
     def content_encoding(self) -> str | None:
         """The caller's body encoding, re-applied to the rebuilt body the engine gets."""
-        encoding = self.request.headers.get("Content-Encoding", "").strip().lower()
-        return encoding if encoding in ("gzip", "deflate") else None
+        return content_encoding(self.request)
 
 
 def from_engine(reply: Reply) -> web.Response:

@@ -10,9 +10,7 @@ with an Elasticsearch-shaped body.
 
 from __future__ import annotations
 
-import gzip
 import json
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from rerank_connectors.bridge.bodies import MediaType, dumps
+from rerank_connectors.bridge.bodies import COMPRESSORS, MediaType, dumps
 from rerank_connectors.bridge.boundary import RETURNED_HEADERS, Refused, upstream_url
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.errors import EngineError
@@ -51,14 +49,6 @@ class Reply:
             return self.body.decode("utf-8", "replace")
 
 
-def _compressed(body: bytes, encoding: str | None) -> bytes:
-    if encoding == "gzip":
-        return gzip.compress(body, compresslevel=1)
-    if encoding == "deflate":
-        return zlib.compress(body, 1)
-    return body
-
-
 class Upstream:
     def __init__(self, config: BridgeConfig) -> None:
         self.base = config.engine_url.rstrip("/")
@@ -83,15 +73,16 @@ class Upstream:
     async def send(
         self, call: Call, headers: Mapping[str, str], content_encoding: str | None = None
     ) -> Reply:
-        """`headers`: the caller's checked headers; `content_encoding`: re-applied to the rebuilt body."""
+        """`headers`: the caller's checked headers; `content_encoding` (a COMPRESSORS key):
+        re-applied to the rebuilt body."""
         assert self._session is not None, "Upstream.start() was not awaited"
         url = URL(upstream_url(self.base, call.segments, call.params), encoded=True)
         outgoing = {**headers, **self._auth_headers}
         body = call.body
         if body is not None:
             outgoing["Content-Type"] = call.content_type or "application/json"
-            if content_encoding in ("gzip", "deflate"):
-                body = _compressed(body, content_encoding)
+            if content_encoding is not None:
+                body = COMPRESSORS[content_encoding](body)
                 outgoing["Content-Encoding"] = content_encoding
         try:
             async with self._session.request(
