@@ -10,6 +10,7 @@ top-level `message`.
 
 from __future__ import annotations
 
+import struct
 import uuid
 from typing import Annotated, Any
 
@@ -65,11 +66,26 @@ class RerankCall(StrictForm):
 SERVER_FIELDS = {"max_document_tokens": "max_tokens_per_doc"}
 
 
+def shortest_float32(value: float) -> float:
+    """The shortest decimal that reads back as the same float32, the precision the
+    model scores in. Written in full, a float32 widened to a double takes ~19
+    characters (0.12345678806304932), and ml-commons' JSON reader (json-smart)
+    turns any number over 18 characters into a BigDecimal, which its Cohere rerank
+    post-processing cannot cast to Double: every OpenSearch rerank would fail."""
+    single: float = struct.unpack("f", struct.pack("f", value))[0]
+    for digits in range(1, 10):
+        candidate = float(f"{single:.{digits}g}")
+        if struct.unpack("f", struct.pack("f", candidate))[0] == single:
+            return candidate
+    return single
+
+
 def _results(call: RerankCall, ranking: Reranking, with_documents: bool) -> list[dict[str, Any]]:
     texts = call.texts()
     results = []
     for document in ranking.documents:
-        result: dict[str, Any] = {"index": document.index, "relevance_score": document.score}
+        score = shortest_float32(document.score)
+        result: dict[str, Any] = {"index": document.index, "relevance_score": score}
         if with_documents:
             result["document"] = {"text": texts[document.index]}
         results.append(result)
