@@ -158,7 +158,13 @@ def running_engine(name: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def engine(engine_url: tuple[str, str], corpus: Corpus) -> Iterator[Engine]:
-    kind, url = engine_url
+    with indexed_corpus(*engine_url, corpus) as indexed:
+        yield indexed
+
+
+@contextlib.contextmanager
+def indexed_corpus(kind: str, url: str, corpus: Corpus) -> Iterator[Engine]:
+    """A fresh index of the corpus (text, language, article, vector), deleted afterwards."""
     client = engine_client(kind, url)
     index = f"rerank-bridge-test-{uuid.uuid4().hex[:8]}"
     properties = {"text": {"type": "text"}, "lang": {"type": "keyword"}, "article": {"type": "keyword"}}

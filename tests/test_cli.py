@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
-from command_extras import EXTRAS, NEEDS
+from command_extras import run_alone
 from server_process import command, wait_for_port, wait_serving
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
@@ -73,34 +72,7 @@ def test_an_unreachable_hub_id_says_to_pass_a_folder(tmp_path: Path) -> None:
     assert "is not a local folder and could not be fetched from the hub" in result.stderr
 
 
-WITHOUT_OTHER_EXTRAS = """
-import sys
-
-BLOCKED = {blocked!r}
-
-
-class OtherExtrasAreNotInstalled:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {{name!r}} (not installed for this subcommand)")
-        return None
-
-
-sys.meta_path.insert(0, OtherExtrasAreNotInstalled())
-from rerank_bridge_cli.main import main
-
-main(sys.argv[1:])
-"""
-
-
-def run_alone(subcommand: str, *args: str, **popen: object) -> subprocess.Popen[str]:
-    """The command in a Python where only `subcommand`'s extras can be imported."""
-    blocked = set().union(*(EXTRAS[extra] for extra in set(EXTRAS) - NEEDS[subcommand]))
-    script = WITHOUT_OTHER_EXTRAS.format(blocked=sorted(blocked))
-    return subprocess.Popen([sys.executable, "-c", script, subcommand, *args], text=True, **popen)  # type: ignore[call-overload]
-
-
-@pytest.mark.parametrize("subcommand", ["serve", "proxy", "eval"])
+@pytest.mark.parametrize("subcommand", ["serve", "proxy", "eval", "wire"])
 def test_each_subcommand_answers_help_with_only_its_extras(subcommand: str) -> None:
     process = run_alone(subcommand, "--help", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = process.communicate(timeout=60)

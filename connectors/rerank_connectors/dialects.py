@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rerank_connectors.errors import EngineError
+from rerank_connectors.errors import EngineError, RequestError
 from rerank_connectors.settings import Hybrid, KnnSearch
 
 # Elasticsearch caps num_candidates at 10,000.
@@ -86,24 +86,41 @@ class OpenSearch(Dialect):
     def native_hybrid_call(
         self, base: dict[str, Any], knn: KnnSearch, vector: list[float], k: int, hybrid: Hybrid, window: int
     ) -> FirstStageCall:
+        if not hybrid.pipeline:
+            # Outside a pipeline that fuses it, a `hybrid` query answers with its
+            # sub-queries' raw hits: the same document several times, and marker
+            # hits with scores like -9.5e9. That window cannot be reranked.
+            raise RequestError(
+                "hybrid.pipeline",
+                "OpenSearch fuses a hybrid query only in a search pipeline with a normalization "
+                "or score-ranker processor: name it (`rerank-bridge wire opensearch --no-rerank "
+                "--hybrid normalization` creates one)",
+            )
         query = {"hybrid": {"queries": [base["query"], self.knn_clause(knn, vector, k)]}}
-        params = {"search_pipeline": hybrid.pipeline} if hybrid.pipeline else {}
-        return FirstStageCall({**base, "query": query}, params)
+        return FirstStageCall({**base, "query": query}, {"search_pipeline": hybrid.pipeline})
 
     @staticmethod
     def search_kwargs(index: str, call: FirstStageCall) -> dict[str, Any]:
         return {"index": index, "body": call.body, "params": call.params or None}
 
 
-def engine_client(kind: str, url: str, timeout: float = 120) -> Any:
-    """The official synchronous client of an engine kind (its package imported only then)."""
+def engine_client(
+    kind: str,
+    url: str,
+    timeout: float = 120,
+    auth: tuple[str, str] | None = None,
+    ca_certs: str | None = None,
+) -> Any:
+    """The official synchronous client of an engine kind (its package imported only then),
+    with basic auth and a CA bundle where given."""
+    options: dict[str, Any] = {"ca_certs": ca_certs} if ca_certs else {}
     if kind == "elasticsearch":
         from elasticsearch import Elasticsearch
 
-        return Elasticsearch(url, request_timeout=timeout)
+        return Elasticsearch(url, request_timeout=timeout, basic_auth=auth, **options)
     from opensearchpy import OpenSearch
 
-    return OpenSearch(url, timeout=timeout)
+    return OpenSearch(url, timeout=timeout, http_auth=auth, **options)
 
 
 def bulk_helper(kind: str, streaming: bool = False) -> Any:

@@ -412,8 +412,13 @@ def _start_opensearch(release: Release, workdir: Path, heap: str) -> tuple[list[
     # The runner takes the first free HTTP port above its base, which must stay <= 9298.
     base = free_port(9200, 9297) - 1
     (workdir / "node_1" / "config").mkdir(parents=True)
+    # The runner sets only the HTTP port and the cluster name: without a single-node
+    # discovery and a transport port of its own, a second node on this machine
+    # would look for (and find) the first one on 9300-9305.
     (workdir / "node_1" / "config" / "opensearch.yml").write_text(
         "cluster.routing.allocation.disk.threshold_enabled: false\n"
+        "discovery.type: single-node\n"
+        f"transport.port: {free_port()}\n"
     )
     command = [
         str(java_home(release.java) / "bin" / "java"),
@@ -429,7 +434,7 @@ def _start_opensearch(release: Release, workdir: Path, heap: str) -> tuple[list[
         "-baseHttpPort",
         str(base),
         "-clusterName",
-        "rerank-bridge-test",
+        workdir.name,  # unique, so two nodes here never take each other for peers
         "-pluginTypes",
         ",".join(OPENSEARCH_PLUGINS[plugin] for plugin in release.plugins),
     ]

@@ -1,4 +1,4 @@
-"""`rerank-bridge serve | proxy | eval`."""
+"""`rerank-bridge serve | proxy | eval | wire`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from rerank_connectors.bridge import config as bridge_config
 from rerank_connectors.evaluation import arguments as eval_arguments
+from rerank_connectors.wiring import arguments as wire_arguments
 from rerank_server import config as server_config
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -39,6 +40,12 @@ def evaluate(args: argparse.Namespace) -> None:
     run(args)
 
 
+def wire(args: argparse.Namespace) -> None:
+    from rerank_connectors.wiring.command import run  # the [connectors] extra
+
+    run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     command = argparse.ArgumentParser(
         prog="rerank-bridge", description="Listwise reranking for search engines"
@@ -52,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
             "measure first stages with and without reranking (BEIR data)",
             eval_arguments.add_arguments,
             evaluate,
+        ),
+        (
+            "wire",
+            "point an engine's own reranking at the bridge (OpenSearch pipeline, Elasticsearch endpoint)",
+            wire_arguments.add_arguments,
+            wire,
         ),
     ):
         subcommand = subcommands.add_parser(name, help=help_text)
