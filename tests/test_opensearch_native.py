@@ -26,7 +26,7 @@ from rerank_connectors.local_engines import NEURAL_RELEASE
 from rerank_server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
-KEY = "native-rerank-key"
+KEY, ROTATED_KEY = "native-rerank-key", "rotated-rerank-key"
 # The settings a remote connector to a loopback bridge needs, none set on a fresh node.
 NEEDED_SETTINGS = (
     "plugins.ml_commons.trusted_connector_endpoints_regex",
@@ -42,7 +42,7 @@ class Wire:
     err: str
 
 
-def wire(engine_url: str, bridge_url: str, *args: str) -> Wire:
+def wire(engine_url: str, bridge_url: str, *args: str, key: str = KEY) -> Wire:
     """`rerank-bridge wire opensearch` with only the connectors extra importable."""
     process = run_alone(
         "wire",
@@ -54,7 +54,7 @@ def wire(engine_url: str, bridge_url: str, *args: str) -> Wire:
         *args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "RERANK_BRIDGE_API_KEY": KEY},
+        env={**os.environ, "RERANK_BRIDGE_API_KEY": key},
     )
     out, err = process.communicate(timeout=120)
     return Wire(process.returncode, out, err)
@@ -73,9 +73,8 @@ def neural_engine(corpus: Corpus) -> Iterator[Engine]:
 
 @pytest.fixture(scope="module")
 def bridge(neural_engine: Engine, rerank_server: BackgroundServer) -> Iterator[RunningBridge]:
-    config = BridgeConfig(
-        engine_url=neural_engine.url, reranker=rerank_server.address, api_keys=frozenset({KEY})
-    )
+    keys = frozenset({KEY, ROTATED_KEY})
+    config = BridgeConfig(engine_url=neural_engine.url, reranker=rerank_server.address, api_keys=keys)
     with RunningBridge(config) as running:
         yield running
 
@@ -213,3 +212,58 @@ def test_a_hybrid_query_without_its_pipeline_is_refused_since_the_engine_repeats
             hybrid=Hybrid(native=True),
         )
     assert refused.value.field == "hybrid.pipeline"
+
+
+def test_a_rotated_key_replaces_connector_and_model_and_retires_the_old_ones(
+    first_wirings: list[Wire],
+    neural_engine: Engine,
+    bridge: RunningBridge,
+    reranker: RerankClient,
+    corpus: Corpus,
+) -> None:
+    rotated = wire(neural_engine.url, bridge.url, "--name", "rotation")
+    assert rotated.returncode == 0, rotated.err
+    before = neural_engine.client.transport.perform_request("GET", "/_search/pipeline/rotation")
+    old_model = before["rotation"]["response_processors"][0]["rerank"]["ml_opensearch"]["model_id"]
+    rotated = wire(neural_engine.url, bridge.url, "--name", "rotation", key=ROTATED_KEY)
+    assert rotated.returncode == 0, rotated.err
+    actions = [
+        " ".join(line.split()[:2]) for line in rotated.out.splitlines() if not line.startswith("ready")
+    ]
+    assert actions == [
+        "created connector",
+        "unchanged model",  # the model group
+        "created model",
+        "replaced search",
+        "deleted stale",
+        "deleted stale",
+    ]
+    with pytest.raises(Exception) as gone:
+        neural_engine.client.transport.perform_request("GET", f"/_plugins/_ml/models/{old_model}")
+    assert getattr(gone.value, "status_code", None) == 404
+    query = str(corpus.queries[9]["text"])
+    response = pipeline_search(neural_engine, match(query), "rotation", query)
+    assert_ordered_by_reranker(response, first_stage(neural_engine, match(query)), reranker, query)
+
+
+def test_one_pipeline_fuses_a_hybrid_query_with_rrf_then_reranks_the_page(
+    first_wirings: list[Wire],
+    neural_engine: Engine,
+    bridge: RunningBridge,
+    reranker: RerankClient,
+    corpus: Corpus,
+) -> None:
+    made = wire(neural_engine.url, bridge.url, "--hybrid", "rrf", "--name", "hybrid-rerank")
+    assert made.returncode == 0, made.err
+    query = str(corpus.queries[3]["text"])
+    vector = reranker.embed([query])[0]
+    queries = [{"match": {"text": query}}, {"knn": {"vector": {"vector": vector, "k": WINDOW}}}]
+    body = {"query": {"hybrid": {"queries": queries}}, "size": WINDOW}
+    response = pipeline_search(neural_engine, body, "hybrid-rerank", query)
+    assert len(set(ids(response))) == len(ids(response)) == WINDOW
+    texts = [(hit["_id"], hit["_source"]["text"]) for hit in response["hits"]["hits"]]
+    direct = reranker.rerank(query, texts)
+    assert [d.id for d in direct.documents] == ids(response)
+    assert [hit["_score"] for hit in response["hits"]["hits"]] == pytest.approx(
+        [d.score for d in direct.documents], abs=1e-6
+    )

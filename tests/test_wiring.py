@@ -1,0 +1,187 @@
+"""`rerank-bridge wire` for Elasticsearch: the `custom` rerank inference endpoint.
+
+The inference API lives in x-pack, which these machines cannot obtain, so the
+endpoint is checked against Elasticsearch's documented schema for the custom
+service (elasticsearch-specification: inference.put_custom, CustomServiceSettings,
+CustomResponseParams) and its templates are filled in as the custom service does
+and sent to a real bridge, whose answer the json_parser paths must read. Against
+a real Elasticsearch without x-pack, the command says what the cluster lacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import pytest
+from bridge_runner import RunningBridge
+from command_extras import run_alone
+
+from rerank_connectors.bridge.config import BridgeConfig
+from rerank_connectors.wiring.elasticsearch import DEFINITION_HEADER, endpoint_definition
+from rerank_connectors.wiring.opensearch import Bridge
+from rerank_server.app import BackgroundServer
+
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+# inference.put_custom's body for the rerank task: every key the specification
+# names, and no other (chunking_settings does not apply to rerank).
+CUSTOM_RERANK_SCHEMA = {
+    "type": "object",
+    "required": ["service", "service_settings"],
+    "additionalProperties": False,
+    "properties": {
+        "service": {"const": "custom"},
+        "task_settings": {"type": "object", "properties": {"parameters": {"type": "object"}}},
+        "service_settings": {
+            "type": "object",
+            "required": ["request", "response", "secret_parameters"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "pattern": "^https?://"},
+                "headers": STRING_MAP,
+                "query_parameters": {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+                },
+                "secret_parameters": STRING_MAP,
+                "input_type": {"type": "object"},
+                "batch_size": {"type": "integer", "minimum": 1},
+                # A string-escaped JSON body on one line.
+                "request": {"type": "string", "pattern": "^[^\\n]*$"},
+                "response": {
+                    "type": "object",
+                    "required": ["json_parser"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "json_parser": {
+                            "type": "object",
+                            "required": ["relevance_score"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "relevance_score": {"type": "string", "pattern": "^\\$"},
+                                "reranked_index": {"type": "string", "pattern": "^\\$"},
+                                "document_text": {"type": "string", "pattern": "^\\$"},
+                            },
+                        },
+                        "error_parser": {"type": "object"},
+                    },
+                },
+            },
+        },
+    },
+}
+# The templates the custom service fills in for a rerank request.
+PREDEFINED = {"input", "query", "top_n", "return_documents", "input_type"}
+TEMPLATE = re.compile(r"\$\{([^}]+)\}")
+DOCUMENTS = ["the river runs by the city", "a mountain", "rivers and cities", "city river city"]
+
+
+def json_path(document: Any, path: str) -> list[Any]:
+    """The `$.a[*].b` paths of the custom service's json_parser."""
+    assert re.fullmatch(r"\$(\.\w+(\[\*\])?)+", path), path
+    nodes = [document]
+    for step in path[2:].split("."):
+        name, star = step.removesuffix("[*]"), step.endswith("[*]")
+        nodes = [node[name] for node in nodes]
+        if star:
+            nodes = [item for node in nodes for item in node]
+    return nodes
+
+
+def fill_in(text: str, values: dict[str, Any], secrets: dict[str, str]) -> str:
+    """Template replacement as the custom service does it: the predefined values as
+    JSON, secret parameters as they are."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return secrets[name] if name in secrets else json.dumps(values[name])
+
+    return TEMPLATE.sub(value, text)
+
+
+@pytest.fixture(scope="module")
+def bridge(fake_server: BackgroundServer) -> Iterator[RunningBridge]:
+    # No engine behind it: /v2/rerank talks to the scoring server only.
+    config = BridgeConfig(
+        engine_url="http://127.0.0.1:9",
+        engine_kind="elasticsearch",
+        reranker=fake_server.address,
+        api_keys=frozenset({"es-key"}),
+    )
+    with RunningBridge(config) as running:
+        yield running
+
+
+def test_the_endpoint_follows_the_documented_custom_service_schema() -> None:
+    definition = endpoint_definition(Bridge("http://rerank-bridge:8080", "es-key", "jina-reranker-v3"))
+    jsonschema.validate(definition, CUSTOM_RERANK_SCHEMA)
+    settings = definition["service_settings"]
+    assert settings["url"] == "http://rerank-bridge:8080/v2/rerank"
+    known = PREDEFINED | set(settings["secret_parameters"])
+    for where in (settings["url"], settings["request"], *settings["headers"].values()):
+        assert set(TEMPLATE.findall(where)) <= known, where
+        # "Templates should not be surrounded by quotes."
+        assert not re.search(r'"\$\{[^}]+\}"', where), where
+    assert "es-key" not in json.dumps({k: v for k, v in settings.items() if k != "secret_parameters"})
+
+
+def test_a_changed_key_or_url_changes_the_fingerprint_and_nothing_else_does() -> None:
+    def mark(bridge: Bridge) -> str:
+        return str(endpoint_definition(bridge)["service_settings"]["headers"][DEFINITION_HEADER])
+
+    base = Bridge("http://rerank-bridge:8080", "k1")
+    assert mark(base) == mark(Bridge("http://rerank-bridge:8080", "k1"))
+    assert (
+        len({mark(base), mark(Bridge("http://rerank-bridge:8080", "k2")), mark(Bridge("http://x:1", "k1"))})
+        == 3
+    )
+
+
+def test_the_bridge_answers_what_the_endpoint_sends_and_its_parser_reads_the_answer(
+    bridge: RunningBridge,
+) -> None:
+    definition = endpoint_definition(Bridge(bridge.url, "es-key", "fake"))
+    settings = definition["service_settings"]
+    secrets = settings["secret_parameters"]
+    query = 'river "city" \\ é'
+    values = {"query": query, "input": DOCUMENTS, "top_n": 3}
+    request = urllib.request.Request(
+        fill_in(settings["url"], values, secrets),
+        data=fill_in(settings["request"], values, secrets).encode(),
+        method="POST",
+        headers={name: fill_in(value, values, secrets) for name, value in settings["headers"].items()},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    parser = settings["response"]["json_parser"]
+    scores = json_path(answer, parser["relevance_score"])
+    indices = json_path(answer, parser["reranked_index"])
+    assert len(scores) == len(indices) == 3
+    assert scores == sorted(scores, reverse=True)
+    # Both documents holding both words score 1.0 with the fake model; ties keep input order.
+    assert indices[:2] == [0, 3]
+
+
+@pytest.mark.live
+@pytest.mark.engines("elasticsearch")
+def test_wire_on_a_cluster_without_the_inference_api_says_what_it_needs(engine_url: tuple[str, str]) -> None:
+    process = run_alone(
+        "wire",
+        "elasticsearch",
+        "--engine-url",
+        engine_url[1],
+        "--bridge-url",
+        "http://127.0.0.1:8080",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "RERANK_BRIDGE_API_KEY": "es-key"},
+    )
+    out, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "no inference API" in err and "licence" in err and "trial" in err
+    assert out == ""
