@@ -5,6 +5,7 @@ engine errors, and the engines' own reranking syntaxes."""
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from rerank_connectors import (
     RerankRejected,
     RerankSettings,
     RerankUnavailable,
+    local_engines,
 )
 from rerank_connectors.local_engines import free_port
 from rerank_server.app import BackgroundServer
@@ -283,3 +285,14 @@ def test_async_connector_matches_the_sync_one(
         engine.index, match(query), rerank=settings(query), knn=KnnSearch(field="vector")
     )
     assert ids(asyncio.run(scenario())) == ids(expected)
+
+
+def test_the_client_major_matches_the_engines(engine: Engine, record_property: Any) -> None:
+    """Each engine runs with the client major made for it (the version matrix reads
+    these properties back: tests/test_version_matrix.py)."""
+    nodes = engine.client.nodes.info(node_id="_local", metric="_none")["nodes"]
+    engine_version = next(iter(nodes.values()))["version"]
+    client_version = importlib.metadata.version(local_engines.CLIENTS[engine.kind])
+    record_property(f"{engine.kind}_version", engine_version)
+    record_property(f"{engine.kind}_client_version", client_version)
+    assert engine_version.split(".")[0] == client_version.split(".")[0]
