@@ -73,7 +73,7 @@ def index_corpus(
     kind: str, client: Any, bulk: Any, reranker: RerankClient, docs: list[dict[str, Any]]
 ) -> str:
     dims = reranker.model_info().embed_dimensions
-    client.indices.create(index="bench", body=index_mapping(kind, dims, {"text": {"type": "text"}}))
+    client.indices.create(index="bench", body=index_mapping(client, dims, {"text": {"type": "text"}}))
     texts = [d["text"] for d in docs]
     vectors = [v for start in range(0, len(texts), 256) for v in reranker.embed(texts[start : start + 256])]
     actions = [

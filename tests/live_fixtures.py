@@ -168,7 +168,7 @@ def indexed_corpus(kind: str, url: str, corpus: Corpus) -> Iterator[Engine]:
     client = engine_client(kind, url)
     index = f"rerank-bridge-test-{uuid.uuid4().hex[:8]}"
     properties = {"text": {"type": "text"}, "lang": {"type": "keyword"}, "article": {"type": "keyword"}}
-    client.indices.create(index=index, body=index_mapping(kind, len(corpus.vectors[0]), properties))
+    client.indices.create(index=index, body=index_mapping(client, len(corpus.vectors[0]), properties))
     actions = [
         {
             "_index": index,

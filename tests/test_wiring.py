@@ -21,9 +21,12 @@ import jsonschema
 import pytest
 from bridge_runner import RunningBridge
 from command_extras import run_alone
+from live_fixtures import ROOT
 
 from rerank_connectors.bridge.config import BridgeConfig
+from rerank_connectors.wiring import opensearch
 from rerank_connectors.wiring.elasticsearch import DEFINITION_HEADER, endpoint_definition
+from rerank_connectors.wiring.engine_http import WiringError
 from rerank_connectors.wiring.opensearch import Bridge
 from rerank_server.app import BackgroundServer
 
@@ -149,7 +152,7 @@ def test_the_bridge_answers_what_the_endpoint_sends_and_its_parser_reads_the_ans
     settings = definition["service_settings"]
     secrets = settings["secret_parameters"]
     query = 'river "city" \\ é'
-    values = {"query": query, "input": DOCUMENTS, "top_n": 3}
+    values = {"query": query, "input": DOCUMENTS}
     request = urllib.request.Request(
         fill_in(settings["url"], values, secrets),
         data=fill_in(settings["request"], values, secrets).encode(),
@@ -161,7 +164,7 @@ def test_the_bridge_answers_what_the_endpoint_sends_and_its_parser_reads_the_ans
     parser = settings["response"]["json_parser"]
     scores = json_path(answer, parser["relevance_score"])
     indices = json_path(answer, parser["reranked_index"])
-    assert len(scores) == len(indices) == 3
+    assert sorted(indices) == list(range(len(DOCUMENTS))) and len(scores) == len(DOCUMENTS)
     assert scores == sorted(scores, reverse=True)
     # Both documents holding both words score 1.0 with the fake model; ties keep input order.
     assert indices[:2] == [0, 3]
@@ -185,3 +188,28 @@ def test_wire_on_a_cluster_without_the_inference_api_says_what_it_needs(engine_u
     assert process.returncode != 0
     assert "no inference API" in err and "licence" in err and "trial" in err
     assert out == ""
+
+
+def test_the_readme_shows_the_endpoint_the_command_creates() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```json\n(\{\n  \"service\": \"custom\".*?)\n```", readme, re.DOTALL)
+    assert len(blocks) == 1
+    assert json.loads(blocks[0]) == endpoint_definition(
+        Bridge("http://rerank-bridge:8080", "<the key>", "jina-reranker-v3")
+    )
+
+
+class DeployFails:
+    """An engine whose ml-commons never deploys the model (as when a memory breaker is open)."""
+
+    kind = "opensearch"
+
+    def call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
+        return type("Reply", (), {"status": 200, "body": {"model_state": "DEPLOY_FAILED"}})()
+
+
+def test_a_failed_deploy_points_at_the_memory_breakers() -> None:
+    with pytest.raises(WiringError) as failed:
+        opensearch._wait_deployed(DeployFails(), "model-1")  # type: ignore[arg-type]
+    assert "model-1 is DEPLOY_FAILED" in str(failed.value)
+    assert "native_memory_threshold" in str(failed.value) and "jvm_heap_memory_threshold" in str(failed.value)

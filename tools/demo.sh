@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install.sh
-.venv/bin/python tools/local_engines.py fetch all >/dev/null
+# The engine release matching the installed client (tools/demo.py starts it).
+.venv/bin/python tools/local_engines.py fetch elasticsearch >/dev/null
 exec .venv/bin/python tools/demo.py "$@"

@@ -11,18 +11,24 @@ from typing import Any
 from tqdm import tqdm
 
 from rerank_connectors.client import RerankClient
-from rerank_connectors.dialects import bulk_helper
+from rerank_connectors.dialects import bulk_helper, dialect_of
 from rerank_connectors.evaluation.beir import Collection
 from rerank_connectors.evaluation.cache import JsonCache
 
 EMBED_BATCH = 128
 
 
-def index_mapping(kind: str, dimensions: int, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+def index_mapping(engine: Any, dimensions: int, properties: dict[str, Any] | None = None) -> dict[str, Any]:
     """Text fields (title and text, or the `properties` given), and a cosine HNSW
-    `vector` field in each engine's syntax (the Lucene engine on OpenSearch: the
-    Maven build of k-NN has no native libraries)."""
+    `vector` field in the syntax of the engine behind the client (the Lucene engine
+    on OpenSearch: the Maven build of k-NN has no native libraries)."""
+    kind = dialect_of(engine).name
     settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+    if kind == "opensearch" and int(engine.info()["version"]["number"].split(".")[0]) >= 3:
+        # k-NN 3.x rebuilds vectors into _source from doc values ("derived source").
+        # On 3.5 one scroll over such an index breaks every later search there that
+        # fetches _source (503, all shards failed): keep the vectors in _source.
+        settings["index.knn.derived_source.enabled"] = False
     if kind == "elasticsearch":
         vector: dict[str, Any] = {
             "type": "dense_vector",
@@ -57,7 +63,7 @@ def ensure_index(engine: Any, kind: str, collection: Collection, reranker: Reran
         if count == len(collection.corpus):
             return name  # same corpus, same model: reuse
         engine.indices.delete(index=name)
-    engine.indices.create(index=name, body=index_mapping(kind, info.embed_dimensions))
+    engine.indices.create(index=name, body=index_mapping(engine, info.embed_dimensions))
     ids = list(collection.corpus)
     vectors = embed_corpus(collection, ids, reranker, JsonCache("vectors", name))
     bulk = bulk_helper(kind)

@@ -18,13 +18,15 @@ DEFINITION_HEADER = "X-Rerank-Bridge-Definition"
 
 
 def endpoint_definition(bridge: Bridge) -> dict[str, Any]:
-    # Templates stand unquoted: ${query} becomes a JSON string, ${input} an array of
-    # strings, ${top_n} a number (Elasticsearch's custom service substitutes them).
-    request = {"query": "${query}", "documents": "${input}", "top_n": "${top_n}"}
+    # Templates stand unquoted: ${query} becomes a JSON string and ${input} an array
+    # of strings (Elasticsearch's custom service substitutes them). No ${top_n}: the
+    # service defines it only when the caller gave one, and an undefined template
+    # fails the request; the bridge then ranks every document, as Cohere does.
+    request = {"query": "${query}", "documents": "${input}"}
     if bridge.model:
         request = {"model": bridge.model, **request}
     template = json.dumps(request, ensure_ascii=False)
-    for name in ("query", "input", "top_n"):
+    for name in ("query", "input"):
         template = template.replace(f'"${{{name}}}"', f"${{{name}}}")
     headers = {"Authorization": "Bearer ${api_key}", "Content-Type": "application/json"}
     settings: dict[str, Any] = {
