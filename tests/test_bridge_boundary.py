@@ -20,6 +20,7 @@ from rerank_connectors.bridge.boundary import (
     AllowRule,
     Refused,
     Route,
+    engine_request_id,
     forwarded_headers,
     index_expression,
     parse_target,
@@ -405,3 +406,11 @@ def test_what_a_configured_index_reranks(body: dict[str, Any], params: dict[str,
     assert plan.passes == passes and (plan.settings is None) == bool(passes)
     assert plan_search(config, "other", body, params).passes == "pass_through"
     assert plan_search(config, "other", {**body, "ext": {"rerank_bridge": {}}}, params).settings is not None
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF-_.xyz", max_size=40))
+def test_the_engine_gets_a_request_id_only_in_the_form_opensearch_3_accepts(request_id: str) -> None:
+    """OpenSearch 3 answers 400 to an X-Request-Id that is not 32 hex characters."""
+    sent = engine_request_id(request_id)
+    is_hex = len(request_id) == 32 and all(c in "0123456789abcdefABCDEF" for c in request_id)
+    assert sent == ({"X-Request-Id": request_id} if is_hex else {})

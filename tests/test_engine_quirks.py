@@ -31,7 +31,9 @@ def test_a_scroll_over_derived_vector_source_breaks_later_searches_on_opensearch
         for i, doc in enumerate(docs):
             client.index(index=name, id=str(i), body=doc)
         client.indices.refresh(index=name)
-        page = client.search(index=name, body={"query": {"match_all": {}}}, params={"scroll": "1m", "size": 20})
+        page = client.search(
+            index=name, body={"query": {"match_all": {}}}, params={"scroll": "1m", "size": 20}
+        )
         client.clear_scroll(body={"scroll_id": [page["_scroll_id"]]})
         try:
             results[derived] = len(client.search(index=name, body={"size": 10})["hits"]["hits"])

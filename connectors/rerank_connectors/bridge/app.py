@@ -22,7 +22,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rerank_connectors.bridge import passthrough, rerank_api, searches, ui
-from rerank_connectors.bridge.boundary import Refused, forwarded_headers, parse_target, route_for
+from rerank_connectors.bridge.boundary import (
+    Refused,
+    engine_request_id,
+    forwarded_headers,
+    parse_target,
+    route_for,
+)
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.bridge.exchange import STATE, BridgeState, Exchange
 from rerank_connectors.bridge.middleware import REQUEST_ID, ROUTE, every_answer
@@ -76,7 +82,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     route = route_for(request.method, target, state.config.allow_rules)
     request[ROUTE] = route.name
     request_id = request[REQUEST_ID]
-    headers = {**forwarded_headers(request.headers), "X-Request-Id": request_id}
+    headers = {**forwarded_headers(request.headers), **engine_request_id(request_id)}
     exchange = Exchange(request, state, target, route, request_id, owner_of(key), headers)
     return await HANDLERS[route.name](exchange)
 

@@ -261,6 +261,18 @@ FORWARDED_HEADERS: dict[str, re.Pattern[str]] = {
 RETURNED_HEADERS = ("Warning", "X-Elastic-Product", "X-Opaque-Id")
 
 
+# OpenSearch 3 refuses a request (400) whose X-Request-Id is not 32 hexadecimal
+# characters; Elasticsearch ignores the header.
+_ENGINE_REQUEST_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def engine_request_id(request_id: str) -> dict[str, str]:
+    """The request id as a header for the engine, only in the one form every engine
+    accepts: a caller's own id of another shape stays in the bridge's and the
+    scoring server's logs and is not sent on."""
+    return {"X-Request-Id": request_id} if _ENGINE_REQUEST_ID.fullmatch(request_id) else {}
+
+
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The caller's headers to pass on, each checked; a malformed one is refused, naming it."""
     kept = {}
