@@ -26,8 +26,8 @@ from live_fixtures import ROOT
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.wiring import opensearch
 from rerank_connectors.wiring.elasticsearch import DEFINITION_HEADER, endpoint_definition
+from rerank_connectors.wiring.endpoints import Bridge
 from rerank_connectors.wiring.engine_http import WiringError
-from rerank_connectors.wiring.opensearch import Bridge
 from rerank_server.app import BackgroundServer
 
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}

@@ -8,6 +8,7 @@ import sys
 
 from rerank_connectors.dialects import engine_client
 from rerank_connectors.wiring import elasticsearch, opensearch
+from rerank_connectors.wiring.endpoints import Bridge
 from rerank_connectors.wiring.engine_http import EngineHttp, WiringError
 
 
@@ -19,7 +20,7 @@ def run(args: argparse.Namespace) -> None:
     auth = (args.engine_user, os.environ.get(args.engine_password_env, "")) if args.engine_user else None
     client = engine_client(args.engine, args.engine_url, auth=auth, ca_certs=args.engine_ca_certs or None)
     http = EngineHttp(args.engine, client)
-    bridge = opensearch.Bridge(args.bridge_url, os.environ.get(args.api_key_env, ""), args.model)
+    bridge = Bridge(args.bridge_url, os.environ.get(args.api_key_env, ""), args.model)
     try:
         if args.engine == "elasticsearch":
             report = elasticsearch.wire(http, bridge, args.name)

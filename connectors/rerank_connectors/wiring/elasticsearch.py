@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rerank_connectors.wiring.endpoints import Bridge, Report
 from rerank_connectors.wiring.engine_http import EngineHttp, WiringError, fingerprint
-from rerank_connectors.wiring.opensearch import Bridge, Report
 
 DEFINITION_HEADER = "X-Rerank-Bridge-Definition"
 
@@ -55,7 +55,7 @@ def _version(http: EngineHttp) -> tuple[int, ...]:
 
 
 def wire(http: EngineHttp, bridge: Bridge, name: str = "rerank-bridge") -> Report:
-    report = Report(pipeline=name)
+    report = Report()
     version = _version(http)
     if version < (8, 19) or (9, 0) <= version < (9, 1):
         raise WiringError(

@@ -13,29 +13,16 @@ import json
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from rerank_connectors.wiring.endpoints import Bridge, Report
 from rerank_connectors.wiring.engine_http import EngineHttp, WiringError, fingerprint
 
 ML = "/_plugins/_ml"
 SETTINGS = "plugins.ml_commons."
 DEPLOY_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class Bridge:
-    """Where the engine reaches rerank-bridge: its base URL, the key it presents,
-    and (optionally) the model name it must ask for."""
-
-    url: str
-    api_key: str = ""
-    model: str = ""
-
-    @property
-    def rerank_url(self) -> str:
-        return self.url.rstrip("/") + "/v2/rerank"
 
 
 @dataclass(frozen=True)
@@ -47,16 +34,6 @@ class Plan:
     hybrid: Literal["", "normalization", "rrf"] = ""
     keyword_weight: float = 0.5  # normalization: the first sub-query's weight
     rank_constant: int = 60  # rrf
-
-
-@dataclass
-class Report:
-    lines: list[str] = field(default_factory=list)
-    model_id: str = ""
-    pipeline: str = ""
-
-    def say(self, action: str, what: str) -> None:
-        self.lines.append(f"{action:<9} {what}")
 
 
 @dataclass(frozen=True)
@@ -330,7 +307,7 @@ def _retire(http: EngineHttp, connector_ids: list[str], plan: Plan, report: Repo
 
 
 def wire(http: EngineHttp, bridge: Bridge, plan: Plan, apply_settings: bool = False) -> Report:
-    report = Report(pipeline=plan.name)
+    report = Report()
     require_plugins(http, plan)
     if plan.rerank:
         missing = missing_settings(http, bridge)
@@ -348,8 +325,8 @@ def wire(http: EngineHttp, bridge: Bridge, plan: Plan, apply_settings: bool = Fa
             http.call("PUT", "/_cluster/settings", settings_fix(missing))
             report.say("set", ", ".join(s.key for s in missing))
         connector_id, stale = _ensure_connector(http, bridge, plan, report)
-        report.model_id = _ensure_model(http, connector_id, plan, report)
-        _ensure_pipeline(http, plan, report.model_id, report)
+        model_id = _ensure_model(http, connector_id, plan, report)
+        _ensure_pipeline(http, plan, model_id, report)
         _retire(http, stale, plan, report)
     else:
         _ensure_pipeline(http, plan, "", report)
