@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -39,27 +38,21 @@ KEY = "bench-native-key"
 INDEX = "bench-native"
 
 
-def start_bridge(engine_url: str, reranker: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_bridge(engine_url: str, reranker: str) -> tuple[subprocess.Popen[bytes], str]:
     port = local_engines.free_port()
-    config = folder / "bridge.json"
-    config.write_text(json.dumps({"engine": {"url": engine_url, "kind": "opensearch"}, "reranker": reranker}))
+    command = [COMMAND, "proxy", "--engine-url", engine_url, "--reranker", reranker, "--port", str(port)]
     env = {**os.environ, "RERANK_BRIDGE_API_KEYS": KEY}
-    process = subprocess.Popen(
-        [COMMAND, "proxy", "--config", str(config), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             with urllib.request.urlopen(f"{url}/metrics", timeout=2):
                 return process, url
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError("the bridge did not start")
+    raise RuntimeError(f"the bridge did not start: {' '.join(command)}")
 
 
 def wire(engine_url: str, bridge_url: str) -> None:
@@ -164,11 +157,8 @@ def main() -> None:
     bridge_process = None
     try:
         progress("starting OpenSearch 2.19.1-neural")
-        with (
-            local_engines.start(local_engines.NEURAL_RELEASE.name) as node,
-            tempfile.TemporaryDirectory() as folder,
-        ):
-            bridge_process, bridge_url = start_bridge(node.url, address, Path(folder))
+        with local_engines.start(local_engines.NEURAL_RELEASE.name) as node:
+            bridge_process, bridge_url = start_bridge(node.url, address)
             wire(node.url, bridge_url)
             with RerankClient(address) as reranker:
                 index(engine_client("opensearch", node.url), reranker, docs)
