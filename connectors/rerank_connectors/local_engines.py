@@ -78,8 +78,7 @@ class Release:
 
     @property
     def name(self) -> str:
-        flavour = "-neural" if "neural-search" in self.plugins else ""
-        return f"{self.kind}-{self.version}{flavour}"
+        return f"{self.kind}-{self.version}{'-neural' if self.neural else ''}"
 
     @property
     def major(self) -> int:
@@ -249,15 +248,20 @@ def keep_newest_jars(folder: Path) -> None:
 
 
 def _fetch_elasticsearch(release: Release, folder: Path) -> None:
-    home = folder.parent
+    # Unpacked beside the cache and renamed into place when whole, like OpenSearch's
+    # folder, so an interrupted fetch is never taken for a finished one.
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
     artifact = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{release.version}:zip"
-    _mvn(f"{MAVEN_DEPENDENCY_PLUGIN}:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={home}")
-    archive = home / f"elasticsearch-{release.version}.zip"
+    _mvn(f"{MAVEN_DEPENDENCY_PLUGIN}:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={partial}")
+    archive = partial / f"elasticsearch-{release.version}.zip"
     with zipfile.ZipFile(archive) as zipped:
-        zipped.extractall(home)
-    archive.unlink()
-    for script in (folder / "bin").iterdir():
+        zipped.extractall(partial)
+    unpacked = partial / f"elasticsearch-{release.version}"
+    for script in (unpacked / "bin").iterdir():
         script.chmod(0o755)
+    unpacked.rename(folder)
+    shutil.rmtree(partial)
 
 
 def _fetch_opensearch(release: Release, folder: Path) -> None:
