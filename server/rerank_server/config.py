@@ -57,6 +57,15 @@ class ServerConfig:
     max_batch_sequences: int = _setting(64, "sequences one forward pass may hold")
     max_queue: int = _setting(256, "requests waiting or running before new ones get RESOURCE_EXHAUSTED")
     max_embed_texts: int = _setting(512, "most texts one Embed request may carry")
+    chunk_size: int = _setting(
+        0, "default chunking: tokens per chunk of a long document; 0 scores the head only"
+    )
+    chunk_overlap: int = _setting(32, "default chunking: tokens a chunk shares with the one before it")
+    chunk_aggregation: str = _setting(
+        "max", "default chunking: a document's score from its chunks'", ["max", "mean"]
+    )
+    max_chunks_per_document: int = _setting(16, "most chunks scored per document (default and limit)")
+    max_chunks_per_request: int = _setting(2000, "most chunks one Rerank request may make")
     max_message_bytes: int = _setting(16 * 1024 * 1024, "largest request message in bytes")
     tls_cert: str = _setting("", "PEM certificate chain: serve gRPC over TLS (with --tls-key)")
     tls_key: str = _setting("", "PEM private key of --tls-cert")
@@ -77,9 +86,15 @@ class ServerConfig:
             "max_queue",
             "max_embed_texts",
             "max_message_bytes",
+            "max_chunks_per_document",
+            "max_chunks_per_request",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.chunk_size <= self.max_document_tokens:
+            raise ValueError(f"chunk_size must be 0..max_document_tokens, got {self.chunk_size}")
+        if self.chunk_size and not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError(f"chunk_overlap must be 0..chunk_size-1, got {self.chunk_overlap}")
 
     @property
     def served_name(self) -> str:

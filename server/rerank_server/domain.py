@@ -12,6 +12,17 @@ class Document:
 
 
 @dataclass(frozen=True)
+class Chunking:
+    """Token windows of `size` tokens, neighbours sharing `overlap`, at most
+    `max_chunks` per document; a document scores as `aggregation` of its chunks."""
+
+    size: int
+    overlap: int
+    aggregation: str  # "max" or "mean"
+    max_chunks: int
+
+
+@dataclass(frozen=True)
 class RerankRequest:
     query: str
     documents: tuple[Document, ...]
@@ -20,6 +31,8 @@ class RerankRequest:
     max_query_tokens: int
     max_document_tokens: int
     return_embeddings: bool = False
+    chunking: Chunking | None = None
+    return_passages: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,16 @@ class Usage:
     total_tokens: int = 0
     truncated_documents: int = 0
     sequences: int = 0
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class Passage:
+    """[start, end) in code points of the document's text, and that span's score."""
+
+    start: int
+    end: int
+    score: float
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,7 @@ class ScoredDocument:
     score: float
     truncated: bool = False
     embedding: tuple[float, ...] | None = None
+    passage: Passage | None = None
 
 
 @dataclass

@@ -45,6 +45,8 @@ class Loaded:
                 context_length=limits.context_length,
                 max_message_bytes=self.config.max_message_bytes,
                 max_embed_texts=self.request_limits.max_embed_texts,
+                max_chunks_per_document=self.request_limits.max_chunks_per_document,
+                max_chunks_per_request=self.request_limits.max_chunks_per_request,
             ),
             embed_model_id=self.embedder.model_id if self.embedder else "",
             embed_dimensions=(self.embedder.embed_dimensions or 0) if self.embedder else 0,
@@ -106,6 +108,11 @@ def load(config: ServerConfig, on_worker_death: Callable[[], None] | None = None
             max_query_tokens=min(config.max_query_tokens, reranker.limits.max_query_tokens),
             max_document_tokens=min(config.max_document_tokens, reranker.limits.max_document_tokens),
             max_embed_texts=config.max_embed_texts,
+            max_chunks_per_document=config.max_chunks_per_document,
+            max_chunks_per_request=config.max_chunks_per_request,
+            chunk_size=min(config.chunk_size, reranker.limits.max_document_tokens),
+            chunk_overlap=config.chunk_overlap,
+            chunk_aggregation=config.chunk_aggregation,
         ),
     )
     for scheduler in loaded.schedulers():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from grpc import aio
 
 from rerank_bridge_proto.v1 import rerank_pb2, rerank_pb2_grpc
-from rerank_server import validation, wire
+from rerank_server import chunking, validation, wire
 from rerank_server.domain import Timings, Usage
 from rerank_server.errors import DeadlineExceeded, Unimplemented
 from rerank_server.metrics import LATENCY, TOKENS
@@ -49,7 +49,8 @@ class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
         domain = validation.rerank_request(request, loaded.request_limits, loaded.reranker.returns_embeddings)
         deadline = _deadline(context)
         # Tokenising fifty documents takes milliseconds: keep it off the event loop.
-        plan = await asyncio.to_thread(loaded.reranker.plan_rerank, domain)
+        limit = loaded.request_limits.max_chunks_per_request
+        plan = await asyncio.to_thread(chunking.plan, loaded.reranker, domain, limit)
         outcome, timings = await loaded.rerank_scheduler.run(plan, deadline)
         record("Rerank", timings, outcome.usage)
         total_ms = (time.perf_counter() - started) * 1e3

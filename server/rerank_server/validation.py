@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rerank_bridge_proto.v1 import rerank_pb2
-from rerank_server.domain import Document, EmbedRequest, RerankRequest
+from rerank_server.domain import Chunking, Document, EmbedRequest, RerankRequest
 from rerank_server.errors import InvalidArgument, NotFound
+
+AGGREGATIONS = ("max", "mean")
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,12 @@ class RequestLimits:
     max_query_tokens: int
     max_document_tokens: int
     max_embed_texts: int
+    max_chunks_per_document: int = 16
+    max_chunks_per_request: int = 2000
+    # The server's chunking when a request names none (size 0: off).
+    chunk_size: int = 0
+    chunk_overlap: int = 0
+    chunk_aggregation: str = "max"
 
 
 def _cap(message: rerank_pb2.RerankRequest | rerank_pb2.EmbedRequest, name: str, limit: int) -> int:
@@ -65,15 +73,59 @@ def rerank_request(
             )
     if message.return_embeddings and not returns_embeddings:
         raise InvalidArgument("return_embeddings", "this model's scores do not come from embeddings")
+    max_document_tokens = _cap(message, "max_document_tokens", limits.max_document_tokens)
     return RerankRequest(
         query=message.query,
         documents=tuple(Document(d.id, d.text) for d in message.documents),
         top_n=top_n,
         instruction=message.instruction,
         max_query_tokens=_cap(message, "max_query_tokens", limits.max_query_tokens),
-        max_document_tokens=_cap(message, "max_document_tokens", limits.max_document_tokens),
+        max_document_tokens=max_document_tokens,
         return_embeddings=message.return_embeddings,
+        chunking=chunking(message, limits, max_document_tokens),
+        return_passages=message.return_passages,
     )
+
+
+def chunking(message: rerank_pb2.RerankRequest, limits: RequestLimits, cap: int) -> Chunking | None:
+    """The request's chunking, or the server's default; None when off. The chunk
+    count per request is checked when the documents are cut (chunking.py)."""
+    given = message.chunking if message.HasField("chunking") else None
+    if given is not None and not given.enabled:
+        return None
+    if given is None and not limits.chunk_size:
+        return None
+    size = limits.chunk_size or cap
+    if given is not None and given.HasField("size"):
+        size = given.size
+    if not 1 <= size <= cap:
+        raise InvalidArgument(
+            "chunking.size", f"must be between 1 and the document token cap {cap}, got {size}"
+        )
+    overlap = (
+        given.overlap
+        if given is not None and given.HasField("overlap")
+        else min(limits.chunk_overlap, size - 1)
+    )
+    if not 0 <= overlap < size:
+        raise InvalidArgument(
+            "chunking.overlap", f"must be between 0 and size - 1 ({size - 1}), got {overlap}"
+        )
+    aggregation = (given.aggregation if given is not None else "") or limits.chunk_aggregation
+    if aggregation not in AGGREGATIONS:
+        raise InvalidArgument(
+            "chunking.aggregation", f"must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}"
+        )
+    max_chunks = limits.max_chunks_per_document
+    if given is not None and given.HasField("max_chunks"):
+        max_chunks = given.max_chunks
+        if not 1 <= max_chunks <= limits.max_chunks_per_document:
+            raise InvalidArgument(
+                "chunking.max_chunks",
+                f"must be between 1 and the server's limit {limits.max_chunks_per_document}, "
+                f"got {max_chunks}",
+            )
+    return Chunking(size=size, overlap=overlap, aggregation=aggregation, max_chunks=max_chunks)
 
 
 def embed_request(message: rerank_pb2.EmbedRequest, limits: RequestLimits) -> EmbedRequest:

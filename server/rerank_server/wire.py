@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rerank_bridge_proto.v1 import rerank_pb2
-from rerank_server.domain import EmbedOutcome, RerankOutcome, Timings, Usage
+from rerank_server.domain import EmbedOutcome, Passage, RerankOutcome, Timings, Usage
 
 
 def usage_message(usage: Usage) -> rerank_pb2.Usage:
@@ -13,7 +13,14 @@ def usage_message(usage: Usage) -> rerank_pb2.Usage:
         total_tokens=usage.total_tokens,
         truncated_documents=usage.truncated_documents,
         sequences=usage.sequences,
+        chunks=usage.chunks,
     )
+
+
+def _passage(passage: Passage | None) -> rerank_pb2.Passage | None:
+    if passage is None:
+        return None
+    return rerank_pb2.Passage(start=passage.start, end=passage.end, score=passage.score)
 
 
 def timings_message(timings: Timings, total_ms: float) -> rerank_pb2.Timings:
@@ -30,6 +37,7 @@ def rerank_response(
             score=doc.score,
             truncated=doc.truncated,
             embedding=doc.embedding or (),
+            best_passage=_passage(doc.passage),
         )
         for doc in outcome.ranked(top_n)
     ]

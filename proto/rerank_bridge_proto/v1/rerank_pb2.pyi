@@ -15,7 +15,7 @@ class Document(_message.Message):
     def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class RerankRequest(_message.Message):
-    __slots__ = ("query", "documents", "top_n", "instruction", "max_query_tokens", "max_document_tokens", "return_embeddings", "model")
+    __slots__ = ("query", "documents", "top_n", "instruction", "max_query_tokens", "max_document_tokens", "return_embeddings", "model", "chunking", "return_passages")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     TOP_N_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,8 @@ class RerankRequest(_message.Message):
     MAX_DOCUMENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     RETURN_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    RETURN_PASSAGES_FIELD_NUMBER: _ClassVar[int]
     query: str
     documents: _containers.RepeatedCompositeFieldContainer[Document]
     top_n: int
@@ -32,35 +34,65 @@ class RerankRequest(_message.Message):
     max_document_tokens: int
     return_embeddings: bool
     model: str
-    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., top_n: _Optional[int] = ..., instruction: _Optional[str] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., return_embeddings: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
+    chunking: Chunking
+    return_passages: bool
+    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., top_n: _Optional[int] = ..., instruction: _Optional[str] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., return_embeddings: _Optional[bool] = ..., model: _Optional[str] = ..., chunking: _Optional[_Union[Chunking, _Mapping]] = ..., return_passages: _Optional[bool] = ...) -> None: ...
+
+class Chunking(_message.Message):
+    __slots__ = ("enabled", "size", "overlap", "aggregation", "max_chunks")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    size: int
+    overlap: int
+    aggregation: str
+    max_chunks: int
+    def __init__(self, enabled: _Optional[bool] = ..., size: _Optional[int] = ..., overlap: _Optional[int] = ..., aggregation: _Optional[str] = ..., max_chunks: _Optional[int] = ...) -> None: ...
+
+class Passage(_message.Message):
+    __slots__ = ("start", "end", "score")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    score: float
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
 class RerankResult(_message.Message):
-    __slots__ = ("index", "id", "score", "truncated", "embedding")
+    __slots__ = ("index", "id", "score", "truncated", "embedding", "best_passage")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    BEST_PASSAGE_FIELD_NUMBER: _ClassVar[int]
     index: int
     id: str
     score: float
     truncated: bool
     embedding: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., truncated: _Optional[bool] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+    best_passage: Passage
+    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., truncated: _Optional[bool] = ..., embedding: _Optional[_Iterable[float]] = ..., best_passage: _Optional[_Union[Passage, _Mapping]] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("query_tokens", "document_tokens", "total_tokens", "truncated_documents", "sequences")
+    __slots__ = ("query_tokens", "document_tokens", "total_tokens", "truncated_documents", "sequences", "chunks")
     QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     SEQUENCES_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
     query_tokens: int
     document_tokens: int
     total_tokens: int
     truncated_documents: int
     sequences: int
-    def __init__(self, query_tokens: _Optional[int] = ..., document_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., truncated_documents: _Optional[int] = ..., sequences: _Optional[int] = ...) -> None: ...
+    chunks: int
+    def __init__(self, query_tokens: _Optional[int] = ..., document_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., truncated_documents: _Optional[int] = ..., sequences: _Optional[int] = ..., chunks: _Optional[int] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("queue_ms", "compute_ms", "total_ms")
@@ -121,7 +153,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Limits(_message.Message):
-    __slots__ = ("max_documents_per_request", "max_documents_per_pass", "max_query_tokens", "max_document_tokens", "context_length", "max_message_bytes", "max_embed_texts")
+    __slots__ = ("max_documents_per_request", "max_documents_per_pass", "max_query_tokens", "max_document_tokens", "context_length", "max_message_bytes", "max_embed_texts", "max_chunks_per_document", "max_chunks_per_request")
     MAX_DOCUMENTS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_DOCUMENTS_PER_PASS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +161,8 @@ class Limits(_message.Message):
     CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_EMBED_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNKS_PER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNKS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     max_documents_per_request: int
     max_documents_per_pass: int
     max_query_tokens: int
@@ -136,7 +170,9 @@ class Limits(_message.Message):
     context_length: int
     max_message_bytes: int
     max_embed_texts: int
-    def __init__(self, max_documents_per_request: _Optional[int] = ..., max_documents_per_pass: _Optional[int] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., context_length: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_embed_texts: _Optional[int] = ...) -> None: ...
+    max_chunks_per_document: int
+    max_chunks_per_request: int
+    def __init__(self, max_documents_per_request: _Optional[int] = ..., max_documents_per_pass: _Optional[int] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., context_length: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_embed_texts: _Optional[int] = ..., max_chunks_per_document: _Optional[int] = ..., max_chunks_per_request: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("model_id", "kind", "dtype", "device", "limits", "embed_model_id", "embed_dimensions")

@@ -12,10 +12,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rerank_server.domain import EmbedOutcome, EmbedRequest, RerankOutcome, RerankRequest
 from rerank_server.errors import Unimplemented
+
+if TYPE_CHECKING:  # tokenizers comes with the server extra; the fake backend needs none
+    from rerank_server.backends.truncation import Truncator
 
 ResultT = TypeVar("ResultT")
 
@@ -56,9 +59,18 @@ class Backend(abc.ABC):
     embed_dimensions: int | None = None
     # Whether plan_rerank can return the vectors its scores come from.
     returns_embeddings: bool = False
+    # The tokenizer-backed cutting every model backend shares (truncation.py).
+    truncator: Truncator | None = None
 
     @abc.abstractmethod
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]: ...
+
+    def token_spans(self, texts: list[str], cap: int) -> list[tuple[list[tuple[int, int]], bool]]:
+        """Where each text's first `cap` tokens lie in it ([start, end) character spans, in
+        order), and whether it goes on past them: what chunking cuts along."""
+        if self.truncator is None:
+            raise Unimplemented(f"model {self.model_id!r} ({self.kind}) cannot cut texts into chunks")
+        return self.truncator.spans(texts, cap)
 
     def plan_embed(self, request: EmbedRequest) -> Plan[EmbedOutcome]:
         raise Unimplemented(f"model {self.model_id!r} ({self.kind}) does not embed texts")

@@ -27,6 +27,7 @@ from rerank_server.domain import (
 
 
 class BiEncoderBackend(Backend):
+    truncator: Truncator
     kind = "bi-encoder"
     returns_embeddings = True
 

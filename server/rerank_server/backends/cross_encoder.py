@@ -22,6 +22,7 @@ from rerank_server.domain import RerankOutcome, RerankRequest, ScoredDocument, U
 
 
 class CrossEncoderBackend(Backend):
+    truncator: Truncator
     kind = "cross-encoder"
 
     def __init__(

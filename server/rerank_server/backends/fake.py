@@ -71,6 +71,13 @@ class FakeBackend(Backend):
         time.sleep(self.warmup_s)
         super().warm_up()
 
+    def token_spans(self, texts: list[str], cap: int) -> list[tuple[list[tuple[int, int]], bool]]:
+        found = []
+        for text in texts:
+            spans = [match.span() for match in itertools.islice(_WORD.finditer(text), cap + 1)]
+            found.append((spans[:cap], len(spans) > cap))
+        return found
+
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
         query, _ = _words(request.query, request.max_query_tokens)
         cut = [_words(d.text, request.max_document_tokens) for d in request.documents]

@@ -78,6 +78,7 @@ def merge_blocks(blocks: list[BlockOutput]) -> tuple[torch.Tensor, torch.Tensor,
 
 
 class ListwiseBackend(Backend):
+    truncator: Truncator
     kind = "listwise"
     returns_embeddings = True
 

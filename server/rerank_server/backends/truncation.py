@@ -59,6 +59,20 @@ class Truncator:
             cuts.append(Cut(encoding, min(read, cap), read > cap or len(head) < len(text)))
         return cuts
 
+    def spans(self, texts: list[str], cap: int) -> list[tuple[list[tuple[int, int]], bool]]:
+        """The character spans of each text's first `cap` tokens (offsets into the text,
+        so no span splits a token), and whether the text goes on past them."""
+        bound = self.char_bound(cap)
+        heads = [text[:bound] for text in texts]
+        found = []
+        for text, head, encoding in zip(
+            texts, heads, self.backend.encode_batch(heads, add_special_tokens=False), strict=True
+        ):
+            offsets = [(start, end) for start, end in encoding.offsets if end > start]
+            more = len(offsets) > cap or (len(head) < len(text) and bool(text[len(head) :].strip()))
+            found.append((offsets[:cap], more))
+        return found
+
     def model_input(self, first: Cut, second: Cut | None = None) -> dict[str, list[int]]:
         """The model's input for one text (or a pair), with its special tokens."""
         encoding = self.backend.post_process(
