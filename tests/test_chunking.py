@@ -5,6 +5,7 @@ chunking settings refused with the field named."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,6 +21,7 @@ from conftest import start_server
 from reference_listwise import ReferenceListwise
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
+from rerank_connectors import AsyncRerankClient, RerankClient, Reranking
 from rerank_server import chunking
 from rerank_server.backends.base import Backend, Plan, run_plan
 from rerank_server.backends.bi_encoder import BiEncoderBackend
@@ -248,7 +250,7 @@ def test_without_chunking_the_passage_is_what_the_model_read(listwise: ListwiseB
 
 
 @pytest.fixture(scope="module")
-def chunk_stub() -> Iterator[rerank_pb2_grpc.RerankerStub]:
+def chunk_server_address() -> Iterator[str]:
     server = start_server(
         model="fake",
         max_documents=5,
@@ -256,9 +258,14 @@ def chunk_stub() -> Iterator[rerank_pb2_grpc.RerankerStub]:
         max_chunks_per_document=4,
         max_chunks_per_request=6,
     )
-    with grpc.insecure_channel(server.address) as channel:
-        yield rerank_pb2_grpc.RerankerStub(channel)
+    yield server.address
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def chunk_stub(chunk_server_address: str) -> Iterator[rerank_pb2_grpc.RerankerStub]:
+    with grpc.insecure_channel(chunk_server_address) as channel:
+        yield rerank_pb2_grpc.RerankerStub(channel)
 
 
 def rerank_call(long_documents: int = 1, **chunking_fields: Any) -> pb.RerankRequest:
@@ -312,3 +319,26 @@ def test_chunking_with_embeddings_is_refused(chunk_stub: rerank_pb2_grpc.Reranke
         chunk_stub.Rerank(call, timeout=10)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (refused.value.details() or "").startswith("return_embeddings")
+
+
+def test_the_clients_send_chunking_and_read_the_passages(chunk_server_address: str) -> None:
+    words = " ".join(f"w{i}" for i in range(40))
+    documents = [("long", words), ("short", "w3 only")]
+    settings = pb.Chunking(enabled=True, size=10, overlap=0)
+    with RerankClient(chunk_server_address) as client:
+        synced = client.rerank("w30 w31", documents, chunking=settings, return_passages=True)
+        plain = client.rerank("w30 w31", documents)
+
+    async def call() -> Reranking:
+        client = AsyncRerankClient(chunk_server_address)
+        try:
+            return await client.rerank("w30 w31", documents, chunking=settings, return_passages=True)
+        finally:
+            await client.close()
+
+    for reranking in (synced, asyncio.run(call())):
+        best = reranking.documents[0]
+        assert best.id == "long" and best.passage is not None
+        assert words[best.passage.start : best.passage.end] == "w30 w31 w32 w33 w34 w35 w36 w37 w38 w39"
+        assert reranking.usage.chunks == 5
+    assert all(doc.passage is None for doc in plain.documents)

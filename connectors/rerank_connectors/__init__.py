@@ -4,7 +4,7 @@ Importing this package never imports torch: applications embed it next to
 their search code, and the model runs in the scoring server.
 """
 
-from rerank_connectors.client import AsyncRerankClient, RankedDocument, RerankClient, Reranking
+from rerank_connectors.client import AsyncRerankClient, Passage, RankedDocument, RerankClient, Reranking
 from rerank_connectors.connector import AsyncRerankingSearch, RerankingSearch
 from rerank_connectors.errors import (
     EngineError,
@@ -24,6 +24,7 @@ __all__ = [
     "EngineError",
     "Hybrid",
     "KnnSearch",
+    "Passage",
     "RankedDocument",
     "RequestError",
     "RerankBridgeError",

@@ -22,11 +22,21 @@ from rerank_bridge_proto.v1 import rerank_pb2_grpc
 
 
 @dataclass(frozen=True)
+class Passage:
+    """The span of a document's text its score came from: text[start:end] (code points)."""
+
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
 class RankedDocument:
     index: int
     id: str
     score: float
     truncated: bool
+    passage: Passage | None = None
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,16 @@ def _request(
     instruction: str,
     max_document_tokens: int | None,
     model: str,
+    chunking: pb.Chunking | None = None,
+    return_passages: bool = False,
 ) -> pb.RerankRequest:
     request = pb.RerankRequest(
         query=query,
         documents=[pb.Document(id=doc_id, text=text) for doc_id, text in documents],
         instruction=instruction,
         model=model,
+        chunking=chunking,
+        return_passages=return_passages,
     )
     if top_n is not None:
         request.top_n = top_n
@@ -61,7 +75,18 @@ def _request(
 
 
 def _reranking(response: pb.RerankResponse) -> Reranking:
-    ranked = [RankedDocument(r.index, r.id, r.score, r.truncated) for r in response.results]
+    ranked = [
+        RankedDocument(
+            r.index,
+            r.id,
+            r.score,
+            r.truncated,
+            Passage(r.best_passage.start, r.best_passage.end, r.best_passage.score)
+            if r.HasField("best_passage")
+            else None,
+        )
+        for r in response.results
+    ]
     return Reranking(ranked, response.model, response.usage, response.timings)
 
 
@@ -155,10 +180,16 @@ class RerankClient:
         timeout: float | None = None,
         request_id: str | None = None,
         model: str = "",
+        chunking: pb.Chunking | None = None,
+        return_passages: bool = False,
     ) -> Reranking:
         """Scores (id, text) pairs against the query; raises grpc.RpcError on failure.
-        `model`, when given, must name the served model (else NOT_FOUND)."""
-        request = _request(query, documents, top_n, instruction, max_document_tokens, model)
+        `model`, when given, must name the served model (else NOT_FOUND). `chunking`
+        scores long documents as token windows; `return_passages` gives each result
+        the passage its score came from."""
+        request = _request(
+            query, documents, top_n, instruction, max_document_tokens, model, chunking, return_passages
+        )
         response = self._stub.Rerank(request, timeout=timeout or self.timeout, metadata=_metadata(request_id))
         return _reranking(response)
 
@@ -208,8 +239,12 @@ class AsyncRerankClient:
         timeout: float | None = None,
         request_id: str | None = None,
         model: str = "",
+        chunking: pb.Chunking | None = None,
+        return_passages: bool = False,
     ) -> Reranking:
-        request = _request(query, documents, top_n, instruction, max_document_tokens, model)
+        request = _request(
+            query, documents, top_n, instruction, max_document_tokens, model, chunking, return_passages
+        )
         metadata = _metadata(request_id)
         return _reranking(
             await self._stub.Rerank(request, timeout=timeout or self.timeout, metadata=metadata)
