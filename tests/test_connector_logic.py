@@ -8,14 +8,19 @@ from typing import Any
 import pytest
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_connectors import HIT_KEY, RankedDocument, RequestError, Reranking, RerankSettings
+from rerank_connectors import HIT_KEY, Passage, RankedDocument, RequestError, Reranking, RerankSettings
 from rerank_connectors.dialects import Elasticsearch, OpenSearch
 from rerank_connectors.fusion import linear_fusion, reciprocal_rank_fusion
 from rerank_connectors.pipeline import SearchPlan, hit_text
 from rerank_connectors.request_forms import parse_request
-from rerank_connectors.settings import KnnSearch
+from rerank_connectors.settings import ChunkingSettings, KnnSearch
 
 SETTINGS = RerankSettings(fields=("title", "body.text"), query_text="q", rank_window_size=5)
+ES_RERANKER = {
+    "retriever": {"standard": {"query": {"match": {"t": "x"}}}},
+    "field": "t",
+    "inference_text": "x",
+}
 
 
 def hit(doc_id: str, score: float, **source: Any) -> dict[str, Any]:
@@ -123,6 +128,38 @@ def test_min_score_and_top_n_cut_the_reranked_list() -> None:
         ),
         ({"ext": {"rerank_bridge": {"rerank": {"windw": 3}}}}, SETTINGS, "ext.rerank_bridge.rerank.windw"),
         ({"ext": {"rerank_bridge": {"rerank": {"top_n": 0}}}}, SETTINGS, "ext.rerank_bridge.rerank.top_n"),
+        (
+            {"ext": {"rerank_bridge": {"rerank": {"chunking": {"size": 0}}}}},
+            SETTINGS,
+            "ext.rerank_bridge.rerank.chunking.size",
+        ),
+        (
+            {"ext": {"rerank_bridge": {"rerank": {"chunking": {"aggregation": "median"}}}}},
+            SETTINGS,
+            "ext.rerank_bridge.rerank.chunking.aggregation",
+        ),
+        (
+            {"ext": {"rerank_bridge": {"rerank": {"best_passage": "yes"}}}},
+            SETTINGS,
+            "ext.rerank_bridge.rerank.best_passage",
+        ),
+        (
+            {"retriever": {"text_similarity_reranker": {**ES_RERANKER, "chunk_rescorer": {"size": 0}}}},
+            SETTINGS,
+            "retriever.text_similarity_reranker.chunk_rescorer.size",
+        ),
+        (
+            {
+                "retriever": {
+                    "text_similarity_reranker": {
+                        **ES_RERANKER,
+                        "chunk_rescorer": {"chunking_settings": {"strategy": "recursive"}},
+                    }
+                }
+            },
+            SETTINGS,
+            "retriever.text_similarity_reranker.chunk_rescorer.chunking_settings.strategy",
+        ),
     ],
 )
 def test_bad_rerank_requests_name_the_field(
@@ -132,6 +169,54 @@ def test_bad_rerank_requests_name_the_field(
         parse_request(body, settings)
     assert raised.value.field == field
     assert raised.value.error_body()["status"] == 400
+
+
+ES_RERANKER = {
+    "retriever": {"standard": {"query": {"match": {"t": "x"}}}},
+    "field": "t",
+    "inference_text": "x",
+}
+
+
+@pytest.mark.parametrize(
+    ("chunk_rescorer", "expected"),
+    [
+        ({}, ChunkingSettings()),
+        (
+            {"size": 3, "chunking_settings": {"strategy": "word", "max_chunk_size": 40, "overlap": 5}},
+            ChunkingSettings(size=40, overlap=5),
+        ),
+        ({"chunking_settings": {"strategy": "none"}}, None),
+    ],
+)
+def test_elasticsearch_chunk_rescorer_becomes_chunking(
+    chunk_rescorer: dict[str, Any], expected: ChunkingSettings | None
+) -> None:
+    body = {"retriever": {"text_similarity_reranker": {**ES_RERANKER, "chunk_rescorer": chunk_rescorer}}}
+    assert parse_request(body, RerankSettings()).settings.chunking == expected
+
+
+def test_the_best_passage_is_added_to_the_hit_and_as_a_highlight() -> None:
+    settings = RerankSettings(fields=("t",), query_text="q", rank_window_size=5, best_passage="highlight")
+    plan = SearchPlan(parse_request({"query": {"match_all": {}}, "size": 2}, settings), Elasticsearch())
+    text = "first part. the answer is here. last part."
+    base, candidates = plan.candidates([response(hit("a", 1.0, t=text), hit("b", 0.5, t="other"))])
+    best = Passage(12, 31, 0.9)
+    ranking = Reranking(
+        [RankedDocument(0, "0", 0.9, False, best), RankedDocument(1, "1", 0.1, False)],
+        "m",
+        pb.Usage(),
+        pb.Timings(),
+    )
+    first, second = plan.respond(base, candidates, ranking)["hits"]["hits"]
+    assert first[HIT_KEY]["best_passage"] == {
+        "start": 12,
+        "end": 31,
+        "score": 0.9,
+        "text": "the answer is here.",
+    }
+    assert first["highlight"] == {"_rerank.best_passage": ["the answer is here."]}
+    assert "best_passage" not in second[HIT_KEY] and "highlight" not in second
 
 
 def test_own_ext_section_sets_everything() -> None:

@@ -12,6 +12,7 @@ import pytest
 from live_fixtures import Corpus, Engine
 from search_checks import WINDOW, assert_reranked, first_stage, ids, knn_body, match
 
+from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_connectors import (
     HIT_KEY,
     AsyncRerankClient,
@@ -28,6 +29,7 @@ from rerank_connectors import (
     local_engines,
 )
 from rerank_connectors.local_engines import free_port
+from rerank_connectors.settings import ChunkingSettings
 from rerank_server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
@@ -296,3 +298,31 @@ def test_the_client_major_matches_the_engines(engine: Engine, record_property: A
     record_property(f"{engine.kind}_version", engine_version)
     record_property(f"{engine.kind}_client_version", client_version)
     assert engine_version.split(".")[0] == client_version.split(".")[0]
+
+
+def test_chunked_rerank_gives_each_hit_its_best_passage(
+    engine: Engine, search: RerankingSearch, reranker: RerankClient, query: str
+) -> None:
+    chunks = ChunkingSettings(size=8, overlap=2)
+    response = search.search(
+        engine.index, match(query), rerank=settings(query, chunking=chunks, best_passage="highlight")
+    )
+    texts = {hit["_id"]: hit["_source"]["text"] for hit in first_stage(engine, match(query))["hits"]["hits"]}
+    direct = reranker.rerank(
+        query,
+        list(texts.items()),
+        chunking=pb.Chunking(enabled=True, size=8, overlap=2),
+        return_passages=True,
+    )
+    hits = response["hits"]["hits"]
+    assert [d.id for d in direct.documents] == ids(response)
+    assert [hit["_score"] for hit in hits] == pytest.approx([d.score for d in direct.documents], abs=1e-6)
+    for hit, scored in zip(hits, direct.documents, strict=True):
+        best = hit[HIT_KEY]["best_passage"]
+        assert scored.passage is not None and (best["start"], best["end"]) == (
+            scored.passage.start,
+            scored.passage.end,
+        )
+        assert best["text"] == texts[hit["_id"]][best["start"] : best["end"]]
+        assert hit["highlight"]["_rerank.best_passage"] == [best["text"]]
+    assert any(len(hit[HIT_KEY]["best_passage"]["text"]) < len(texts[hit["_id"]]) for hit in hits)

@@ -14,13 +14,14 @@ from rerank_connectors.errors import (
     RerankUnavailable,
 )
 from rerank_connectors.pipeline import HIT_KEY, SUMMARY_KEY
-from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
+from rerank_connectors.settings import ChunkingSettings, Hybrid, KnnSearch, RerankSettings
 
 __all__ = [
     "HIT_KEY",
     "SUMMARY_KEY",
     "AsyncRerankClient",
     "AsyncRerankingSearch",
+    "ChunkingSettings",
     "EngineError",
     "Hybrid",
     "KnnSearch",

@@ -24,12 +24,13 @@ from typing import Any
 
 import grpc
 
+from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_connectors.client import AsyncRerankClient, RerankClient
 from rerank_connectors.dialects import Dialect, dialect_of, engine_error, response_body
 from rerank_connectors.errors import RerankRejected, reranker_error
 from rerank_connectors.pipeline import Candidate, SearchPlan
 from rerank_connectors.request_forms import parse_request
-from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
+from rerank_connectors.settings import ChunkingSettings, Hybrid, KnnSearch, RerankSettings
 
 NO_TEXT = "no candidate had text to rerank"
 
@@ -76,11 +77,30 @@ def rerank_options(settings: RerankSettings, request_id: str | None) -> dict[str
         "max_document_tokens": settings.max_document_tokens,
         "timeout": settings.timeout,
         "request_id": request_id,
+        "chunking": chunking_message(settings.chunking),
+        "return_passages": settings.best_passage != "none",
     }
 
 
+def chunking_message(chunking: ChunkingSettings | None) -> pb.Chunking | None:
+    if chunking is None:
+        return None
+    message = pb.Chunking(enabled=True, aggregation=chunking.aggregation)
+    for name in ("size", "overlap", "max_chunks"):
+        if (value := getattr(chunking, name)) is not None:
+            setattr(message, name, value)
+    return message
+
+
 # What the scoring server refuses in a window, by the setting that caused it.
-WINDOW_FIELDS = {"documents": "rank_window_size", "max_document_tokens": "rerank.max_document_tokens"}
+WINDOW_FIELDS = {
+    "documents": "rank_window_size",
+    "max_document_tokens": "rerank.max_document_tokens",
+    **{
+        f"chunking.{name}": f"rerank.chunking.{name}"
+        for name in ("size", "overlap", "aggregation", "max_chunks")
+    },
+}
 
 
 def reranker_failure(plan: SearchPlan, error: grpc.RpcError) -> str:

@@ -4,7 +4,9 @@ together. The sync and async connectors share it and differ only in awaiting.
 
 The response keeps the engine's shape. Per hit, `_score` becomes the rerank
 score and `_rerank` records the first stage: {"first_stage_score",
-"first_stage_rank" (from 1), "reranked"}. At the top, `rerank` says whether
+"first_stage_rank" (from 1), "reranked"}, and, when asked, "best_passage":
+{start, end, score, text?}, offsets into the text the reranker read (the
+hit's fields joined one per line). At the top, `rerank` says whether
 the window was reranked, by which model, and why not if it was not.
 """
 
@@ -13,13 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rerank_connectors.client import Reranking
+from rerank_connectors.client import Passage, Reranking
 from rerank_connectors.dialects import Dialect, FirstStageCall
 from rerank_connectors.fusion import Hit, linear_fusion, reciprocal_rank_fusion
 from rerank_connectors.request_forms import SearchRequest
 
 HIT_KEY = "_rerank"
 SUMMARY_KEY = "rerank"
+# The highlight entry a RAG pipeline reads the best passage from (best_passage="highlight").
+PASSAGE_HIGHLIGHT = "_rerank.best_passage"
 
 
 @dataclass
@@ -28,6 +32,17 @@ class Candidate:
     first_stage_score: float | None
     first_stage_rank: int
     text: str
+
+
+@dataclass
+class Ranked:
+    """A candidate in its final place: its score, whether the reranker gave it,
+    and the passage of `candidate.text` that score came from."""
+
+    candidate: Candidate
+    score: float | None
+    reranked: bool
+    passage: Passage | None = None
 
 
 def _source_values(node: Any, parts: list[str]) -> list[Any]:
@@ -129,28 +144,30 @@ class SearchPlan:
         timings_ms: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         settings = self.request.settings
-        ordered: list[tuple[Candidate, float | None, bool]]
+        ordered: list[Ranked]
         if ranking is None:
-            ordered = [(c, c.first_stage_score, False) for c in candidates]
+            ordered = [Ranked(c, c.first_stage_score, False) for c in candidates]
         else:
-            ordered = [(candidates[int(d.id)], d.score, True) for d in ranking.documents]
+            ordered = [Ranked(candidates[int(d.id)], d.score, True, d.passage) for d in ranking.documents]
             if settings.min_score is not None:
                 ordered = [
-                    entry for entry in ordered if entry[1] is not None and entry[1] >= settings.min_score
+                    entry
+                    for entry in ordered
+                    if entry.score is not None and entry.score >= settings.min_score
                 ]
             if settings.top_n is not None:
                 ordered = ordered[: settings.top_n]
             # Hits with no text to read keep their first-stage order, after the scored ones.
             if settings.top_n is None and settings.min_score is None:
-                ordered += [(c, None, False) for c in candidates if not c.text]
+                ordered += [Ranked(c, None, False) for c in candidates if not c.text]
         start = self.request.page_from
         page = ordered[start : start + self.request.page_size]
-        scores = [score for _, score, _ in ordered if score is not None]
+        scores = [entry.score for entry in ordered if entry.score is not None]
         response = dict(base)
         response["hits"] = {
             **base["hits"],
             "max_score": max(scores) if scores else None,
-            "hits": [self._hit(c, score, reranked) for c, score, reranked in page],
+            "hits": [self._hit(entry) for entry in page],
         }
         summary: dict[str, Any] = {
             "reranked": ranking is not None,
@@ -166,14 +183,25 @@ class SearchPlan:
         response[SUMMARY_KEY] = summary
         return response
 
-    def _hit(self, candidate: Candidate, score: float | None, reranked: bool) -> Hit:
+    def _hit(self, entry: Ranked) -> Hit:
+        candidate = entry.candidate
         hit = dict(candidate.hit)
-        hit["_score"] = score
+        hit["_score"] = entry.score
         hit[HIT_KEY] = {
             "first_stage_score": candidate.first_stage_score,
             "first_stage_rank": candidate.first_stage_rank,
-            "reranked": reranked,
+            "reranked": entry.reranked,
         }
+        shown = self.request.settings.best_passage
+        if entry.passage is not None and shown != "none":
+            passage = entry.passage
+            text = candidate.text[passage.start : passage.end]
+            best: dict[str, Any] = {"start": passage.start, "end": passage.end, "score": passage.score}
+            if shown in ("text", "highlight"):
+                best["text"] = text
+            hit[HIT_KEY]["best_passage"] = best
+            if shown == "highlight":
+                hit["highlight"] = {**hit.get("highlight", {}), PASSAGE_HIGHLIGHT: [text]}
         if self.injected and "fields" in hit:
             kept = {k: v for k, v in hit["fields"].items() if k not in self.injected}
             if kept:

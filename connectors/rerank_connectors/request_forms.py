@@ -4,8 +4,8 @@ Besides explicit settings, three body forms are understood, so users can move
 between the engines' native reranking and this bridge without rewriting
 queries:
 - Elasticsearch's `retriever.text_similarity_reranker` (retriever, field,
-  inference_text, inference_id, rank_window_size, min_score), with a
-  standard, knn or rrf child retriever;
+  inference_text, inference_id, rank_window_size, min_score, chunk_rescorer),
+  with a standard, knn or rrf child retriever;
 - OpenSearch's `ext.rerank.query_context` (query_text or query_text_path);
 - this project's own `ext.rerank_bridge` ({"rerank": ..., "knn": ..., "hybrid": ...}).
 
@@ -18,13 +18,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from rerank_connectors.errors import RequestError
 from rerank_connectors.settings import (
     MAX_RANK_WINDOW,
+    ChunkingSettings,
     Hybrid,
     KnnSearch,
     PositiveInt,
@@ -77,6 +78,33 @@ class ChildRetriever(FirstStageRetriever):
     rrf: RrfRetriever | None = None
 
 
+class EsChunkingSettings(StrictForm):
+    """Elasticsearch's inference chunking_settings, as chunk_rescorer takes them.
+    `max_chunk_size` and `overlap` are read as tokens of the served model
+    (Elasticsearch counts words); `sentence_overlap` is accepted and has no
+    counterpart (windows overlap by tokens)."""
+
+    strategy: Literal["sentence", "word", "none"] = "sentence"
+    max_chunk_size: PositiveInt | None = None
+    overlap: Annotated[int, Field(ge=0)] | None = None
+    sentence_overlap: Annotated[int, Field(ge=0, le=1)] | None = None
+
+
+class ChunkRescorer(StrictForm):
+    """Elasticsearch sends the `size` best chunks of each document (by a lexical
+    pre-filter) to the reranker; here the model itself scores every chunk, up to
+    the server's per-document limit, so `size` is accepted and not needed."""
+
+    size: PositiveInt | None = None
+    chunking_settings: EsChunkingSettings | None = None
+
+    def chunking(self) -> ChunkingSettings | None:
+        settings = self.chunking_settings or EsChunkingSettings()
+        if settings.strategy == "none":
+            return None
+        return ChunkingSettings(size=settings.max_chunk_size, overlap=settings.overlap)
+
+
 class TextSimilarityReranker(StrictForm):
     retriever: ChildRetriever
     field: str
@@ -85,6 +113,7 @@ class TextSimilarityReranker(StrictForm):
     inference_id: str | None = None
     rank_window_size: Annotated[int, Field(ge=1, le=MAX_RANK_WINDOW)] = ES_RERANKER_WINDOW
     min_score: float | None = None
+    chunk_rescorer: ChunkRescorer | None = None
 
 
 class RerankRetriever(StrictForm):
@@ -171,6 +200,9 @@ def _es_reranker(
         query_text=section.inference_text,
         rank_window_size=section.rank_window_size,
         min_score=section.min_score if section.min_score is not None else settings.min_score,
+        chunking=section.chunk_rescorer.chunking()
+        if section.chunk_rescorer is not None
+        else settings.chunking,
     )
     child, text = section.retriever, section.inference_text
     if child.standard is not None:

@@ -41,6 +41,21 @@ Vector = Annotated[tuple[float, ...], BeforeValidator(_as_tuple)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
+class ChunkingSettings(BaseModel):
+    """Long documents scored by the scoring server as token windows: `size` tokens
+    (default: the server's), neighbours sharing `overlap`, at most `max_chunks`
+    per document; a document scores the `max` or `mean` of its chunks. (A frozen
+    model rather than a dataclass: strict mode lets a nested model come as a JSON
+    object, and RerankSettings stays hashable.)"""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+    size: PositiveInt | None = None
+    overlap: Annotated[int, Field(ge=0)] | None = None
+    aggregation: Literal["max", "mean"] = "max"
+    max_chunks: PositiveInt | None = None
+
+
 @dataclass(frozen=True, config=STRICT)
 class RerankSettings:
     """`fields`: dotted paths (into _source) whose text is joined, in order, to
@@ -57,6 +72,10 @@ class RerankSettings:
     max_document_tokens: PositiveInt | None = None
     # Seconds; the scoring server's deadline for this search.
     timeout: Annotated[float, Field(gt=0, le=600)] | None = None
+    chunking: ChunkingSettings | None = None
+    # Each hit's best passage (the span of its reranked text its score came from):
+    # in `_rerank.best_passage` as offsets, with its text, or also as a highlight.
+    best_passage: Literal["none", "offsets", "text", "highlight"] = "none"
 
     @classmethod
     def from_dict(cls, section: Any, where: str = "rerank") -> RerankSettings:
