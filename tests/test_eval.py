@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from live_fixtures import DATA, Engine
+from long_documents import build as build_long_documents
 
 from rerank_connectors.evaluation.beir import load_collection
 from rerank_connectors.evaluation.cli import run
@@ -95,4 +96,49 @@ def test_eval_end_to_end_on_a_real_engine(
     run(args)
     assert set(engine.client.indices.get(index="rerank-eval-*")) == indices_before
     for name in indices_before:
+        engine.client.indices.delete(index=name)
+
+
+def test_long_documents_keep_each_answer_in_the_document_that_holds_it(tmp_path: Path) -> None:
+    counts = build_long_documents(tmp_path / "long", paragraphs_per_document=3)
+    collection = load_collection(tmp_path / "long")
+    assert counts["documents"] == len(collection.corpus) < 1180 / 10
+    sentences = {
+        json.loads(line)["_id"]: json.loads(line)["text"] for line in (DATA / "en" / "corpus.jsonl").open()
+    }
+    source_qrels = [line.rstrip("\n").split("\t") for line in list((DATA / "en" / "qrels.tsv").open())[1:]]
+    for query, sentence, _ in source_qrels[:200]:
+        (relevant,) = [doc for doc, gain in collection.qrels[query].items() if gain > 0]
+        assert sentences[sentence] in collection.corpus[relevant]["text"]
+
+
+@pytest.mark.live
+def test_eval_compares_head_truncation_with_chunking(
+    engine: Engine, rerank_server: BackgroundServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "xquad-en-long"
+    build_long_documents(folder, paragraphs_per_document=3)
+    args = argparse.Namespace(
+        data=folder,
+        engine=engine.kind,
+        engine_url=engine.url,
+        reranker=rerank_server.address,
+        model=None,
+        depths="5",
+        stages="bm25",
+        max_queries=10,
+        latency_queries=2,
+        out=tmp_path / "out",
+        chunking="32:8",
+        max_document_tokens=64,
+    )
+    report = run(args)
+    modes = {(r["rerank_depth"], r.get("long_documents")) for r in report["results"]}
+    assert modes == {(0, None), (5, "head"), (5, "chunks")}
+    assert report["chunking"] == {"size": 32, "overlap": 8} and report["max_document_tokens"] == 64
+    by_mode = {r.get("long_documents"): r for r in report["results"]}
+    # The same windows, read two ways: recall at the depth cannot move, the order can.
+    assert by_mode["head"]["recall@5"] == by_mode["chunks"]["recall@5"] == by_mode[None]["recall@5"]
+    assert by_mode["chunks"]["rerank_ms_p50"] > 0
+    for name in engine.client.indices.get(index="rerank-eval-*"):
         engine.client.indices.delete(index=name)

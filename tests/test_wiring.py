@@ -213,3 +213,25 @@ def test_a_failed_deploy_points_at_the_memory_breakers() -> None:
         opensearch._wait_deployed(DeployFails(), "model-1")  # type: ignore[arg-type]
     assert "model-1 is DEPLOY_FAILED" in str(failed.value)
     assert "native_memory_threshold" in str(failed.value) and "jvm_heap_memory_threshold" in str(failed.value)
+
+
+class DeployRace:
+    """An engine where another ml-commons task deploys the model while `wire` asks for it."""
+
+    kind = "opensearch"
+
+    def __init__(self) -> None:
+        self.states = iter(["REGISTERED", "DEPLOYING", "DEPLOYED", "DEPLOYED"])
+        self.deploys = 0
+
+    def call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
+        if path.endswith("/_deploy"):
+            self.deploys += 1
+            raise WiringError(f"POST {path} answered 500: version_conflict_engine_exception")
+        return type("Reply", (), {"status": 200, "body": {"model_state": next(self.states)}})()
+
+
+def test_a_deploy_racing_another_task_waits_for_it_instead_of_failing() -> None:
+    engine = DeployRace()
+    assert opensearch._deploy(engine, "model-1") is False  # type: ignore[arg-type]
+    assert engine.deploys == 1

@@ -25,3 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--latency-queries", type=int, default=20, help="queries whose rerank calls are timed"
     )
     parser.add_argument("--out", type=Path, default=Path("eval-results"), help="where the JSON and PNG go")
+    parser.add_argument(
+        "--chunking",
+        metavar="SIZE[:OVERLAP]",
+        help="also rerank with documents read as chunks of SIZE tokens (OVERLAP shared), beside their head",
+    )
+    parser.add_argument(
+        "--max-document-tokens",
+        type=int,
+        help="the token cap a document's head is cut to (default: the server's)",
+    )

@@ -13,6 +13,7 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
+from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_connectors.client import RerankClient
 from rerank_connectors.connector import RerankingSearch
 from rerank_connectors.dialects import engine_client
@@ -21,6 +22,20 @@ from rerank_connectors.evaluation.arguments import STAGES
 from rerank_connectors.evaluation.beir import load_collection
 from rerank_connectors.evaluation.indexing import ensure_index
 from rerank_connectors.evaluation.runner import evaluate_collection
+
+
+def chunking(spec: str | None) -> pb.Chunking | None:
+    """`SIZE[:OVERLAP]` as the server's chunking settings."""
+    if not spec:
+        return None
+    size, _, overlap = spec.partition(":")
+    try:
+        settings = pb.Chunking(enabled=True, size=int(size))
+        if overlap:
+            settings.overlap = int(overlap)
+    except ValueError:
+        raise SystemExit(f"--chunking: expected SIZE[:OVERLAP] in tokens, got {spec!r}") from None
+    return settings
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -62,6 +77,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stages,
             depths,
             latency_queries=args.latency_queries,
+            chunking=chunking(getattr(args, "chunking", None)),
+            max_document_tokens=getattr(args, "max_document_tokens", None),
         )
     result["engine"] = args.engine
     json_path, png_path = report.write(result, args.out)

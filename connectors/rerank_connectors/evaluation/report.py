@@ -11,7 +11,13 @@ from typing import Any
 def table(report: dict[str, Any]) -> str:
     depths = report["depths"]
     recall = f"recall@{max(depths)}"
-    columns = ["first stage".ljust(12), "reranked".rjust(9), "nDCG@10".rjust(8), "MRR@10".rjust(8)]
+    columns = [
+        "first stage".ljust(12),
+        "reranked".rjust(9),
+        "docs as".rjust(7),
+        "nDCG@10".rjust(8),
+        "MRR@10".rjust(8),
+    ]
     header = " ".join([*columns, recall.rjust(11), "stage ms".rjust(9), "rerank ms".rjust(10)])
     lines = [
         f"{report['dataset']} on {report['engine']}: {report['queries']} queries, "
@@ -22,8 +28,9 @@ def table(report: dict[str, Any]) -> str:
     for row in report["results"]:
         depth = "none" if row["rerank_depth"] == 0 else f"top {row['rerank_depth']}"
         rerank_ms = f"{row['rerank_ms_p50']:>10.1f}" if "rerank_ms_p50" in row else f"{'':>10}"
+        read_as = row.get("long_documents", "head") if row["rerank_depth"] else ""
         lines.append(
-            f"{row['stage']:<12} {depth:>9} {row['ndcg@10']:>8.4f} {row['mrr@10']:>8.4f} "
+            f"{row['stage']:<12} {depth:>9} {read_as:>7} {row['ndcg@10']:>8.4f} {row['mrr@10']:>8.4f} "
             f"{row[recall]:>11.4f} {row['first_stage_ms_p50']:>9.1f} {rerank_ms}"
         )
     return "\n".join(lines)
@@ -36,9 +43,21 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    modes = list(dict.fromkeys(r["long_documents"] for r in report["results"] if "long_documents" in r))
     for stage in dict.fromkeys(row["stage"] for row in report["results"]):
-        rows = sorted((r for r in report["results"] if r["stage"] == stage), key=lambda r: r["rerank_depth"])
-        axes.plot([r["rerank_depth"] for r in rows], [r["ndcg@10"] for r in rows], marker="o", label=stage)
+        for mode in modes or [None]:
+            rows = sorted(
+                (
+                    r
+                    for r in report["results"]
+                    if r["stage"] == stage and (r["rerank_depth"] == 0 or r.get("long_documents") == mode)
+                ),
+                key=lambda r: r["rerank_depth"],
+            )
+            label = stage if mode is None else f"{stage}, {mode}"
+            axes.plot(
+                [r["rerank_depth"] for r in rows], [r["ndcg@10"] for r in rows], marker="o", label=label
+            )
     axes.set_xlabel("candidates reranked (0 = first stage alone)")
     axes.set_ylabel("nDCG@10")
     axes.set_title(f"{report['dataset']} on {report['engine']}, reranker {report['model']}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_connectors.client import RerankClient
 from rerank_connectors.connector import RerankingSearch
 from rerank_connectors.evaluation.beir import Collection
@@ -65,8 +66,13 @@ def evaluate_collection(
     stages: list[str],
     depths: list[int],
     latency_queries: int = 20,
+    chunking: pb.Chunking | None = None,
+    max_document_tokens: int | None = None,
 ) -> dict[str, Any]:
+    """With `chunking`, every reranked run is made twice, documents read by their
+    head (cut to the token cap) and as chunks, rows told apart by `long_documents`."""
     info = reranker.model_info()
+    modes = {"head": None, **({"chunks": chunking} if chunking is not None else {})}
     pointwise = info.limits.max_documents_per_pass <= 1
     deepest = max(depths)
     query_ids = list(collection.queries)
@@ -86,47 +92,62 @@ def evaluate_collection(
             runs[stage].texts[query_id] = passages
             runs[stage].first_stage_ms.append(ms)
 
-    def score(query: str, documents: list[tuple[str, str]]) -> dict[str, float]:
+    def rerank(query: str, documents: list[tuple[str, str]], mode: str) -> Any:
+        return reranker.rerank(
+            query, documents, timeout=600, max_document_tokens=max_document_tokens, chunking=modes[mode]
+        )
+
+    def score(query: str, documents: list[tuple[str, str]], mode: str) -> dict[str, float]:
         documents = [(doc, text) for doc, text in documents if text]
         if not documents:
             return {}
-        return {d.id: d.score for d in reranker.rerank(query, documents, timeout=600).documents}
+        return {d.id: d.score for d in rerank(query, documents, mode).documents}
 
-    # Rerank scores, per (stage, depth) for listwise models, per document for pointwise ones.
-    scores: dict[tuple[str, int], dict[str, dict[str, float]]] = {}
-    stored = JsonCache("scores", f"{info.model_id}-{collection.name}-{len(collection.corpus)}")
-    cache: dict[str, dict[str, float]] = (stored.load() or {}) if pointwise else {}
-    for query_id in tqdm(query_ids, desc="reranking"):
-        query = collection.queries[query_id]
+    # Rerank scores, per (mode, stage, depth) for listwise models, per (mode, document) for pointwise ones.
+    scores: dict[tuple[str, str, int], dict[str, dict[str, float]]] = {}
+    caches: dict[str, dict[str, dict[str, float]]] = {}
+    for mode in modes:
+        settings = modes[mode]
+        reading = (
+            f"{mode}-{max_document_tokens}-{settings.size}-{settings.overlap}"
+            if settings
+            else f"{mode}-{max_document_tokens}"
+        )
+        stored = JsonCache("scores", f"{info.model_id}-{collection.name}-{len(collection.corpus)}-{reading}")
+        cache = caches[mode] = (stored.load() or {}) if pointwise else {}
+        for query_id in tqdm(query_ids, desc=f"reranking ({mode})"):
+            query = collection.queries[query_id]
+            if pointwise:
+                known = cache.setdefault(query_id, {})
+                union = {doc: text for stage in stages for doc, text in runs[stage].texts[query_id].items()}
+                known.update(
+                    score(query, [(doc, text) for doc, text in union.items() if doc not in known], mode)
+                )
+                continue
+            for stage in stages:
+                window = runs[stage].rankings[query_id]
+                for depth in depths:
+                    documents = [(doc, runs[stage].texts[query_id][doc]) for doc in window[:depth]]
+                    scores.setdefault((mode, stage, depth), {})[query_id] = score(query, documents, mode)
         if pointwise:
-            known = cache.setdefault(query_id, {})
-            union = {doc: text for stage in stages for doc, text in runs[stage].texts[query_id].items()}
-            known.update(score(query, [(doc, text) for doc, text in union.items() if doc not in known]))
-            continue
-        for stage in stages:
-            window = runs[stage].rankings[query_id]
-            for depth in depths:
-                documents = [(doc, runs[stage].texts[query_id][doc]) for doc in window[:depth]]
-                scores.setdefault((stage, depth), {})[query_id] = score(query, documents)
+            stored.save(cache)
 
-    if pointwise:
-        stored.save(cache)
-
-    latency: dict[tuple[str, int], list[float]] = {}
+    latency: dict[tuple[str, str, int], list[float]] = {}
     for query_id in query_ids[:latency_queries]:
-        for stage in stages:
-            window = runs[stage].rankings[query_id]
-            for depth in depths:
-                documents = [
-                    (d, runs[stage].texts[query_id][d])
-                    for d in window[:depth]
-                    if runs[stage].texts[query_id][d]
-                ]
-                if not documents:
-                    continue
-                started = time.perf_counter()
-                reranker.rerank(collection.queries[query_id], documents, timeout=600)
-                latency.setdefault((stage, depth), []).append((time.perf_counter() - started) * 1e3)
+        for mode in modes:
+            for stage in stages:
+                window = runs[stage].rankings[query_id]
+                for depth in depths:
+                    documents = [
+                        (d, runs[stage].texts[query_id][d])
+                        for d in window[:depth]
+                        if runs[stage].texts[query_id][d]
+                    ]
+                    if not documents:
+                        continue
+                    started = time.perf_counter()
+                    rerank(collection.queries[query_id], documents, mode)
+                    latency.setdefault((mode, stage, depth), []).append((time.perf_counter() - started) * 1e3)
 
     results = []
     recall_depths = sorted({*depths, deepest})
@@ -134,24 +155,26 @@ def evaluate_collection(
         first_ms = statistics.median(runs[stage].first_stage_ms)
         base = evaluate(collection.qrels, ranked_run(runs[stage].rankings), recall_depths)
         results.append({"stage": stage, "rerank_depth": 0, **base, "first_stage_ms_p50": round(first_ms, 2)})
-        for depth in depths:
-            rankings = {}
-            for query_id, ranking in runs[stage].rankings.items():
-                doc_scores = cache[query_id] if pointwise else scores[(stage, depth)][query_id]
-                # Documents with no text were not scored: they stay below the scored ones.
-                complete = {doc: doc_scores.get(doc, float("-inf")) for doc in ranking}
-                rankings[query_id] = _reranked(ranking, complete, depth)
-            metrics = evaluate(collection.qrels, ranked_run(rankings), recall_depths)
-            rerank_ms = latency.get((stage, depth), [0.0])
-            results.append(
-                {
+        for mode in modes:
+            for depth in depths:
+                rankings = {}
+                for query_id, ranking in runs[stage].rankings.items():
+                    doc_scores = (
+                        caches[mode][query_id] if pointwise else scores[(mode, stage, depth)][query_id]
+                    )
+                    # Documents with no text were not scored: they stay below the scored ones.
+                    complete = {doc: doc_scores.get(doc, float("-inf")) for doc in ranking}
+                    rankings[query_id] = _reranked(ranking, complete, depth)
+                metrics = evaluate(collection.qrels, ranked_run(rankings), recall_depths)
+                rerank_ms = latency.get((mode, stage, depth), [0.0])
+                row = {
                     "stage": stage,
                     "rerank_depth": depth,
                     **metrics,
                     "first_stage_ms_p50": round(first_ms, 2),
                     "rerank_ms_p50": round(statistics.median(rerank_ms), 2),
                 }
-            )
+                results.append({**row, "long_documents": mode} if chunking is not None else row)
     return {
         "dataset": collection.name,
         "queries": len(query_ids),
@@ -161,5 +184,7 @@ def evaluate_collection(
         "embed_model": info.embed_model_id,
         "depths": depths,
         "timed_queries": len(query_ids[:latency_queries]),
+        "max_document_tokens": max_document_tokens,
+        "chunking": {"size": chunking.size, "overlap": chunking.overlap} if chunking is not None else None,
         "results": results,
     }

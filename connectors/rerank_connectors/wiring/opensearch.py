@@ -211,12 +211,20 @@ def _ensure_model_group(http: EngineHttp, plan: Plan, report: Report) -> str:
     return group
 
 
+def _model_state(http: EngineHttp, model_id: str) -> str:
+    # The model index lags behind the state the cluster holds: ask the model itself.
+    return str(http.call("GET", f"{ML}/models/{model_id}").body.get("model_state", ""))
+
+
 def _wait_deployed(http: EngineHttp, model_id: str) -> None:
+    """Until the model reads DEPLOYED twice in a row: ml-commons writes its state from
+    more than one task (register, deploy, the periodic sync) just after a deploy."""
     deadline = time.monotonic() + DEPLOY_TIMEOUT_S
-    state = ""
+    state, settled = "", 0
     while time.monotonic() < deadline:
-        state = http.call("GET", f"{ML}/models/{model_id}").body.get("model_state", "")
-        if state == "DEPLOYED":
+        state = _model_state(http, model_id)
+        settled = settled + 1 if state == "DEPLOYED" else 0
+        if settled == 2:
             return
         if state in ("DEPLOY_FAILED", "FAILED"):
             break
@@ -228,17 +236,30 @@ def _wait_deployed(http: EngineHttp, model_id: str) -> None:
     )
 
 
+def _deploy(http: EngineHttp, model_id: str) -> bool:
+    """Deploys a registered model; False when it was already deployed or deploying
+    (by another task, which a write conflict on the model shows)."""
+    for _ in range(5):
+        if _model_state(http, model_id) in ("DEPLOYED", "DEPLOYING"):
+            _wait_deployed(http, model_id)
+            return False
+        try:
+            http.call("POST", f"{ML}/models/{model_id}/_deploy")
+        except WiringError as error:
+            if "version_conflict" not in str(error):
+                raise
+            time.sleep(0.5)
+            continue
+        _wait_deployed(http, model_id)
+        return True
+    raise WiringError(f"model {model_id}: its state kept changing while it was being deployed")
+
+
 def _ensure_model(http: EngineHttp, connector_id: str, plan: Plan, report: Report) -> str:
     models = [m for m in _search(http, "models", plan.name) if m.get("connector_id") == connector_id]
     if models:
         model_id = str(models[0]["_id"])
-        # The model index lags behind the state the cluster holds: ask the model itself.
-        if http.call("GET", f"{ML}/models/{model_id}").body.get("model_state") == "DEPLOYED":
-            report.say("unchanged", f"model {model_id} (DEPLOYED)")
-            return model_id
-        http.call("POST", f"{ML}/models/{model_id}/_deploy")
-        _wait_deployed(http, model_id)
-        report.say("deployed", f"model {model_id}")
+        report.say("deployed" if _deploy(http, model_id) else "unchanged", f"model {model_id} (DEPLOYED)")
         return model_id
     group = _ensure_model_group(http, plan, report)
     body = {
