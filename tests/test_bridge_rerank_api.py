@@ -159,3 +159,17 @@ def test_the_cohere_sdk_reranks_through_the_bridge(bridge: RunningBridge) -> Non
     with pytest.raises(cohere.errors.BadRequestError) as bad:
         client.rerank(model="fake", query="river", documents=DOCUMENTS, max_tokens_per_doc=0)
     assert bad.value.body["error"]["field"] == "max_tokens_per_doc"
+
+
+def test_max_tokens_per_doc_is_the_token_cap_the_model_reads_to(bridge: RunningBridge) -> None:
+    """Cohere's max_tokens_per_doc: a document is read up to that many tokens (the fake
+    model's tokens are words), so a word past the cap no longer counts."""
+    document = " ".join(["filler"] * 30 + ["zebra"])
+    scores = {}
+    for cap in (10, 100):
+        status, body = post(
+            f"{bridge.url}/v2/rerank", {"query": "zebra", "documents": [document], "max_tokens_per_doc": cap}
+        )
+        assert status == 200
+        scores[cap] = body["results"][0]["relevance_score"]
+    assert scores[10] < scores[100]
