@@ -328,3 +328,32 @@ def test_an_unexpected_error_is_a_shaped_500_with_an_incident_in_the_log(
     logged = [r for r in caplog.records if error["incident"] in r.getMessage()]
     assert logged and logged[0].exc_info is not None
     assert send(bridge.port, "GET", "/_cluster/health").status == 200
+
+
+def test_a_chunked_search_through_the_bridge_returns_each_hits_best_passage(
+    engine: Engine, bridge: RunningBridge, query: str
+) -> None:
+    rerank = {
+        "fields": ["text"],
+        "query_text": query,
+        "chunking": {"size": 8, "overlap": 2},
+        "best_passage": "text",
+    }
+    answer = post(
+        bridge,
+        f"/{engine.index}/_search",
+        {"query": {"match": {"text": query}}, "ext": {"rerank_bridge": {"rerank": rerank}}},
+    )
+    assert answer.status == 200 and answer.json()["rerank"]["reranked"] is True
+    for hit in answer.json()["hits"]["hits"]:
+        best = hit["_rerank"]["best_passage"]
+        assert best["text"] == hit["_source"]["text"][best["start"] : best["end"]] and best["text"]
+    bad = post(
+        bridge,
+        f"/{engine.index}/_search",
+        {
+            "query": {"match": {"text": query}},
+            "ext": {"rerank_bridge": {"rerank": {**rerank, "chunking": {"size": 0}}}},
+        },
+    )
+    assert bad.status == 400 and bad.json()["error"]["field"] == "ext.rerank_bridge.rerank.chunking.size"
