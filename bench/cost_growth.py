@@ -15,17 +15,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import grpc
-from server_throughput import model_folder
+from server_throughput import serve_each
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from workload import passages, progress, start_server
+from workload import passages, progress
 
 COUNTS = (10, 25, 50, 100, 200)
 LENGTHS = (64, 128, 256, 512, 1024, 2048)
@@ -95,17 +94,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--plots", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for name in args.models.split(","):
-            model, extra = model_folder(name, Path(scratch))
-            process, address = start_server(model, extra)
-            try:
-                progress(name)
-                results[name] = sweep(address, args.repeats)
-            finally:
-                process.terminate()
-                process.wait(timeout=60)
+    results = serve_each(args.models.split(","), lambda address: sweep(address, args.repeats))
     args.plots.mkdir(parents=True, exist_ok=True)
     plot(
         results,

@@ -27,9 +27,9 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -37,6 +37,8 @@ from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 from rerank_server.config import BUILTIN_MINILM
 from workload import Call, grpc_caller, load, progress, rerank_requests, start_server, summarise
+
+T = TypeVar("T")
 
 INFINITY = "/var/tmp/rerank-bridge/infinity-venv/bin/infinity_emb"  # where tools/install_infinity.sh puts it
 
@@ -49,6 +51,22 @@ def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
     if name == "minilm":
         return BUILTIN_MINILM, []
     return name, ["--embed-model", "none"]
+
+
+def serve_each(names: Sequence[str], measure: Callable[[str], T], extra: Sequence[str] = ()) -> dict[str, T]:
+    """`measure(address)` against `rerank-bridge serve` on each model in turn, a process each."""
+    results: dict[str, T] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in names:
+            model, flags = model_folder(name, Path(scratch))
+            process, address = start_server(model, [*flags, *extra])
+            try:
+                progress(name)
+                results[name] = measure(address)
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+    return results
 
 
 def tokens_per_request(address: str, request: pb.RerankRequest) -> int:

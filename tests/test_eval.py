@@ -13,6 +13,7 @@ import pytest
 from live_fixtures import DATA, Engine
 from long_documents import build as build_long_documents
 
+from rerank_connectors.evaluation.arguments import add_arguments
 from rerank_connectors.evaluation.beir import load_collection
 from rerank_connectors.evaluation.cli import run
 from rerank_connectors.evaluation.measures import evaluate, ranked_run
@@ -61,22 +62,25 @@ def test_beir_reader_handles_gzip_headers_and_samples(tmp_path: Path) -> None:
     assert len(sample.queries) == 5 and sample.queries == load_collection(folder, max_queries=5).queries
 
 
+def eval_args(engine: Engine, server: BackgroundServer, *argv: str) -> argparse.Namespace:
+    """The command line a user types, parsed by the command's own parser."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(
+        ["--engine", engine.kind, "--engine-url", engine.url, "--reranker", server.address, *argv]
+    )
+
+
 @pytest.mark.live
 def test_eval_end_to_end_on_a_real_engine(
     engine: Engine, rerank_server: BackgroundServer, tmp_path: Path
 ) -> None:
     folder = make_slice(tmp_path)
-    args = argparse.Namespace(
-        data=folder,
-        engine=engine.kind,
-        engine_url=engine.url,
-        reranker=rerank_server.address,
-        model=None,
-        depths="5,10",
-        stages="bm25,knn,hybrid",
-        max_queries=None,
-        latency_queries=3,
-        out=tmp_path / "out",
+    args = eval_args(
+        engine,
+        rerank_server,
+        *("--data", str(folder), "--depths", "5,10", "--stages", "bm25,knn,hybrid"),
+        *("--latency-queries", "3", "--out", str(tmp_path / "out")),
     )
     report = run(args)
     rows = {(r["stage"], r["rerank_depth"]): r for r in report["results"]}
@@ -118,19 +122,12 @@ def test_eval_compares_head_truncation_with_chunking(
 ) -> None:
     folder = tmp_path / "xquad-en-long"
     build_long_documents(folder, paragraphs_per_document=3)
-    args = argparse.Namespace(
-        data=folder,
-        engine=engine.kind,
-        engine_url=engine.url,
-        reranker=rerank_server.address,
-        model=None,
-        depths="5",
-        stages="bm25",
-        max_queries=10,
-        latency_queries=2,
-        out=tmp_path / "out",
-        chunking="32:8",
-        max_document_tokens=64,
+    args = eval_args(
+        engine,
+        rerank_server,
+        *("--data", str(folder), "--depths", "5", "--stages", "bm25", "--max-queries", "10"),
+        *("--latency-queries", "2", "--out", str(tmp_path / "out")),
+        *("--chunking", "32:8", "--max-document-tokens", "64"),
     )
     report = run(args)
     modes = {(r["rerank_depth"], r.get("long_documents")) for r in report["results"]}

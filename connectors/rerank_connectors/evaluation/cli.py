@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stages,
             depths,
             latency_queries=args.latency_queries,
-            chunking=chunking(getattr(args, "chunking", None)),
-            max_document_tokens=getattr(args, "max_document_tokens", None),
+            chunking=chunking(args.chunking),
+            max_document_tokens=args.max_document_tokens,
         )
     result["engine"] = args.engine
     json_path, png_path = report.write(result, args.out)
