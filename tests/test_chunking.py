@@ -22,7 +22,7 @@ from reference_listwise import ReferenceListwise
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 from rerank_connectors import AsyncRerankClient, RerankClient, Reranking
-from rerank_server import chunking
+from rerank_server import chunking, validation
 from rerank_server.backends.base import Backend, Plan, run_plan
 from rerank_server.backends.bi_encoder import BiEncoderBackend
 from rerank_server.backends.cross_encoder import CrossEncoderBackend
@@ -30,6 +30,7 @@ from rerank_server.backends.listwise import ListwiseBackend
 from rerank_server.backends.registry import builtin_minilm_folder
 from rerank_server.devices import resolve_placement
 from rerank_server.domain import Chunking, Document, RerankOutcome, RerankRequest
+from rerank_server.validation import RequestLimits
 
 TOLERANCE = 1e-4
 SENTENCES = [
@@ -342,3 +343,13 @@ def test_the_clients_send_chunking_and_read_the_passages(chunk_server_address: s
         assert words[best.passage.start : best.passage.end] == "w30 w31 w32 w33 w34 w35 w36 w37 w38 w39"
         assert reranking.usage.chunks == 5
     assert all(doc.passage is None for doc in plain.documents)
+
+
+def test_the_servers_default_chunking_applies_and_gives_way_to_a_smaller_cap() -> None:
+    limits = RequestLimits(100, 512, 256, 10, chunk_size=128, chunk_overlap=32)
+    message = pb.RerankRequest(query="q", documents=[pb.Document(id="a", text="t")])
+    assert validation.chunking(message, limits, 256) == Chunking(128, 32, "max", 16)
+    assert validation.chunking(message, limits, 40) == Chunking(40, 32, "max", 16)
+    message.chunking.enabled = False
+    assert validation.chunking(message, limits, 256) is None
+    assert validation.chunking(pb.RerankRequest(query="q"), replace(limits, chunk_size=0), 256) is None

