@@ -398,7 +398,7 @@ CASES = [
         "retriever.text_similarity_reranker.retriever.rrf.retrievers",
     ),
     retriever(
-        "unknown key", {**TSR, "chunk_rescorer": {}}, "retriever.text_similarity_reranker.chunk_rescorer"
+        "unknown key", {**TSR, "chunk_scorer": {}}, "retriever.text_similarity_reranker.chunk_scorer"
     ),
     retriever(
         "knn child without field",
