@@ -397,9 +397,7 @@ CASES = [
         {**TSR, "retriever": {"rrf": {"retrievers": [{"standard": {}}, {"standard": {}}]}}},
         "retriever.text_similarity_reranker.retriever.rrf.retrievers",
     ),
-    retriever(
-        "unknown key", {**TSR, "chunk_scorer": {}}, "retriever.text_similarity_reranker.chunk_scorer"
-    ),
+    retriever("unknown key", {**TSR, "chunk_scorer": {}}, "retriever.text_similarity_reranker.chunk_scorer"),
     retriever(
         "knn child without field",
         {**TSR, "retriever": {"knn": {"k": 3}}},
