@@ -44,10 +44,11 @@ INFINITY = "/var/tmp/rerank-bridge/infinity-venv/bin/infinity_emb"  # where tool
 
 
 def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
-    if name == "tiny-listwise":
+    if name in ("tiny-listwise", "tiny-listwise-qwen3"):
         from rerank_server.tiny_models import build_listwise
 
-        return str(build_listwise(scratch / "listwise")), ["--embed-model", "none"]
+        vocabulary = "qwen3" if name.endswith("qwen3") else "trained"
+        return str(build_listwise(scratch / name, vocabulary=vocabulary)), ["--embed-model", "none"]
     if name == "minilm":
         return BUILTIN_MINILM, []
     return name, ["--embed-model", "none"]

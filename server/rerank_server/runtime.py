@@ -37,6 +37,7 @@ class Loaded:
             kind=self.reranker.kind,
             dtype=self.reranker.dtype,
             device=self.reranker.device,
+            runtime=self.reranker.runtime,
             limits=rerank_pb2.Limits(
                 max_documents_per_request=self.request_limits.max_documents,
                 max_documents_per_pass=limits.max_documents_per_pass,

@@ -89,20 +89,35 @@ def build_listwise(
     context_length: int = 4096,
     shape: dict[str, Any] | None = None,
     weights_dtype: torch.dtype = torch.float32,
+    vocabulary: str = "trained",
 ) -> Path:
     """`shape` overrides the tiny backbone (QWEN3_0_6B gives the real model's size;
-    the small trained tokenizer's ids stay valid in its larger vocabulary)."""
+    the small trained tokenizer's ids stay valid in its larger vocabulary).
+    `vocabulary`: "trained" (a 1,000-token BPE trained here, quick to build) or
+    "qwen3" (the real Qwen3 tokenizer from qwen_vocab.py, with the real model's
+    151,936 embedding rows), where prompt lengths and tokenising costs must be
+    the real ones."""
     torch.manual_seed(seed)
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", DOC_MARKER, QUERY_MARKER]
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_bpe_tokenizer(special),
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        padding_side="left",
-    )
-    tokenizer.add_special_tokens({"additional_special_tokens": special[1:]})
+    folder.mkdir(parents=True, exist_ok=True)
+    if vocabulary == "qwen3":
+        from rerank_server.qwen_vocab import QWEN3_VOCAB_SIZE, save_qwen3_tokenizer
+
+        tokenizer = save_qwen3_tokenizer(folder)
+        rows = QWEN3_VOCAB_SIZE
+    elif vocabulary == "trained":
+        special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", DOC_MARKER, QUERY_MARKER]
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=_bpe_tokenizer(special),
+            eos_token="<|endoftext|>",
+            pad_token="<|endoftext|>",
+            padding_side="left",
+        )
+        tokenizer.add_special_tokens({"additional_special_tokens": special[1:]})
+        rows = len(tokenizer)
+    else:
+        raise ValueError(f"unknown vocabulary {vocabulary!r}: trained or qwen3")
     config = Qwen3Config(
-        **{"vocab_size": len(tokenizer), **TINY_QWEN3, **(shape or {})},
+        **{"vocab_size": rows, **TINY_QWEN3, **(shape or {})},
         max_position_embeddings=context_length,
         rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
         rms_norm_eps=1e-6,
@@ -115,7 +130,6 @@ def build_listwise(
     tensors["projector.0.weight"] = torch.randn(hidden // 2, hidden) / hidden**0.5
     tensors["projector.2.weight"] = torch.randn(hidden // 2, hidden // 2) / (hidden // 2) ** 0.5
     tensors = {name: tensor.to(weights_dtype) for name, tensor in tensors.items()}
-    folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     config_dict = config.to_dict()
     config_dict["architectures"] = ["JinaForRanking"]

@@ -54,6 +54,8 @@ class Backend(abc.ABC):
     model_id: str
     device: str = "cpu"
     dtype: str = "float32"
+    # What runs forward(): "torch", or "onnxruntime" for the exported pointwise models.
+    runtime: str = "torch"
     limits: BackendLimits
     # Vector size of plan_embed's output; None when the backend cannot embed.
     embed_dimensions: int | None = None

@@ -14,6 +14,7 @@ from sentence_transformers import SentenceTransformer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
 from rerank_server.backends.encodings import pad_batch
+from rerank_server.backends.runners import EXAMPLE_TEXTS, Runner, TorchRunner, onnx_runner
 from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
 from rerank_server.domain import (
@@ -38,18 +39,32 @@ class BiEncoderBackend(Backend):
         placement: Placement,
         max_query_tokens: int,
         max_document_tokens: int,
+        onnx_precision: str | None = None,
     ) -> None:
+        """`onnx_precision` ("float32" or "int8") runs the model on ONNX Runtime instead of torch."""
         self.model_id = model_id
         self.placement = placement
         self.device = placement.device.type
-        self.dtype = placement.dtype_name
-        self.model = SentenceTransformer(str(folder), device=str(placement.device))
-        self.model.to(placement.dtype)
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
+        self.dtype = onnx_precision or placement.dtype_name
+        # Eager attention for the export, as in cross_encoder.py.
+        arguments = {"attn_implementation": "eager"} if onnx_precision else {}
+        model = SentenceTransformer(str(folder), device=str(placement.device), model_kwargs=arguments)
+        model.to(placement.dtype)
+        model.eval()
+        self.tokenizer = model.tokenizer
         self.truncator = Truncator(self.tokenizer)
-        self.max_length = int(self.model.max_seq_length)
-        self.embed_dimensions = int(self.model.get_embedding_dimension() or 0)
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.max_length = int(model.max_seq_length)
+        self.embed_dimensions = int(model.get_embedding_dimension() or 0)
+        self.run: Runner
+        if onnx_precision:
+            example = pad_batch([e for e, _, _ in self._encode(list(EXAMPLE_TEXTS), 16)], self.pad_id)
+            self.run = onnx_runner(
+                folder, "bi-encoder", onnx_precision, model, example, lambda m, x: m(x)["sentence_embedding"]
+            )
+        else:
+            self.run = TorchRunner(lambda x: model(x)["sentence_embedding"], placement.device)
+        self.runtime = self.run.name
         self.limits = BackendLimits(
             max_documents_per_pass=1,
             context_length=self.max_length,
@@ -110,8 +125,5 @@ class BiEncoderBackend(Backend):
 
         return Plan([Sequence(len(e["input_ids"]), e) for e, _, _ in encoded], finish)
 
-    @torch.inference_mode()
     def forward(self, payloads: list[Any]) -> list[Any]:
-        features = pad_batch(self.tokenizer, payloads, self.placement.device)
-        embeddings = self.model(features)["sentence_embedding"].float().cpu()
-        return list(embeddings)
+        return list(torch.from_numpy(self.run(pad_batch(payloads, self.pad_id))))

@@ -16,6 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
 from rerank_server.backends.encodings import pad_batch
+from rerank_server.backends.runners import EXAMPLE_TEXTS, Runner, TorchRunner, onnx_runner
 from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
 from rerank_server.domain import RerankOutcome, RerankRequest, ScoredDocument, Usage
@@ -32,19 +33,39 @@ class CrossEncoderBackend(Backend):
         placement: Placement,
         max_query_tokens: int,
         max_document_tokens: int,
+        onnx_precision: str | None = None,
     ) -> None:
+        """`onnx_precision` ("float32" or "int8") runs the model on ONNX Runtime instead of torch."""
         self.model_id = model_id
         self.placement = placement
         self.device = placement.device.type
-        self.dtype = placement.dtype_name
+        self.dtype = onnx_precision or placement.dtype_name
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.truncator = Truncator(self.tokenizer)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            str(folder), dtype=placement.dtype, attn_implementation=placement.attention
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        # The ONNX graph is exported from eager attention: ONNX Runtime runs its
+        # plain MatMul/Softmax faster than the exported SDPA (2.44 s vs 2.65 s on
+        # 51 MiniLM sequences of 256 tokens, this 2-core CPU).
+        attention = "eager" if onnx_precision else placement.attention
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(folder), dtype=placement.dtype, attn_implementation=attention
         ).to(placement.device)
-        self.model.eval()
-        context = int(getattr(self.model.config, "max_position_embeddings", 512))
+        model.eval()
+        context = int(getattr(model.config, "max_position_embeddings", 512))
         self.max_length = min(context, int(self.tokenizer.model_max_length or context))
+        self.run: Runner
+        if onnx_precision:
+            queries = self.truncator.cut(EXAMPLE_TEXTS[:2], 16)
+            documents = self.truncator.cut(EXAMPLE_TEXTS[2:], 16)
+            example = pad_batch(
+                [self.truncator.model_input(q, d) for q, d in zip(queries, documents, strict=True)], self.pad_id
+            )
+            self.run = onnx_runner(
+                folder, "cross-encoder", onnx_precision, model, example, lambda m, x: m(**x).logits
+            )
+        else:
+            self.run = TorchRunner(lambda x: model(**x).logits, placement.device)
+        self.runtime = self.run.name
         self.limits = BackendLimits(
             max_documents_per_pass=1,
             context_length=self.max_length,
@@ -78,8 +99,7 @@ class CrossEncoderBackend(Backend):
 
         return Plan([Sequence(len(e["input_ids"]), e) for e in encodings], finish)
 
-    @torch.inference_mode()
     def forward(self, payloads: list[Any]) -> list[Any]:
-        logits = self.model(**pad_batch(self.tokenizer, payloads, self.placement.device)).logits.float()
+        logits = torch.from_numpy(self.run(pad_batch(payloads, self.pad_id)))
         probabilities = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else logits.softmax(-1)[:, -1]
-        return list(probabilities.cpu().tolist())
+        return list(probabilities.tolist())

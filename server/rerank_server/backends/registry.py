@@ -72,7 +72,14 @@ def _build_real(kind: str, model: Path, config: ServerConfig) -> Backend:
 def _construct(kind: str, model: Path, config: ServerConfig) -> Backend:
     from rerank_server.devices import resolve_placement
 
-    placement = resolve_placement(config.device, config.dtype, config.attention)
+    onnx_precision = None
+    if config.runtime == "onnx":
+        if kind not in ("cross-encoder", "bi-encoder"):
+            raise ValueError(f"runtime onnx serves cross-encoders and bi-encoders, not a {kind} model")
+        onnx_precision = "int8" if config.dtype == "int8" else "float32"
+    # The torch model ONNX is exported from is always fp32 on the CPU.
+    dtype = "float32" if onnx_precision else config.dtype
+    placement = resolve_placement("cpu" if onnx_precision else config.device, dtype, config.attention)
     name, caps = config.served_name, (config.max_query_tokens, config.max_document_tokens)
     if kind == "listwise":
         from rerank_server.backends.listwise import ListwiseBackend
@@ -83,11 +90,11 @@ def _construct(kind: str, model: Path, config: ServerConfig) -> Backend:
     if kind == "cross-encoder":
         from rerank_server.backends.cross_encoder import CrossEncoderBackend
 
-        return CrossEncoderBackend(model, name, placement, *caps)
+        return CrossEncoderBackend(model, name, placement, *caps, onnx_precision)
     if kind == "bi-encoder":
         from rerank_server.backends.bi_encoder import BiEncoderBackend
 
-        return BiEncoderBackend(model, name, placement, *caps)
+        return BiEncoderBackend(model, name, placement, *caps, onnx_precision)
     raise ValueError(f"unknown backend kind {kind!r}; known: {', '.join(KINDS)}")
 
 
