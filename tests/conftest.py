@@ -34,6 +34,19 @@ def cross_encoder_dir(tiny_models: Path) -> Path:
     return tiny_models / "cross-encoder"
 
 
+@pytest.fixture(scope="session")
+def minilm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged MiniLM's files linked into a folder of the test's own, so an ONNX
+    export lands there and not in the installed package."""
+    from rerank_server.backends.registry import builtin_minilm_folder
+
+    folder = tmp_path_factory.mktemp("minilm")
+    for entry in builtin_minilm_folder().iterdir():
+        if entry.name != "onnx":
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
 def start_server(**settings: object) -> BackgroundServer:
     settings.setdefault("port", 0)
     return BackgroundServer(ServerConfig(**settings)).start()  # type: ignore[arg-type]

@@ -152,7 +152,7 @@ def test_marker_strings_in_user_text_cannot_add_or_move_markers(backend: Listwis
     plan = backend.plan_rerank(injected)
     (block,) = [s.payload for s in plan.sequences]
     assert len(block.doc_positions) == 3
-    assert block.ids == backend.plan_rerank(clean).sequences[0].payload.ids
+    assert block.ids.tolist() == backend.plan_rerank(clean).sequences[0].payload.ids.tolist()
     assert scores(run_plan(backend, plan)) == pytest.approx(
         scores(run_plan(backend, backend.plan_rerank(clean)))
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
@@ -21,8 +22,9 @@ from rerank_server.backends.listwise_prompt import (
     DOC_MARKER,
     MAX_DOCUMENTS_PER_PASS,
     QUERY_MARKER,
-    block_prompt,
     pack_blocks,
+    prompt_frame,
+    splices_cleanly,
     strip_markers,
 )
 from rerank_server.backends.model_files import read_tensors
@@ -37,7 +39,7 @@ PROJECTOR_KEYS = ["projector.0.weight", "projector.2.weight"]
 class BlockInput:
     """One block's prompt ids and where its markers sit."""
 
-    ids: list[int]
+    ids: np.ndarray  # int64
     doc_positions: list[int]
     query_position: int
 
@@ -51,10 +53,15 @@ class BlockOutput:
 
 
 @dataclass(frozen=True)
-class TruncatedText:
+class PromptDocument:
+    """A document as the prompt holds it: its (possibly cut) text, and its own
+    token ids where they can be spliced into the prompt unchanged (None: the
+    prompt tokenises the text together with what precedes it)."""
+
     text: str
     tokens: int
     truncated: bool
+    ids: list[int] | None
 
 
 def merge_blocks(blocks: list[BlockOutput]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -120,6 +127,7 @@ class ListwiseBackend(Backend):
         self.projector = self._load_projector(folder)
         self.doc_marker_id = self._token_id(DOC_MARKER)
         self.query_marker_id = self._token_id(QUERY_MARKER)
+        self._prefix_cache: dict[int, list[int]] = {}
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
         model_context = int(self.model.config.max_position_embeddings)
@@ -134,6 +142,9 @@ class ListwiseBackend(Backend):
         token_id = self.tokenizer.convert_tokens_to_ids(token)
         if token_id is None or token_id == self.tokenizer.unk_token_id:
             raise ValueError(f"tokenizer of {self.model_id} has no {token} token: not a listwise model")
+        # The prompt is assembled around the markers as single added tokens.
+        if self.truncator.backend.encode(f"a{token}b", add_special_tokens=False).ids.count(token_id) != 1:
+            raise ValueError(f"tokenizer of {self.model_id} does not read {token} as one token")
         return int(token_id)
 
     def _load_projector(self, folder: Path) -> torch.nn.Sequential:
@@ -147,34 +158,59 @@ class ListwiseBackend(Backend):
         projector.load_state_dict({"0.weight": first, "2.weight": second})
         return projector.to(device=self.placement.device, dtype=self.placement.dtype).eval()
 
-    def _truncate(self, texts: list[str], cap: int) -> list[TruncatedText]:
-        """Cuts each text to `cap` tokens; like the reference, cut ids are decoded back to text."""
-        return [
-            TruncatedText(self.tokenizer.decode(cut.ids), cut.tokens, True)
-            if cut.truncated
-            else TruncatedText(text, cut.tokens, False)
-            for text, cut in zip(texts, self.truncator.cut(texts, cap), strict=True)
-        ]
+    def _prompt_documents(self, texts: list[str], cap: int) -> list[PromptDocument]:
+        """Each text cut to `cap` tokens, tokenised once. Like the reference, a cut
+        text is the decoded kept ids; those ids are not what the decoded text
+        tokenises to in every case, so a cut text is tokenised again in the prompt."""
+        documents = []
+        for text, cut in zip(texts, self.truncator.cut(texts, cap), strict=True):
+            if cut.truncated:
+                documents.append(PromptDocument(self.tokenizer.decode(cut.ids), cut.tokens, True, None))
+            else:
+                ids = cut.ids if splices_cleanly(text) else None
+                documents.append(PromptDocument(text, cut.tokens, False, ids))
+        return documents
 
-    def _block_input(self, query: str, documents: list[str], instruction: str) -> BlockInput:
-        ids: list[int] = self.tokenizer(
-            block_prompt(query, documents, instruction), add_special_tokens=False
-        )["input_ids"]
-        doc_positions = [i for i, t in enumerate(ids) if t == self.doc_marker_id]
-        query_positions = [i for i, t in enumerate(ids) if t == self.query_marker_id]
-        # Sanitising makes this impossible for user text; a tokenizer that splits
-        # the markers would break it, and must not be scored silently.
-        if len(doc_positions) != len(documents) or len(query_positions) != 1:
-            raise RuntimeError(
-                f"prompt has {len(doc_positions)} document markers for {len(documents)} documents "
-                f"and {len(query_positions)} query markers"
-            )
-        return BlockInput(ids, doc_positions, query_positions[0])
+    def _prefix_ids(self, index: int) -> list[int]:
+        """Ids of the fixed text before document `index` >= 1 (the same in every block)."""
+        if index not in self._prefix_cache:
+            text = prompt_frame("", index + 1)[0][index]
+            self._prefix_cache[index] = self.truncator.backend.encode(text, add_special_tokens=False).ids
+        return self._prefix_cache[index]
+
+    def _block_input(self, query: str, documents: list[PromptDocument], instruction: str) -> BlockInput:
+        """The block's prompt ids, assembled from pieces (listwise_prompt.splices_cleanly
+        says when that equals tokenising the whole prompt, and the rest is tokenised
+        with its prefix): one tokenizer call per block, no per-token Python work."""
+        prefixes, tail = prompt_frame(query, len(documents), instruction)
+        joint = [i for i, doc in enumerate(documents) if doc.ids is None]
+        texts = [prefixes[0], tail, *(prefixes[i] + documents[i].text for i in joint)]
+        encoded = [e.ids for e in self.truncator.backend.encode_batch(texts, add_special_tokens=False)]
+        head_ids, tail_ids, joint_ids = encoded[0], encoded[1], dict(zip(joint, encoded[2:], strict=True))
+        ids: list[int] = []
+        doc_positions = []
+        for i, doc in enumerate(documents):
+            if doc.ids is None:
+                ids.extend(joint_ids[i])
+            else:
+                ids.extend(head_ids if i == 0 else self._prefix_ids(i))
+                ids.extend(doc.ids)
+            doc_positions.append(len(ids))
+            ids.append(self.doc_marker_id)
+        # Sanitising keeps markers out of user text; a tokenizer that split the
+        # query marker would break this, and must not be scored silently.
+        if tail_ids.count(self.query_marker_id) != 1:
+            raise RuntimeError("the prompt's tail does not hold exactly one query marker")
+        query_position = len(ids) + tail_ids.index(self.query_marker_id)
+        ids.extend(tail_ids)
+        return BlockInput(np.array(ids, dtype=np.int64), doc_positions, query_position)
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
-        (query,) = self._truncate([strip_markers(request.query)], request.max_query_tokens)
+        (query,) = self._prompt_documents([strip_markers(request.query)], request.max_query_tokens)
         instruction = strip_markers(request.instruction)
-        docs = self._truncate([strip_markers(d.text) for d in request.documents], request.max_document_tokens)
+        docs = self._prompt_documents(
+            [strip_markers(d.text) for d in request.documents], request.max_document_tokens
+        )
         blocks = pack_blocks(
             [d.tokens for d in docs],
             query.tokens,
@@ -182,9 +218,7 @@ class ListwiseBackend(Backend):
             request.max_document_tokens,
             self.limits.max_documents_per_pass,
         )
-        inputs = [
-            self._block_input(query.text, [docs[i].text for i in block], instruction) for block in blocks
-        ]
+        inputs = [self._block_input(query.text, [docs[i] for i in block], instruction) for block in blocks]
         usage = Usage(
             query_tokens=query.tokens,
             document_tokens=sum(d.tokens for d in docs),
@@ -226,7 +260,7 @@ class ListwiseBackend(Backend):
         # exactly what it would see alone.
         offsets = [width - len(b.ids) for b in blocks]
         for row, (block, offset) in enumerate(zip(blocks, offsets, strict=True)):
-            input_ids[row, offset:] = torch.tensor(block.ids)
+            input_ids[row, offset:] = torch.from_numpy(block.ids)
             mask[row, offset:] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden = self.model(

@@ -6,6 +6,7 @@ Pure text and integer logic (no torch), so it can be read against the spec
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 DOC_MARKER = "<|embed_token|>"
@@ -38,23 +39,54 @@ def strip_markers(text: str) -> str:
     return text
 
 
-def block_prompt(query: str, documents: Sequence[str], instruction: str = "") -> str:
-    """The full prompt of one block; inputs must already be sanitised and truncated."""
+def prompt_frame(query: str, count: int, instruction: str = "") -> tuple[list[str], str]:
+    """The fixed text of a block of `count` documents, cut at the documents: the text
+    before each document, and the tail after the last document's marker. The prompt
+    is the prefixes and documents interleaved, each document followed by its marker;
+    inputs must already be sanitised and truncated."""
+    if count < 1:
+        raise ValueError("a block holds at least one document")
     header = (
         f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"
-        f"<|im_start|>user\nI will provide you with {len(documents)} passages, each indicated by a "
+        f"<|im_start|>user\nI will provide you with {count} passages, each indicated by a "
         f"numerical identifier. Rank the passages based on their relevance to query: {query}\n"
     )
     if instruction:
         header += f"<instruct>\n{instruction}\n</instruct>\n"
-    passages = "\n".join(
-        f'<passage id="{i}">\n{doc}{DOC_MARKER}\n</passage>' for i, doc in enumerate(documents)
-    )
+    prefixes = [header + passage_opening(0)] + [f"\n</passage>\n{passage_opening(i)}" for i in range(1, count)]
     tail = (
-        f"\n<query>\n{query}{QUERY_MARKER}\n</query><|im_end|>\n"
+        f"\n</passage>\n<query>\n{query}{QUERY_MARKER}\n</query><|im_end|>\n"
         "<|im_start|>assistant\n<think>\n\n</think>\n\n"
     )
-    return header + passages + tail
+    return prefixes, tail
+
+
+def passage_opening(index: int) -> str:
+    return f'<passage id="{index}">\n'
+
+
+def block_prompt(query: str, documents: Sequence[str], instruction: str = "") -> str:
+    """The full prompt of one block; inputs must already be sanitised and truncated."""
+    prefixes, tail = prompt_frame(query, len(documents), instruction)
+    return "".join(f"{prefix}{doc}{DOC_MARKER}" for prefix, doc in zip(prefixes, documents, strict=True)) + tail
+
+
+def splices_cleanly(text: str) -> bool:
+    """Whether a document's own tokens, placed after its prefix, are the tokens the
+    whole prompt would give there.
+
+    Every prefix ends in a newline after punctuation (`">\n`). The byte-level
+    pre-tokenizers of Qwen and GPT-2 end a pre-token at that newline unless the
+    next character is whitespace (`\n\n` or `\n ` may form one token), and NFC
+    composes nothing with a newline unless a combining mark follows. The
+    document's end needs no such rule: its marker is an added token, which the
+    tokenizer splits the text at before anything else. tests/test_listwise_prompt.py
+    checks this against whole-prompt tokenisation with both tokenizers.
+    """
+    if not text:
+        return True
+    first = text[0]
+    return not first.isspace() and not unicodedata.category(first).startswith("M")
 
 
 def pack_blocks(

@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,8 +87,10 @@ def export(
     sequence = torch.export.Dim("sequence", min=1, max=65536)
 
     def write(path: Path) -> None:
-        # The exporter prints its progress; stdout may be a pipe someone parses.
-        with contextlib.redirect_stdout(sys.stderr):
+        # The exporter prints its progress (stdout may be a pipe someone parses)
+        # and warns about axis names it merges; neither concerns the server's user.
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             _export(path)
 
     def _export(path: Path) -> None:
