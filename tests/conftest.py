@@ -30,6 +30,14 @@ def listwise_dir(tiny_models: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def qwen_listwise_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny listwise model with the real Qwen3 tokenizer (rerank_server.qwen_vocab)."""
+    from rerank_server.tiny_models import build_listwise
+
+    return build_listwise(tmp_path_factory.mktemp("tiny-qwen3") / "listwise", vocabulary="qwen3")
+
+
+@pytest.fixture(scope="session")
 def cross_encoder_dir(tiny_models: Path) -> Path:
     return tiny_models / "cross-encoder"
 

@@ -41,23 +41,29 @@ def scores(outcome: RerankOutcome) -> list[float]:
     return [doc.score for doc in outcome.scored]
 
 
-@pytest.fixture(scope="module")
-def backend(listwise_dir: Path) -> ListwiseBackend:
-    return ListwiseBackend(listwise_dir, "tiny", resolve_placement("cpu"), 512, 2048)
+@pytest.fixture(scope="module", params=["trained-vocabulary", "qwen3-vocabulary"])
+def model_dir(request: pytest.FixtureRequest, listwise_dir: Path, qwen_listwise_dir: Path) -> Path:
+    """The tiny model with its small trained tokenizer, and with the real Qwen3 one."""
+    return listwise_dir if request.param == "trained-vocabulary" else qwen_listwise_dir
 
 
 @pytest.fixture(scope="module")
-def small_pass_backend(listwise_dir: Path) -> ListwiseBackend:
+def backend(model_dir: Path) -> ListwiseBackend:
+    return ListwiseBackend(model_dir, "tiny", resolve_placement("cpu"), 512, 2048)
+
+
+@pytest.fixture(scope="module")
+def small_pass_backend(model_dir: Path) -> ListwiseBackend:
     """At most 3 documents per pass, so 7 documents need 3 blocks; batches are
     padded as on a GPU."""
     return ListwiseBackend(
-        listwise_dir, "tiny", resolve_placement("cpu"), 512, 2048, max_documents_per_pass=3, pad_batches=True
+        model_dir, "tiny", resolve_placement("cpu"), 512, 2048, max_documents_per_pass=3, pad_batches=True
     )
 
 
 @pytest.fixture(scope="module")
-def reference(listwise_dir: Path) -> ReferenceListwise:
-    return ReferenceListwise(listwise_dir)
+def reference(model_dir: Path) -> ReferenceListwise:
+    return ReferenceListwise(model_dir)
 
 
 def test_one_block_matches_the_reference(backend: ListwiseBackend, reference: ReferenceListwise) -> None:
@@ -95,12 +101,12 @@ def test_several_blocks_match_the_reference(
 
 
 def test_context_budget_splits_blocks_like_the_reference(
-    listwise_dir: Path, reference: ReferenceListwise
+    model_dir: Path, reference: ReferenceListwise
 ) -> None:
-    backend = ListwiseBackend(listwise_dir, "tiny", resolve_placement("cpu"), 512, 64, context_length=200)
+    backend = ListwiseBackend(model_dir, "tiny", resolve_placement("cpu"), 512, 64, context_length=100)
     outcome = run_plan(backend, backend.plan_rerank(request("energy", DOCS, max_document_tokens=64)))
     assert outcome.usage.sequences > 1
-    expected = reference.scores("energy", DOCS, max_document_tokens=64, context=200)
+    expected = reference.scores("energy", DOCS, max_document_tokens=64, context=100)
     assert scores(outcome) == pytest.approx(expected, abs=TOLERANCE)
 
 

