@@ -185,7 +185,7 @@ class ListwiseBackend(Backend):
         prefixes, tail = prompt_frame(query, len(documents), instruction)
         joint = [i for i, doc in enumerate(documents) if doc.ids is None]
         texts = [prefixes[0], tail, *(prefixes[i] + documents[i].text for i in joint)]
-        encoded = [e.ids for e in self.truncator.backend.encode_batch(texts, add_special_tokens=False)]
+        encoded = [e.ids for e in self.truncator.backend.encode_batch_fast(texts, add_special_tokens=False)]
         head_ids, tail_ids, joint_ids = encoded[0], encoded[1], dict(zip(joint, encoded[2:], strict=True))
         ids: list[int] = []
         doc_positions = []

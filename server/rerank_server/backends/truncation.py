@@ -50,10 +50,12 @@ class Truncator:
         bound = self.char_bound(cap)
         heads = [text[:bound] for text in texts]
         cuts = []
+        # encode_batch_fast skips character offsets (a quarter of the tokenizer's time
+        # here); only spans() needs them.
         for text, head, encoding in zip(
-            texts, heads, self.backend.encode_batch(heads, add_special_tokens=False), strict=True
+            texts, heads, self.backend.encode_batch_fast(heads, add_special_tokens=False), strict=True
         ):
-            read = len(encoding.ids)
+            read = len(encoding)
             if read > cap:
                 encoding.truncate(cap)
             cuts.append(Cut(encoding, min(read, cap), read > cap or len(head) < len(text)))
