@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from server_throughput import serve_each
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
+from server_throughput import serve_each
 from workload import passages, progress
 
 WORDS = (100, 200, 400, 800, 1600)

@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from server_throughput import start_server
-
 from rerank_connectors import (
     Hybrid,
     KnnSearch,
@@ -33,6 +31,7 @@ from rerank_connectors import (
 )
 from rerank_connectors.dialects import bulk_helper, engine_client
 from rerank_connectors.evaluation.indexing import index_mapping
+from server_throughput import start_server
 from workload import progress
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"

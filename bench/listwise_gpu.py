@@ -1,6 +1,7 @@
 """The listwise server against the plain reference computation, at the real
 jina-reranker-v3 size (Qwen3-0.6B shape, random weights: speed does not depend
-on weight values), 50 documents x 256 tokens, bf16 on a GPU.
+on weight values) and its real Qwen3 vocabulary, 50 documents x 256 tokens of
+SciFact text, bf16 on a GPU.
 
     .venv/bin/python bench/listwise_gpu.py                 # on a GPU machine
     .venv/bin/python bench/listwise_gpu.py --shape tiny    # a quick check on CPU
@@ -32,22 +33,21 @@ from rerank_server.backends.model_files import read_tensors
 from rerank_server.config import ServerConfig
 from rerank_server.devices import resolve_placement
 from rerank_server.tiny_models import QWEN3_0_6B, build_listwise
-from workload import FILLER, grpc_caller, load, progress, summarise
+from workload import FILLER, grpc_caller, load, passages, progress, summarise
 
 
 def make_requests(count: int, documents: int, doc_tokens: int, tokenizer: Any) -> list[pb.RerankRequest]:
-    """Documents of exactly `doc_tokens` tokens (cut from longer text by the token cap)."""
+    """SciFact abstracts cut to exactly `doc_tokens` tokens of the model's vocabulary."""
     import random
 
     rng = random.Random(0)
+    pool = [
+        tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"][:doc_tokens])
+        for text in passages(documents * 3, doc_tokens * 2)
+    ]
     requests = []
     for _ in range(count):
-        docs = []
-        for i in range(documents):
-            ids = tokenizer(" ".join(rng.choices(FILLER, k=doc_tokens * 2)), add_special_tokens=False)[
-                "input_ids"
-            ]
-            docs.append(pb.Document(id=str(i), text=tokenizer.decode(ids[:doc_tokens])))
+        docs = [pb.Document(id=str(i), text=text) for i, text in enumerate(rng.sample(pool, documents))]
         query = " ".join(rng.choices(FILLER, k=12))
         requests.append(pb.RerankRequest(query=query, documents=docs, max_document_tokens=doc_tokens))
     return requests
@@ -106,6 +106,8 @@ def main() -> None:
             context_length=131072 if args.shape == "full" else 32768,
             shape=QWEN3_0_6B if args.shape == "full" else None,
             weights_dtype=placement.dtype,
+            # The full shape reads prompts with the real Qwen3 tokenizer (qwen_vocab.py).
+            vocabulary="qwen3" if args.shape == "full" else "trained",
         )
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         requests = make_requests(

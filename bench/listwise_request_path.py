@@ -132,6 +132,36 @@ def timed(function: Callable[[], object], repeats: int) -> dict[str, float]:
     }
 
 
+def measure(backend: ListwiseBackend, documents: int, args: argparse.Namespace) -> dict[str, Any]:
+    progress(f"{documents} documents x {args.tokens} tokens")
+    serve = lean_path(backend)
+    requests = wire_requests(backend, args.requests, documents, args.tokens)
+    first = validation.rerank_request(pb.RerankRequest.FromString(requests[0]), LIMITS, True)
+    plan = chunking.plan(backend, first, LIMITS.max_chunks_per_request)
+    outputs = fake_outputs(backend, [s.payload for s in plan.sequences])
+    # The two paths build the same ids: the comparison is like for like.
+    old = whole_prompt_blocks(backend, requests[0])
+    assert [b.ids.tolist() for b in old] == [s.payload.ids.tolist() for s in plan.sequences]
+    queue = iter(requests * 4)
+    lean = timed(lambda: serve(next(queue), outputs), args.requests)
+    prompt = timed(lambda: planned(backend, next(queue)), args.requests)
+    # The floor under both: the Rust tokenizer cutting this request's documents.
+    texts = [d.text for d in first.documents]
+    tokenizer = timed(lambda: backend.truncator.cut(texts, LIMITS.max_document_tokens), args.requests)
+    whole = timed(lambda: whole_prompt_blocks(backend, next(queue)), args.requests)
+    return {
+        "documents": documents,
+        "tokens_per_document": args.tokens,
+        "prompt_tokens": sum(len(s.payload.ids) for s in plan.sequences),
+        "blocks": len(plan.sequences),
+        "request_path": lean,
+        "prompt_building": prompt,
+        "tokenizer_alone": tokenizer,
+        "prompt_building_whole_prompt_tokenised": whole,
+        "prompt_building_speedup_p50": round(whole["p50_ms"] / prompt["p50_ms"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,39 +175,7 @@ def main() -> None:
         # The real model's context: 50 or 100 documents of 256 tokens fit one block.
         folder = build_listwise(Path(scratch) / "listwise", vocabulary="qwen3", context_length=131072)
         backend = ListwiseBackend(folder, "tiny-qwen3", resolve_placement("cpu"), 512, 2048)
-        serve = lean_path(backend)
-        sizes = []
-        for documents in args.documents:
-            progress(f"{documents} documents x {args.tokens} tokens")
-            requests = wire_requests(backend, args.requests, documents, args.tokens)
-            first = validation.rerank_request(pb.RerankRequest.FromString(requests[0]), LIMITS, True)
-            plan = chunking.plan(backend, first, LIMITS.max_chunks_per_request)
-            outputs = fake_outputs(backend, [s.payload for s in plan.sequences])
-            # The two paths build the same ids: the comparison is like for like.
-            old = whole_prompt_blocks(backend, requests[0])
-            assert [b.ids.tolist() for b in old] == [s.payload.ids.tolist() for s in plan.sequences]
-            queue = iter(requests * 2)
-            lean = timed(lambda: serve(next(queue), outputs), args.requests)
-            queue = iter(requests * 2)
-            prompt = timed(lambda: planned(backend, next(queue)), args.requests)
-            # The floor under both: the Rust tokenizer cutting this request's documents.
-            texts = [d.text for d in first.documents]
-            tokenizer = timed(lambda: backend.truncator.cut(texts, LIMITS.max_document_tokens), args.requests)
-            queue = iter(requests * 2)
-            whole = timed(lambda: whole_prompt_blocks(backend, next(queue)), args.requests)
-            sizes.append(
-                {
-                    "documents": documents,
-                    "tokens_per_document": args.tokens,
-                    "prompt_tokens": sum(len(s.payload.ids) for s in plan.sequences),
-                    "blocks": len(plan.sequences),
-                    "request_path": lean,
-                    "prompt_building": prompt,
-                    "tokenizer_alone": tokenizer,
-                    "prompt_building_whole_prompt_tokenised": whole,
-                    "prompt_building_speedup_p50": round(whole["p50_ms"] / prompt["p50_ms"], 2),
-                }
-            )
+        sizes = [measure(backend, documents, args) for documents in args.documents]
     print(
         json.dumps(
             {

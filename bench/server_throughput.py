@@ -41,6 +41,8 @@ from workload import Call, grpc_caller, load, progress, rerank_requests, start_s
 T = TypeVar("T")
 
 INFINITY = "/var/tmp/rerank-bridge/infinity-venv/bin/infinity_emb"  # where tools/install_infinity.sh puts it
+# The packaged MiniLM served on ONNX Runtime, at each precision.
+ONNX_VARIANTS = {"minilm-onnx": "float32", "minilm-onnx-int8": "int8"}
 
 
 def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
@@ -51,6 +53,17 @@ def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
         return str(build_listwise(scratch / name, vocabulary=vocabulary)), ["--embed-model", "none"]
     if name == "minilm":
         return BUILTIN_MINILM, []
+    if name in ONNX_VARIANTS:
+        # Linked into the scratch folder, so the export lands there, not in site-packages.
+        from rerank_server.backends.registry import builtin_minilm_folder
+
+        folder = scratch / name
+        if not folder.exists():
+            folder.mkdir()
+            for entry in builtin_minilm_folder().iterdir():
+                if entry.name != "onnx":
+                    (folder / entry.name).symlink_to(entry)
+        return str(folder), ["--runtime", "onnx", "--dtype", ONNX_VARIANTS[name]]
     return name, ["--embed-model", "none"]
 
 
@@ -183,9 +196,7 @@ def infinity_levels(
 def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     model, extra = model_folder(name, scratch)
     process, address = start_server(model, extra)
-    requests = rerank_requests(
-        max(max(args.concurrency) * args.rounds, args.min_requests), args.documents, args.words
-    )
+    requests = all_requests(args)
     try:
         with grpc.insecure_channel(address) as channel:
             info = rerank_pb2_grpc.RerankerStub(channel).GetModelInfo(pb.GetModelInfoRequest())
@@ -198,39 +209,60 @@ def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str,
     finally:
         process.terminate()
         process.wait(timeout=60)
-    result: dict[str, Any] = {
+    return {
         "model": name,
         "kind": info.kind,
+        "runtime": info.runtime,
         "device": info.device,
         "dtype": info.dtype,
         "tokens_per_request": tokens,
         "levels": levels,
     }
+
+
+def all_requests(args: argparse.Namespace) -> list[pb.RerankRequest]:
+    """The same seeded requests for every server and peer."""
+    count = max(max(args.concurrency) * args.rounds, args.min_requests)
+    return rerank_requests(count, args.documents, args.words)
+
+
+def bench_peers(args: argparse.Namespace, tokens: int) -> dict[str, Any]:
+    """The MiniLM peers, on the requests every MiniLM server got."""
+    requests = all_requests(args)
     peers: dict[str, Any] = {}
-    if name == "minilm" and "inprocess" in args.peers:
+    if "inprocess" in args.peers:
         progress("peer: in-process model calls")
         peers["inprocess"] = with_tokens(in_process_peer(requests, args.min_requests), tokens)
-        result["server_overhead_ratio_p50_c1"] = round(levels[0]["p50_ms"] / peers["inprocess"]["p50_ms"], 3)
-    if name == "minilm" and "infinity" in args.peers:
+    if "infinity" in args.peers:
         if shutil.which(args.infinity) is None:
             peers["infinity"] = {"not_run": f"{args.infinity} not found (bash tools/install_infinity.sh)"}
         else:
-            runs = infinity_levels(args, requests, tokens)
-            peers["infinity"] = {"levels": runs}
-            result["throughput_ratio_vs_infinity"] = {
-                str(ours["concurrency"]): round(ours["requests_per_s"] / theirs["requests_per_s"], 3)
-                for ours, theirs in zip(levels, runs, strict=True)
-            }
-    if peers:
-        result["peers"] = peers
-    return result
+            peers["infinity"] = {"engine": "torch", "levels": infinity_levels(args, requests, tokens)}
+    return peers
+
+
+def compare(result: dict[str, Any], peers: dict[str, Any]) -> None:
+    """This server's ratios to the peers, level by level (requests/s; p50 for in-process)."""
+    if "inprocess" in peers:
+        result["server_overhead_ratio_p50_c1"] = round(
+            result["levels"][0]["p50_ms"] / peers["inprocess"]["p50_ms"], 3
+        )
+    if "levels" in peers.get("infinity", {}):
+        result["throughput_ratio_vs_infinity"] = {
+            str(ours["concurrency"]): round(ours["requests_per_s"] / theirs["requests_per_s"], 3)
+            for ours, theirs in zip(result["levels"], peers["infinity"]["levels"], strict=True)
+        }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--models", default="tiny-listwise,minilm")
+    parser.add_argument(
+        "--models",
+        default="tiny-listwise,minilm,minilm-onnx,minilm-onnx-int8",
+        help="tiny-listwise, tiny-listwise-qwen3, minilm, minilm-onnx, minilm-onnx-int8 or a folder",
+    )
     parser.add_argument(
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16, 64]
     )
@@ -245,12 +277,17 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         results = [bench_model(name, args, Path(scratch)) for name in args.models.split(",")]
+    minilm = [r for r in results if r["model"].startswith("minilm")]
+    peers = bench_peers(args, minilm[0]["tokens_per_request"]) if minilm and args.peers else {}
+    for result in minilm:
+        compare(result, peers)
     report = {
         "benchmark": "server_throughput",
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "documents": args.documents,
         "words_per_document": args.words,
         "results": results,
+        "peers": peers,
     }
     print(json.dumps(report, indent=2))
 

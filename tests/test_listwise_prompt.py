@@ -67,15 +67,12 @@ def test_packing_starts_a_block_when_the_budget_left_is_not_above_the_cap() -> N
 # (NFC), Hangul jamo, CJK, emoji, digits and the special tokens' text.
 SEAM_TEXT = st.lists(
     st.sampled_from(
-        [*" \t\n\r\x0b\x0c\u00a0\u2028\u3000", *"<>\"=/|_.,:;!?'()-", "\u0301", "\u0308", "\u1100", "\u1161"]
-        + [
+        [
+            *" \t\n\r\x0b\x0c\u00a0\u2028\u3000",
+            *"<>\"=/|_.,:;!?'()-",
+            *"\u0301\u0308\u1100\u1161",
             *"aZé日本語🙂0189",
-            "<|im_end|>",
-            "<|embed_token|>",
-            "</passage>",
-            "\n</passage>\n",
-            "word",
-            " word",
+            *("<|im_end|>", "<|embed_token|>", "</passage>", "\n</passage>\n", "word", " word"),
         ]
     ),
     max_size=16,

@@ -157,7 +157,9 @@ def save_qwen3_tokenizer(folder: Path) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
     save_qwen3_tokenizer(args.out)

@@ -57,7 +57,8 @@ def ensure_index(engine: Any, kind: str, collection: Collection, reranker: Reran
     info = reranker.model_info()
     if not info.embed_model_id:
         raise RuntimeError("the scoring server serves no Embed model: start it with --embed-model")
-    name = index_name(collection, info.embed_model_id)
+    # A server on int8 embeds with int8 too: its vectors get an index of their own.
+    name = index_name(collection, f"{info.embed_model_id}-{info.runtime or 'torch'}-{info.dtype}")
     if engine.indices.exists(index=name):
         count = engine.count(index=name)["count"]
         if count == len(collection.corpus):

@@ -113,7 +113,9 @@ def evaluate_collection(
             if settings
             else f"{mode}-{max_document_tokens}"
         )
-        stored = JsonCache("scores", f"{info.model_id}-{collection.name}-{len(collection.corpus)}-{reading}")
+        # The runtime and precision are part of the model: int8 scores are not fp32's.
+        model = f"{info.model_id}-{info.runtime or 'torch'}-{info.dtype}"
+        stored = JsonCache("scores", f"{model}-{collection.name}-{len(collection.corpus)}-{reading}")
         cache = caches[mode] = (stored.load() or {}) if pointwise else {}
         for query_id in tqdm(query_ids, desc=f"reranking ({mode})"):
             query = collection.queries[query_id]

@@ -55,10 +55,11 @@ class CrossEncoderBackend(Backend):
         self.max_length = min(context, int(self.tokenizer.model_max_length or context))
         self.run: Runner
         if onnx_precision:
-            queries = self.truncator.cut(EXAMPLE_TEXTS[:2], 16)
-            documents = self.truncator.cut(EXAMPLE_TEXTS[2:], 16)
+            queries = self.truncator.cut(list(EXAMPLE_TEXTS[:2]), 16)
+            documents = self.truncator.cut(list(EXAMPLE_TEXTS[2:]), 16)
             example = pad_batch(
-                [self.truncator.model_input(q, d) for q, d in zip(queries, documents, strict=True)], self.pad_id
+                [self.truncator.model_input(q, d) for q, d in zip(queries, documents, strict=True)],
+                self.pad_id,
             )
             self.run = onnx_runner(
                 folder, "cross-encoder", onnx_precision, model, example, lambda m, x: m(**x).logits

@@ -53,7 +53,9 @@ def prompt_frame(query: str, count: int, instruction: str = "") -> tuple[list[st
     )
     if instruction:
         header += f"<instruct>\n{instruction}\n</instruct>\n"
-    prefixes = [header + passage_opening(0)] + [f"\n</passage>\n{passage_opening(i)}" for i in range(1, count)]
+    prefixes = [header + passage_opening(0)] + [
+        f"\n</passage>\n{passage_opening(i)}" for i in range(1, count)
+    ]
     tail = (
         f"\n</passage>\n<query>\n{query}{QUERY_MARKER}\n</query><|im_end|>\n"
         "<|im_start|>assistant\n<think>\n\n</think>\n\n"
@@ -68,7 +70,9 @@ def passage_opening(index: int) -> str:
 def block_prompt(query: str, documents: Sequence[str], instruction: str = "") -> str:
     """The full prompt of one block; inputs must already be sanitised and truncated."""
     prefixes, tail = prompt_frame(query, len(documents), instruction)
-    return "".join(f"{prefix}{doc}{DOC_MARKER}" for prefix, doc in zip(prefixes, documents, strict=True)) + tail
+    return (
+        "".join(f"{prefix}{doc}{DOC_MARKER}" for prefix, doc in zip(prefixes, documents, strict=True)) + tail
+    )
 
 
 def splices_cleanly(text: str) -> bool:
