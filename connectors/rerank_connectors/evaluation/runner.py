@@ -58,6 +58,12 @@ def _reranked(ranking: list[str], scores: dict[str, float], depth: int) -> list[
     return head + ranking[depth:]
 
 
+def model_key(info: Any) -> str:
+    """The model as cached scores and vectors must tell it apart: its runtime and
+    precision are part of it (int8 scores are not fp32's)."""
+    return f"{info.model_id}-{info.runtime or 'torch'}-{info.dtype}"
+
+
 def evaluate_collection(
     search: RerankingSearch,
     reranker: RerankClient,
@@ -113,9 +119,7 @@ def evaluate_collection(
             if settings
             else f"{mode}-{max_document_tokens}"
         )
-        # The runtime and precision are part of the model: int8 scores are not fp32's.
-        model = f"{info.model_id}-{info.runtime or 'torch'}-{info.dtype}"
-        stored = JsonCache("scores", f"{model}-{collection.name}-{len(collection.corpus)}-{reading}")
+        stored = JsonCache("scores", f"{model_key(info)}-{collection.name}-{len(collection.corpus)}-{reading}")
         cache = caches[mode] = (stored.load() or {}) if pointwise else {}
         for query_id in tqdm(query_ids, desc=f"reranking ({mode})"):
             query = collection.queries[query_id]
@@ -183,6 +187,8 @@ def evaluate_collection(
         "documents": len(collection.corpus),
         "model": info.model_id,
         "model_kind": info.kind,
+        "model_runtime": info.runtime or "torch",
+        "model_dtype": info.dtype,
         "embed_model": info.embed_model_id,
         "depths": depths,
         "timed_queries": len(query_ids[:latency_queries]),
