@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rerank_server.backends.base import run_plan
 from rerank_server.backends.bi_encoder import BiEncoderBackend
 from rerank_server.backends.cross_encoder import CrossEncoderBackend
+from rerank_server.backends.encodings import run_by_length
 from rerank_server.backends.registry import builtin_minilm_folder, detect_kind
 from rerank_server.devices import resolve_placement
 from rerank_server.domain import Document, EmbedRequest, RerankRequest
@@ -118,3 +122,27 @@ def test_bi_encoder_embeds_like_sentence_transformers(
     expected = sentence_transformer.encode(DOCS, convert_to_tensor=True)
     assert torch.tensor(outcome.vectors) == pytest.approx(expected, abs=1e-4)  # type: ignore[comparison-overlap]
     assert len(outcome.vectors[0]) == minilm.embed_dimensions == 384
+
+
+@given(
+    lengths=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30),
+    group_tokens=st.sampled_from([0, 1, 16, 64, 200]),
+)
+def test_runs_by_length_keep_every_row_in_its_place_and_groups_in_budget(
+    lengths: list[int], group_tokens: int
+) -> None:
+    encodings = [{"input_ids": [i] * n, "attention_mask": [1] * n} for i, n in enumerate(lengths)]
+    groups: list[tuple[int, int]] = []
+
+    def first_ids(batch: dict[str, np.ndarray]) -> np.ndarray:
+        groups.append(batch["input_ids"].shape)
+        assert (batch["attention_mask"].sum(1) > 0).all()
+        return batch["input_ids"][:, :1].astype(np.float32)
+
+    rows = run_by_length(first_ids, encodings, pad_id=-1, group_tokens=group_tokens)
+    assert rows[:, 0].tolist() == list(range(len(lengths)))  # none lost, duplicated or moved
+    assert sum(n for n, _ in groups) == len(lengths)
+    for count, width in groups:
+        assert count == 1 or not group_tokens or count * width <= group_tokens
+    if not group_tokens:
+        assert len(groups) == 1

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
-from rerank_server.backends.encodings import pad_batch
+from rerank_server.backends.encodings import pad_batch, run_by_length
 from rerank_server.backends.runners import EXAMPLE_TEXTS, Runner, TorchRunner, onnx_runner
 from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
@@ -65,6 +65,7 @@ class BiEncoderBackend(Backend):
         else:
             self.run = TorchRunner(lambda x: model(x)["sentence_embedding"], placement.device)
         self.runtime = self.run.name
+        self.group_tokens = self.run.cpu_group_tokens if placement.device.type == "cpu" else 0
         self.limits = BackendLimits(
             max_documents_per_pass=1,
             context_length=self.max_length,
@@ -126,4 +127,4 @@ class BiEncoderBackend(Backend):
         return Plan([Sequence(len(e["input_ids"]), e) for e, _, _ in encoded], finish)
 
     def forward(self, payloads: list[Any]) -> list[Any]:
-        return list(torch.from_numpy(self.run(pad_batch(payloads, self.pad_id))))
+        return list(torch.from_numpy(run_by_length(self.run, payloads, self.pad_id, self.group_tokens)))

@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
-from rerank_server.backends.encodings import pad_batch
+from rerank_server.backends.encodings import pad_batch, run_by_length
 from rerank_server.backends.runners import EXAMPLE_TEXTS, Runner, TorchRunner, onnx_runner
 from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
@@ -67,6 +67,7 @@ class CrossEncoderBackend(Backend):
         else:
             self.run = TorchRunner(lambda x: model(**x).logits, placement.device)
         self.runtime = self.run.name
+        self.group_tokens = self.run.cpu_group_tokens if placement.device.type == "cpu" else 0
         self.limits = BackendLimits(
             max_documents_per_pass=1,
             context_length=self.max_length,
@@ -101,6 +102,6 @@ class CrossEncoderBackend(Backend):
         return Plan([Sequence(len(e["input_ids"]), e) for e in encodings], finish)
 
     def forward(self, payloads: list[Any]) -> list[Any]:
-        logits = torch.from_numpy(self.run(pad_batch(payloads, self.pad_id)))
+        logits = torch.from_numpy(run_by_length(self.run, payloads, self.pad_id, self.group_tokens))
         probabilities = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else logits.softmax(-1)[:, -1]
         return list(probabilities.tolist())
