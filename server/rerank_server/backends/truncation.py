@@ -19,28 +19,32 @@ from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
+from rerank_server.backends.fast_bpe import TiktokenEncoder
+
 
 @dataclass(frozen=True)
 class Cut:
-    encoding: Encoding  # the kept tokens, no special tokens
+    ids: list[int]  # the kept tokens, no special tokens
     tokens: int
     truncated: bool
-
-    @property
-    def ids(self) -> list[int]:
-        return list(self.encoding.ids)
+    # The same tokens as `tokenizers` made them, for model_input's post-processing;
+    # None where the tiktoken encoder (fast_bpe.py) cut the text.
+    encoding: Encoding | None = None
 
 
 class Truncator:
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, ids_only: bool = False) -> None:
         """`tokenizer`: a transformers fast tokenizer (its Rust tokenizer is copied,
-        without the padding and truncation a saved tokenizer may carry)."""
+        without the padding and truncation a saved tokenizer may carry). `ids_only`:
+        the caller never asks for model_input, so cut() may use the tiktoken encoder
+        where one fits the tokenizer (fast_bpe.py)."""
         self.model_input_names = list(tokenizer.model_input_names)
         self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self.backend.no_padding()
         self.backend.no_truncation()
         longest = max((len(token) for token in self.backend.get_vocab()), default=1)
         self.chars_per_token = longest + 1
+        self.fast = TiktokenEncoder.for_tokenizer(self.backend) if ids_only else None
 
     def char_bound(self, cap: int) -> int:
         return (cap + 1) * self.chars_per_token
@@ -49,6 +53,12 @@ class Truncator:
         """Each text cut to at most `cap` tokens (one tokenizer call for all of them)."""
         bound = self.char_bound(cap)
         heads = [text[:bound] for text in texts]
+        if self.fast is not None:
+            cuts = []
+            for text, head in zip(texts, heads, strict=True):
+                ids = self.fast.encode(head)
+                cuts.append(Cut(ids[:cap], min(len(ids), cap), len(ids) > cap or len(head) < len(text)))
+            return cuts
         cuts = []
         # encode_batch_fast skips character offsets (a quarter of the tokenizer's time
         # here); only spans() needs them.
@@ -58,8 +68,14 @@ class Truncator:
             read = len(encoding)
             if read > cap:
                 encoding.truncate(cap)
-            cuts.append(Cut(encoding, min(read, cap), read > cap or len(head) < len(text)))
+            cuts.append(Cut(encoding.ids, min(read, cap), read > cap or len(head) < len(text), encoding))
         return cuts
+
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """Each text's ids, without special tokens, uncut."""
+        if self.fast is not None:
+            return [self.fast.encode(text) for text in texts]
+        return [e.ids for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
 
     def spans(self, texts: list[str], cap: int) -> list[tuple[list[tuple[int, int]], bool]]:
         """The character spans of each text's first `cap` tokens (offsets into the text,
@@ -77,6 +93,10 @@ class Truncator:
 
     def model_input(self, first: Cut, second: Cut | None = None) -> dict[str, list[int]]:
         """The model's input for one text (or a pair), with its special tokens."""
+        if first.encoding is None or (second is not None and second.encoding is None):
+            raise RuntimeError(
+                "model_input needs cuts made by tokenizers (pointwise models never use tiktoken)"
+            )
         encoding = self.backend.post_process(
             first.encoding, second.encoding if second is not None else None, add_special_tokens=True
         )
