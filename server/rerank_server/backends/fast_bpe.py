@@ -125,4 +125,5 @@ class TiktokenEncoder:
     def encode(self, text: str) -> list[int]:
         if self._normalize and not unicodedata.is_normalized("NFC", text):
             text = unicodedata.normalize("NFC", text)
-        return list(self._encoding.encode(text, allowed_special="all"))
+        ids: list[int] = self._encoding.encode(text, allowed_special="all")
+        return ids
