@@ -35,9 +35,9 @@ class Runner(Protocol):
 
 class TorchRunner:
     name = "torch"
-    # Padded tokens per forward call on a CPU (encodings.run_by_length). MiniLM on
-    # fifty 175-256-token passages, this 2-core CPU, median ms per request: one
-    # group 2,234; groups of 1,024 tokens 1,944; 2,048 1,741-1,885; 4,096 2,016.
+    # Padded tokens per forward call on a CPU (encodings.run_by_length): the fastest
+    # size for MiniLM on fifty ~200-token passages, bench/pointwise_groups.py
+    # (2,422 ms as one batch, 1,897 ms in groups of 2,048, this 2-core CPU).
     cpu_group_tokens = 2048
 
     def __init__(self, call: Callable[[dict[str, torch.Tensor]], torch.Tensor], device: torch.device) -> None:
@@ -52,8 +52,8 @@ class TorchRunner:
 
 class OnnxRunner:
     name = "onnxruntime"
-    # As TorchRunner's; ONNX Runtime fp32: one group 2,371, 512 tokens 1,635,
-    # 1,024 1,668, 2,048 1,794-1,952; int8: 1,111, 827, 861, 911-937.
+    # As TorchRunner's; ONNX Runtime does best with smaller groups (int8: 1,120 ms
+    # as one batch, 948 ms in groups of 1,024).
     cpu_group_tokens = 1024
 
     def __init__(self, path: Path, threads: int) -> None:
