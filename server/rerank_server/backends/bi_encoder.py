@@ -8,13 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from sentence_transformers import SentenceTransformer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
 from rerank_server.backends.encodings import pad_batch, run_by_length
-from rerank_server.backends.runners import EXAMPLE_TEXTS, Runner, TorchRunner, onnx_runner
+from rerank_server.backends.runners import EXAMPLE_TEXTS, make_runner
 from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
 from rerank_server.domain import (
@@ -56,14 +57,19 @@ class BiEncoderBackend(Backend):
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         self.max_length = int(model.max_seq_length)
         self.embed_dimensions = int(model.get_embedding_dimension() or 0)
-        self.run: Runner
-        if onnx_precision:
-            example = pad_batch([e for e, _, _ in self._encode(list(EXAMPLE_TEXTS), 16)], self.pad_id)
-            self.run = onnx_runner(
-                folder, "bi-encoder", onnx_precision, model, example, lambda m, x: m(x)["sentence_embedding"]
-            )
-        else:
-            self.run = TorchRunner(lambda x: model(x)["sentence_embedding"], placement.device)
+
+        def example() -> dict[str, np.ndarray]:
+            return pad_batch([e for e, _, _ in self._encode(list(EXAMPLE_TEXTS), 16)], self.pad_id)
+
+        self.run = make_runner(
+            folder,
+            self.kind,
+            onnx_precision,
+            model,
+            lambda m, x: m(x)["sentence_embedding"],
+            example,
+            placement.device,
+        )
         self.runtime = self.run.name
         self.group_tokens = self.run.cpu_group_tokens if placement.device.type == "cpu" else 0
         self.limits = BackendLimits(

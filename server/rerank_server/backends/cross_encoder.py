@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
 from rerank_server.backends.encodings import pad_batch, run_by_length
-from rerank_server.backends.runners import EXAMPLE_TEXTS, Runner, TorchRunner, onnx_runner
+from rerank_server.backends.runners import EXAMPLE_TEXTS, make_runner
 from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
 from rerank_server.domain import RerankOutcome, RerankRequest, ScoredDocument, Usage
@@ -53,19 +54,16 @@ class CrossEncoderBackend(Backend):
         model.eval()
         context = int(getattr(model.config, "max_position_embeddings", 512))
         self.max_length = min(context, int(self.tokenizer.model_max_length or context))
-        self.run: Runner
-        if onnx_precision:
+
+        def example() -> dict[str, np.ndarray]:
             queries = self.truncator.cut(list(EXAMPLE_TEXTS[:2]), 16)
             documents = self.truncator.cut(list(EXAMPLE_TEXTS[2:]), 16)
-            example = pad_batch(
-                [self.truncator.model_input(q, d) for q, d in zip(queries, documents, strict=True)],
-                self.pad_id,
-            )
-            self.run = onnx_runner(
-                folder, "cross-encoder", onnx_precision, model, example, lambda m, x: m(**x).logits
-            )
-        else:
-            self.run = TorchRunner(lambda x: model(**x).logits, placement.device)
+            pairs = [self.truncator.model_input(q, d) for q, d in zip(queries, documents, strict=True)]
+            return pad_batch(pairs, self.pad_id)
+
+        self.run = make_runner(
+            folder, self.kind, onnx_precision, model, lambda m, x: m(**x).logits, example, placement.device
+        )
         self.runtime = self.run.name
         self.group_tokens = self.run.cpu_group_tokens if placement.device.type == "cpu" else 0
         self.limits = BackendLimits(

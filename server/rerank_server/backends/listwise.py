@@ -184,9 +184,11 @@ class ListwiseBackend(Backend):
         with its prefix): one tokenizer call per block, no per-token Python work."""
         prefixes, tail = prompt_frame(query, len(documents), instruction)
         joint = [i for i, doc in enumerate(documents) if doc.ids is None]
-        texts = [prefixes[0], tail, *(prefixes[i] + documents[i].text for i in joint)]
-        encoded = self.truncator.encode_many(texts)
-        head_ids, tail_ids, joint_ids = encoded[0], encoded[1], dict(zip(joint, encoded[2:], strict=True))
+        # The header is needed on its own only when the first document is spliced.
+        head = [] if 0 in joint else [prefixes[0]]
+        encoded = self.truncator.encode_many([tail, *head, *(prefixes[i] + documents[i].text for i in joint)])
+        tail_ids, head_ids = encoded[0], encoded[1] if head else []
+        joint_ids = dict(zip(joint, encoded[1 + len(head) :], strict=True))
         ids: list[int] = []
         doc_positions = []
         for i, doc in enumerate(documents):

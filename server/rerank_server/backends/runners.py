@@ -91,21 +91,25 @@ class _NamedInputs(torch.nn.Module):
         return self.call(self.module, {name: value for name, value in given.items() if value is not None})
 
 
-def onnx_runner(
+def make_runner(
     folder: Path,
     name: str,
-    precision: str,
+    onnx_precision: str | None,
     module: torch.nn.Module,
-    example: Batch,
     call: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor],
-) -> OnnxRunner:
-    """The model exported from `module` (its first load only) and opened in ONNX Runtime.
-    `example` is a small padded batch with every input the model reads."""
+    example: Callable[[], Batch],
+    device: torch.device,
+) -> Runner:
+    """torch on `module`, or, with `onnx_precision`, the model exported from it (on its
+    first load only) and opened in ONNX Runtime. `example()` gives a small padded
+    batch with every input the model reads, for the export."""
+    if not onnx_precision:
+        return TorchRunner(lambda batch: call(module, batch), device)
 
     def build() -> tuple[torch.nn.Module, dict[str, torch.Tensor], str]:
         wrapper = _NamedInputs(module, call).eval()
-        return wrapper, {name: torch.from_numpy(array) for name, array in example.items()}, "output"
+        return wrapper, {key: torch.from_numpy(array) for key, array in example().items()}, "output"
 
-    path = onnx_export.exported_model(folder, name, precision, build)
+    path = onnx_export.exported_model(folder, name, onnx_precision, build)
     log.info("ONNX Runtime serves %s from %s", folder, path)
     return OnnxRunner(path, torch.get_num_threads())
