@@ -16,9 +16,9 @@ from long_documents import build as build_long_documents
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_connectors.evaluation.arguments import add_arguments
 from rerank_connectors.evaluation.beir import load_collection
+from rerank_connectors.evaluation.cache import model_key
 from rerank_connectors.evaluation.cli import run
 from rerank_connectors.evaluation.measures import evaluate, ranked_run
-from rerank_connectors.evaluation.runner import model_key
 from rerank_server.app import BackgroundServer
 
 
@@ -61,9 +61,10 @@ def test_cached_scores_tell_runtimes_and_precisions_apart() -> None:
         pb.ModelInfo(model_id="minilm", dtype="float32", runtime="onnxruntime"),
         pb.ModelInfo(model_id="minilm", dtype="int8", runtime="onnxruntime"),
     ]
-    assert len({model_key(info) for info in infos}) == 3
+    assert len({model_key(info.model_id, info) for info in infos}) == 3
     # A server older than ModelInfo.runtime ran torch: its cache stays valid.
-    assert model_key(pb.ModelInfo(model_id="minilm", dtype="float32")) == model_key(infos[0])
+    older = pb.ModelInfo(model_id="minilm", dtype="float32")
+    assert model_key("minilm", older) == model_key("minilm", infos[0])
 
 
 def test_beir_reader_handles_gzip_headers_and_samples(tmp_path: Path) -> None:

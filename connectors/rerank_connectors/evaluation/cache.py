@@ -11,6 +11,13 @@ from pathlib import Path
 from typing import Any
 
 
+def model_key(model_id: str, info: Any) -> str:
+    """A model as cached scores and vectors must tell it apart: the server's runtime
+    and precision are part of it (int8 scores and vectors are not fp32's). A server
+    older than ModelInfo.runtime ran torch."""
+    return f"{model_id}-{info.runtime or 'torch'}-{info.dtype}"
+
+
 def cache_root() -> Path:
     if "RERANK_CACHE" in os.environ:
         return Path(os.environ["RERANK_CACHE"])

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from rerank_connectors.client import RerankClient
 from rerank_connectors.dialects import bulk_helper, dialect_of
 from rerank_connectors.evaluation.beir import Collection
-from rerank_connectors.evaluation.cache import JsonCache
+from rerank_connectors.evaluation.cache import JsonCache, model_key
 
 EMBED_BATCH = 128
 
@@ -58,7 +58,7 @@ def ensure_index(engine: Any, kind: str, collection: Collection, reranker: Reran
     if not info.embed_model_id:
         raise RuntimeError("the scoring server serves no Embed model: start it with --embed-model")
     # A server on int8 embeds with int8 too: its vectors get an index of their own.
-    name = index_name(collection, f"{info.embed_model_id}-{info.runtime or 'torch'}-{info.dtype}")
+    name = index_name(collection, model_key(info.embed_model_id, info))
     if engine.indices.exists(index=name):
         count = engine.count(index=name)["count"]
         if count == len(collection.corpus):

@@ -21,7 +21,7 @@ from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_connectors.client import RerankClient
 from rerank_connectors.connector import RerankingSearch
 from rerank_connectors.evaluation.beir import Collection
-from rerank_connectors.evaluation.cache import JsonCache
+from rerank_connectors.evaluation.cache import JsonCache, model_key
 from rerank_connectors.evaluation.measures import evaluate, ranked_run
 from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
 
@@ -56,12 +56,6 @@ def _reranked(ranking: list[str], scores: dict[str, float], depth: int) -> list[
     """The top `depth` by rerank score (ties keep first-stage order), then the rest as they were."""
     head = sorted(ranking[:depth], key=lambda doc: -scores[doc])
     return head + ranking[depth:]
-
-
-def model_key(info: Any) -> str:
-    """The model as cached scores and vectors must tell it apart: its runtime and
-    precision are part of it (int8 scores are not fp32's)."""
-    return f"{info.model_id}-{info.runtime or 'torch'}-{info.dtype}"
 
 
 def evaluate_collection(
@@ -119,7 +113,7 @@ def evaluate_collection(
             if settings
             else f"{mode}-{max_document_tokens}"
         )
-        key = f"{model_key(info)}-{collection.name}-{len(collection.corpus)}-{reading}"
+        key = f"{model_key(info.model_id, info)}-{collection.name}-{len(collection.corpus)}-{reading}"
         stored = JsonCache("scores", key)
         cache = caches[mode] = (stored.load() or {}) if pointwise else {}
         for query_id in tqdm(query_ids, desc=f"reranking ({mode})"):
