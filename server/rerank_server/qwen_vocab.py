@@ -141,19 +141,17 @@ def build_tokenizer() -> Tokenizer:
     return tokenizer
 
 
-def save_qwen3_tokenizer(folder: Path) -> Any:
-    """Writes the tokenizer files into `folder`; returns the transformers tokenizer."""
+def qwen3_tokenizer() -> Any:
+    """The transformers tokenizer around build_tokenizer(), as Qwen3 configures it."""
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=build_tokenizer(),
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         padding_side="left",
         model_max_length=131072,
     )
-    tokenizer.save_pretrained(str(folder))
-    return tokenizer
 
 
 def main() -> None:
@@ -162,7 +160,7 @@ def main() -> None:
     )
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
-    save_qwen3_tokenizer(args.out)
+    qwen3_tokenizer().save_pretrained(str(args.out))
     print(args.out)
 
 

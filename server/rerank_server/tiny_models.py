@@ -100,9 +100,9 @@ def build_listwise(
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     if vocabulary == "qwen3":
-        from rerank_server.qwen_vocab import QWEN3_VOCAB_SIZE, save_qwen3_tokenizer
+        from rerank_server.qwen_vocab import QWEN3_VOCAB_SIZE, qwen3_tokenizer
 
-        tokenizer = save_qwen3_tokenizer(folder)
+        tokenizer = qwen3_tokenizer()
         rows = QWEN3_VOCAB_SIZE
     elif vocabulary == "trained":
         special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", DOC_MARKER, QUERY_MARKER]
