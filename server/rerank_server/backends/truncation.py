@@ -53,29 +53,25 @@ class Truncator:
         """Each text cut to at most `cap` tokens (one tokenizer call for all of them)."""
         bound = self.char_bound(cap)
         heads = [text[:bound] for text in texts]
-        if self.fast is not None:
-            cuts = []
-            for text, head in zip(texts, heads, strict=True):
-                ids = self.fast.encode(head)
-                cuts.append(Cut(ids[:cap], min(len(ids), cap), len(ids) > cap or len(head) < len(text)))
-            return cuts
         cuts = []
-        # encode_batch_fast skips character offsets (a quarter of the tokenizer's time
-        # here); only spans() needs them.
-        for text, head, encoding in zip(
-            texts, heads, self.backend.encode_batch_fast(heads, add_special_tokens=False), strict=True
-        ):
-            read = len(encoding)
-            if read > cap:
+        for text, head, (ids, encoding) in zip(texts, heads, self._encode(heads), strict=True):
+            read = len(ids)
+            if encoding is not None and read > cap:
                 encoding.truncate(cap)
-            cuts.append(Cut(encoding.ids, min(read, cap), read > cap or len(head) < len(text), encoding))
+            cuts.append(Cut(ids[:cap], min(read, cap), read > cap or len(head) < len(text), encoding))
         return cuts
 
     def encode_many(self, texts: list[str]) -> list[list[int]]:
         """Each text's ids, without special tokens, uncut."""
+        return [ids for ids, _ in self._encode(texts)]
+
+    def _encode(self, texts: list[str]) -> list[tuple[list[int], Encoding | None]]:
+        """Ids and, from `tokenizers`, the Encoding too (tiktoken makes none).
+        encode_batch_fast skips character offsets (a quarter of the tokenizer's time
+        here); only spans() needs them."""
         if self.fast is not None:
-            return [self.fast.encode(text) for text in texts]
-        return [e.ids for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
+            return [(self.fast.encode(text), None) for text in texts]
+        return [(e.ids, e) for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
 
     def spans(self, texts: list[str], cap: int) -> list[tuple[list[tuple[int, int]], bool]]:
         """The character spans of each text's first `cap` tokens (offsets into the text,
