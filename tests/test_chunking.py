@@ -28,6 +28,7 @@ from rerank_server.backends.bi_encoder import BiEncoderBackend
 from rerank_server.backends.cross_encoder import CrossEncoderBackend
 from rerank_server.backends.listwise import ListwiseBackend
 from rerank_server.backends.registry import builtin_minilm_folder
+from rerank_server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
 from rerank_server.devices import resolve_placement
 from rerank_server.domain import Chunking, Document, RerankOutcome, RerankRequest
 from rerank_server.validation import RequestLimits
@@ -104,12 +105,12 @@ def reference(listwise_dir: Path) -> ReferenceListwise:
 
 @pytest.fixture(scope="module")
 def minilm() -> BiEncoderBackend:
-    return BiEncoderBackend(builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, 256)
+    return load_bi_encoder(builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, 256)
 
 
 @pytest.fixture(scope="module")
 def cross_encoder(cross_encoder_dir: Path) -> CrossEncoderBackend:
-    return CrossEncoderBackend(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, 256)
+    return load_cross_encoder(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, 256)
 
 
 @given(

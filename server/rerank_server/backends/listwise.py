@@ -110,7 +110,7 @@ class ListwiseBackend(Backend):
         self.device = placement.device.type
         self.dtype = placement.dtype_name
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.truncator = Truncator(self.tokenizer, ids_only=True)
+        self.truncator = Truncator.of(self.tokenizer, ids_only=True)
         # AutoModel maps model_type qwen3 to the bare decoder and strips the
         # checkpoint's `model.` prefix; the projector is read separately.
         model, loading = AutoModel.from_pretrained(

@@ -11,6 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from rerank_server.backends import onnx_bundle
 from rerank_server.backends.base import Backend
 from rerank_server.config import BUILTIN_MINILM, ServerConfig
 from rerank_server.errors import MissingDependency
@@ -69,6 +70,19 @@ def _build_real(kind: str, model: Path, config: ServerConfig) -> Backend:
         raise MissingDependency(error.name or "a model package", "server") from error
 
 
+def _load_export(folder: Path, config: ServerConfig, kind: str, dtype: str) -> Backend:
+    """An exported ONNX folder (onnx_bundle.py): always served by ONNX Runtime on the
+    CPU, at the precision it was exported at; no torch."""
+    caps = (config.max_query_tokens, config.max_document_tokens)
+    try:
+        backend = onnx_bundle.load(folder, config.model_name, dtype, *caps, config.threads)
+    except ImportError as error:
+        raise MissingDependency(error.name or "onnxruntime", "server-onnx") from error
+    if kind not in ("auto", backend.kind):
+        raise ValueError(f"{folder} holds a {backend.kind} model, not a {kind} one")
+    return backend
+
+
 def _construct(kind: str, model: Path, config: ServerConfig) -> Backend:
     from rerank_server.devices import resolve_placement
 
@@ -88,13 +102,13 @@ def _construct(kind: str, model: Path, config: ServerConfig) -> Backend:
             model, name, placement, *caps, config.max_documents_per_pass, config.context_length
         )
     if kind == "cross-encoder":
-        from rerank_server.backends.cross_encoder import CrossEncoderBackend
+        from rerank_server.backends.torch_pointwise import load_cross_encoder
 
-        return CrossEncoderBackend(model, name, placement, *caps, onnx_precision)
+        return load_cross_encoder(model, name, placement, *caps, onnx_precision)
     if kind == "bi-encoder":
-        from rerank_server.backends.bi_encoder import BiEncoderBackend
+        from rerank_server.backends.torch_pointwise import load_bi_encoder
 
-        return BiEncoderBackend(model, name, placement, *caps, onnx_precision)
+        return load_bi_encoder(model, name, placement, *caps, onnx_precision)
     raise ValueError(f"unknown backend kind {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -107,6 +121,10 @@ def load_backend(config: ServerConfig) -> Backend:
             options, config.max_query_tokens, config.max_document_tokens, config.model_name or "fake"
         )
     model = resolve_model(config.model)
+    if onnx_bundle.is_export(model):
+        if config.device not in ("auto", "cpu"):
+            raise ValueError(f"{model} is an exported ONNX folder: it runs on the CPU, not {config.device}")
+        return _load_export(model, config, config.kind, config.dtype)
     kind = detect_kind(model) if config.kind == "auto" else config.kind
     return _build_real(kind, model, config)
 
@@ -125,4 +143,7 @@ def load_embedder(config: ServerConfig, reranker: Backend) -> Backend | None:
         except MissingDependency:
             return None
     embed_config = dataclasses.replace(config, model=spec, model_name="")
-    return _build_real("bi-encoder", resolve_model(spec), embed_config)
+    folder = resolve_model(spec)
+    if onnx_bundle.is_export(folder):
+        return _load_export(folder, embed_config, "bi-encoder", "auto")
+    return _build_real("bi-encoder", folder, embed_config)

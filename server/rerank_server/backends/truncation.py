@@ -33,18 +33,23 @@ class Cut:
 
 
 class Truncator:
-    def __init__(self, tokenizer: Any, ids_only: bool = False) -> None:
-        """`tokenizer`: a transformers fast tokenizer (its Rust tokenizer is copied,
-        without the padding and truncation a saved tokenizer may carry). `ids_only`:
-        the caller never asks for model_input, so cut() may use the tiktoken encoder
-        where one fits the tokenizer (fast_bpe.py)."""
-        self.model_input_names = list(tokenizer.model_input_names)
-        self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    def __init__(self, backend: Tokenizer, model_input_names: list[str], ids_only: bool = False) -> None:
+        """`backend`: the Rust tokenizer (copied, without the padding and truncation a
+        saved tokenizer may carry); `model_input_names`: the inputs the model reads.
+        `ids_only`: the caller never asks for model_input, so cut() may use the
+        tiktoken encoder where one fits the tokenizer (fast_bpe.py)."""
+        self.model_input_names = list(model_input_names)
+        self.backend = Tokenizer.from_str(backend.to_str())
         self.backend.no_padding()
         self.backend.no_truncation()
         longest = max((len(token) for token in self.backend.get_vocab()), default=1)
         self.chars_per_token = longest + 1
         self.fast = TiktokenEncoder.for_tokenizer(self.backend) if ids_only else None
+
+    @classmethod
+    def of(cls, tokenizer: Any, ids_only: bool = False) -> Truncator:
+        """For a transformers fast tokenizer."""
+        return cls(tokenizer.backend_tokenizer, tokenizer.model_input_names, ids_only)
 
     def char_bound(self, cap: int) -> int:
         return (cap + 1) * self.chars_per_token
