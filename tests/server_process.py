@@ -44,13 +44,22 @@ def wait_serving(address: str, timeout: float = 120) -> None:
             time.sleep(0.1)
 
 
-def start(*args: str, log: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    """`rerank-bridge serve` on a free port, SERVING; its log lines go to `log` when given."""
-    process = subprocess.Popen([command(), "serve", "--port", "0", *args], stderr=subprocess.PIPE, text=True)
+def launch(*args: str, log: list[str] | None = None, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """`rerank-bridge serve` on `port` (0: a free one), bound but perhaps still loading;
+    its log lines go to `log` when given."""
+    process = subprocess.Popen(
+        [command(), "serve", "--port", str(port), *args], stderr=subprocess.PIPE, text=True
+    )
     address = f"127.0.0.1:{wait_for_port(process)}"
-    wait_serving(address)
     # Keep reading its log so a chatty server never blocks on a full pipe.
     threading.Thread(target=_drain, args=(process, log), daemon=True).start()
+    return process, address
+
+
+def start(*args: str, log: list[str] | None = None, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """As launch(), once the server is SERVING."""
+    process, address = launch(*args, log=log, port=port)
+    wait_serving(address)
     return process, address
 
 

@@ -7,7 +7,9 @@ for their lifetime: open one per application, not per request.
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,12 +97,15 @@ def _metadata(request_id: str | None) -> list[tuple[str, str]] | None:
     return [(METADATA_KEY, request_id)] if request_id else None
 
 
-# Spread calls over every address the target resolves to (several replicas
-# behind one DNS name, or an explicit "ipv4:host:port,host:port" list), and
-# retry a call that found its server gone: scoring is idempotent.
+SERVICE = pb.DESCRIPTOR.services_by_name["Reranker"].full_name
+# Spread calls over every address a target resolves to (several replicas behind
+# one DNS name), send none to a server whose health (grpc.health.v1) is not
+# SERVING (loading its model, or draining after SIGTERM), and retry a call that
+# found its server gone: scoring is idempotent.
 SERVICE_CONFIG = json.dumps(
     {
         "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": SERVICE},
         "methodConfig": [
             {
                 "name": [{"service": "rerank.v1.Reranker"}],
@@ -123,6 +128,11 @@ def _options(max_message_bytes: int) -> list[tuple[str, int | str]]:
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.service_config", SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
+        # A server that went away is tried again within 2 s (gRPC's default backoff grows
+        # to 120 s), so a restarted replica takes calls again soon after it is SERVING.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2000),
     ]
 
 
@@ -141,34 +151,71 @@ class Tls:
         return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
 
 
-def replicas(addresses: Sequence[str]) -> str:
-    """One target for several servers given as IP:port (client-side round robin)."""
-    return "ipv4:" + ",".join(addresses)
+Addresses = str | Sequence[str]
 
 
-def _open_channel(module: Any, address: str, max_message_bytes: int, tls: Tls | None) -> Any:
-    """A channel from `grpc` or `grpc.aio` (same call shapes), over TLS when asked."""
-    options = _options(max_message_bytes)
-    if tls is None:
-        return module.insecure_channel(address, options=options)
-    return module.secure_channel(address, tls.credentials(), options=options)
+class _Targets:
+    """The servers a client calls: one gRPC channel per target, each balancing round
+    robin over what its name resolves to and re-resolving it when a server goes (so a
+    replica restarted at a new address is found again). Calls take the targets in
+    turn; `in_turn()` gives the order for one call: the next target first, then the
+    others, to fall back on when one answers UNAVAILABLE."""
+
+    def __init__(self, module: Any, addresses: Addresses, max_message_bytes: int, tls: Tls | None) -> None:
+        targets = [addresses] if isinstance(addresses, str) else list(addresses)
+        if not targets or not all(targets):
+            raise ValueError(f"a reranker address is needed, got {addresses!r}")
+        options = _options(max_message_bytes)
+        self.channels = [
+            module.insecure_channel(target, options=options)
+            if tls is None
+            else module.secure_channel(target, tls.credentials(), options=options)
+            for target in targets
+        ]
+        self.stubs = [rerank_pb2_grpc.RerankerStub(channel) for channel in self.channels]
+        self._turns = itertools.count()  # next() is atomic: safe across threads
+
+    def in_turn(self) -> list[Any]:
+        first = next(self._turns) % len(self.stubs)
+        return self.stubs[first:] + self.stubs[:first]
+
+
+def _unavailable(error: grpc.RpcError) -> bool:
+    return bool(error.code() == grpc.StatusCode.UNAVAILABLE)  # type: ignore[attr-defined]
 
 
 class RerankClient:
-    """`address` is any gRPC target: "host:port", "dns:///name:port" (every
-    replica behind the name), or replicas(["10.0.0.1:50051", ...])."""
+    """`address`: one gRPC target ("host:port", or "dns:///name:port" for every
+    replica behind a name), or several, called in turn: a call another target can
+    take when its own answers UNAVAILABLE (down, draining, or none of its servers
+    SERVING) moves on to it within the call's deadline."""
 
     def __init__(
         self,
-        address: str,
+        address: Addresses,
         timeout: float = 30.0,
         max_message_bytes: int = 16 * 1024 * 1024,
         tls: Tls | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = _open_channel(grpc, address, max_message_bytes, tls)
-        self._stub = rerank_pb2_grpc.RerankerStub(self._channel)
+        self._targets = _Targets(grpc, address, max_message_bytes, tls)
+
+    def _call(self, method: str, request: Any, timeout: float | None, request_id: str | None) -> Any:
+        deadline = time.monotonic() + (timeout or self.timeout)
+        failure: grpc.RpcError | None = None
+        for stub in self._targets.in_turn():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                return getattr(stub, method)(request, timeout=left, metadata=_metadata(request_id))
+            except grpc.RpcError as error:
+                if not _unavailable(error):
+                    raise
+                failure = error
+        assert failure is not None  # the first target is always tried
+        raise failure
 
     def rerank(
         self,
@@ -190,22 +237,21 @@ class RerankClient:
         request = _request(
             query, documents, top_n, instruction, max_document_tokens, model, chunking, return_passages
         )
-        response = self._stub.Rerank(request, timeout=timeout or self.timeout, metadata=_metadata(request_id))
-        return _reranking(response)
+        return _reranking(self._call("Rerank", request, timeout, request_id))
 
     def embed(
         self, texts: Sequence[str], timeout: float | None = None, request_id: str | None = None
     ) -> list[list[float]]:
-        request = pb.EmbedRequest(texts=list(texts))
-        response = self._stub.Embed(request, timeout=timeout or self.timeout, metadata=_metadata(request_id))
+        response = self._call("Embed", pb.EmbedRequest(texts=list(texts)), timeout, request_id)
         return [list(e.values) for e in response.embeddings]
 
     def model_info(self) -> pb.ModelInfo:
-        info: pb.ModelInfo = self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout)
+        info: pb.ModelInfo = self._call("GetModelInfo", pb.GetModelInfoRequest(), None, None)
         return info
 
     def close(self) -> None:
-        self._channel.close()
+        for channel in self._targets.channels:
+            channel.close()
 
     def __enter__(self) -> RerankClient:
         return self
@@ -219,15 +265,30 @@ class AsyncRerankClient:
 
     def __init__(
         self,
-        address: str,
+        address: Addresses,
         timeout: float = 30.0,
         max_message_bytes: int = 16 * 1024 * 1024,
         tls: Tls | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = _open_channel(aio, address, max_message_bytes, tls)
-        self._stub = rerank_pb2_grpc.RerankerStub(self._channel)
+        self._targets = _Targets(aio, address, max_message_bytes, tls)
+
+    async def _call(self, method: str, request: Any, timeout: float | None, request_id: str | None) -> Any:
+        deadline = time.monotonic() + (timeout or self.timeout)
+        failure: grpc.RpcError | None = None
+        for stub in self._targets.in_turn():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                return await getattr(stub, method)(request, timeout=left, metadata=_metadata(request_id))
+            except grpc.RpcError as error:
+                if not _unavailable(error):
+                    raise
+                failure = error
+        assert failure is not None  # the first target is always tried
+        raise failure
 
     async def rerank(
         self,
@@ -245,26 +306,21 @@ class AsyncRerankClient:
         request = _request(
             query, documents, top_n, instruction, max_document_tokens, model, chunking, return_passages
         )
-        metadata = _metadata(request_id)
-        return _reranking(
-            await self._stub.Rerank(request, timeout=timeout or self.timeout, metadata=metadata)
-        )
+        return _reranking(await self._call("Rerank", request, timeout, request_id))
 
     async def embed(
         self, texts: Sequence[str], timeout: float | None = None, request_id: str | None = None
     ) -> list[list[float]]:
-        request = pb.EmbedRequest(texts=list(texts))
-        response = await self._stub.Embed(
-            request, timeout=timeout or self.timeout, metadata=_metadata(request_id)
-        )
+        response = await self._call("Embed", pb.EmbedRequest(texts=list(texts)), timeout, request_id)
         return [list(e.values) for e in response.embeddings]
 
     async def model_info(self) -> pb.ModelInfo:
-        info: pb.ModelInfo = await self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout)
+        info: pb.ModelInfo = await self._call("GetModelInfo", pb.GetModelInfoRequest(), None, None)
         return info
 
     async def close(self) -> None:
-        await self._channel.close()
+        for channel in self._targets.channels:
+            await channel.close()
 
     async def __aenter__(self) -> AsyncRerankClient:
         return self

@@ -7,7 +7,7 @@ engine:
   username_env: ENGINE_USER   # names of environment variables, never the secrets
   password_env: ENGINE_PASSWORD
   api_key_env: ENGINE_API_KEY
-reranker: {address: 127.0.0.1:50051, timeout: 30}
+reranker: {address: 127.0.0.1:50051, timeout: 30}   # or a list: [rerank-1:50051, rerank-2:50051]
 listen: {host: 127.0.0.1, port: 8080, tls_cert: "", tls_key: ""}
 api_keys_env: RERANK_BRIDGE_API_KEYS   # comma-separated; unset or empty: no key needed
 indices:                                # reranking per index pattern (fnmatch)
@@ -71,7 +71,8 @@ class BridgeConfig:
     engine_username: str = field(default="", repr=False)
     engine_password: str = field(default="", repr=False)
     engine_api_key: str = field(default="", repr=False)
-    reranker: str = "127.0.0.1:50051"
+    # One gRPC target or several, called in turn with failover (client.RerankClient).
+    reranker: str | tuple[str, ...] = "127.0.0.1:50051"
     reranker_timeout: float = 30.0
     host: str = "127.0.0.1"
     port: int = 8080
@@ -101,6 +102,7 @@ class BridgeConfig:
 
 Seconds = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
+Target = Annotated[str, Field(min_length=1)]
 
 
 class _Engine(StrictForm):
@@ -113,7 +115,7 @@ class _Engine(StrictForm):
 
 
 class _Reranker(StrictForm):
-    address: str = "127.0.0.1:50051"
+    address: Target | Annotated[list[Target], Field(min_length=1)] = "127.0.0.1:50051"
     timeout: Seconds = 30.0
 
 
@@ -155,14 +157,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`rerank-bridge proxy`'s flags: the file, and overrides of what it says."""
     parser.add_argument("--config", type=Path, help="bridge configuration (YAML or JSON)")
     parser.add_argument("--engine-url", help="engine URL (overrides the file)")
-    parser.add_argument("--reranker", help="scoring server address host:port (overrides the file)")
+    parser.add_argument(
+        "--reranker",
+        action="append",
+        help="scoring server address host:port; repeat it for several (overrides the file)",
+    )
     parser.add_argument("--host", help="address to listen on (overrides the file)")
     parser.add_argument("--port", type=int, help="port to listen on (overrides the file)")
 
 
-def from_namespace(args: argparse.Namespace) -> BridgeConfig:
+def from_namespace(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> BridgeConfig:
     return load_config(
-        args.config, engine_url=args.engine_url, reranker=args.reranker, host=args.host, port=args.port
+        args.config,
+        environ,
+        engine_url=args.engine_url,
+        reranker=tuple(args.reranker) if args.reranker else None,
+        host=args.host,
+        port=args.port,
     )
 
 
@@ -183,7 +194,9 @@ def load_config(
         "engine_username": env.get(file.engine.username_env, "") if file.engine.username_env else "",
         "engine_password": env.get(file.engine.password_env, "") if file.engine.password_env else "",
         "engine_api_key": env.get(file.engine.api_key_env, "") if file.engine.api_key_env else "",
-        "reranker": file.reranker.address,
+        "reranker": file.reranker.address
+        if isinstance(file.reranker.address, str)
+        else tuple(file.reranker.address),
         "reranker_timeout": file.reranker.timeout,
         "host": file.listen.host,
         "port": file.listen.port,
