@@ -1,9 +1,15 @@
 """Fixtures for tests against real Elasticsearch and OpenSearch nodes.
 
-An engine is found, in this order: a URL in ES_URL / OS_URL; testcontainers
-when a Docker engine answers; a local JVM node from Maven Central
-(tools/local_engines.py). Outside CI a missing engine skips with the reason;
-in CI (CI=true) it fails the run.
+An engine is found, in this order: a URL in ES_URL / OS_URL; else as
+$RERANK_ENGINES says:
+- `auto` (the default): a container through testcontainers where a Docker engine
+  answers and the release's image is here or can be pulled, else a local JVM node
+  from Maven Central (tools/local_engines.py). When Docker answers but the image
+  cannot be had, the run says so once and uses the local node; in CI (CI=true) it
+  stops instead, with one failure naming the image.
+- `containers`: a container, or one failure saying why not.
+- `local`: a local JVM node.
+Outside CI a missing engine skips with the reason; in CI it fails the run.
 
 The corpus is real: XQuAD-R English and German answer sentences from
 shared/data, with all-MiniLM-L6-v2 vectors from the scoring server's Embed
@@ -35,16 +41,40 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "xquad-r"
 LANGUAGES = ("en", "de")
 URL_VARIABLES = {"elasticsearch": "ES_URL", "opensearch": "OS_URL"}
-IMAGES = {
-    "elasticsearch": "docker.elastic.co/elasticsearch/elasticsearch",
-    "opensearch": "opensearchproject/opensearch",  # the official image bundles ml-commons and neural-search
-}
+ENGINE_SOURCES = ("auto", "containers", "local")
+# What the run has to say about where its engines run (a fallback, once each), printed
+# in the terminal summary: pytest captures both streams while fixtures run.
+_SAID: list[str] = []
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(f"live engine required in CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def engine_source() -> str:
+    source = os.environ.get("RERANK_ENGINES", "auto")
+    if source not in ENGINE_SOURCES:
+        pytest.exit(f"RERANK_ENGINES={source!r}: use one of {', '.join(ENGINE_SOURCES)}", returncode=4)
+    return source
+
+
+def say_once(message: str) -> None:
+    """A line for the terminal summary, once per run."""
+    if message not in _SAID:
+        _SAID.append(message)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _SAID:
+        terminalreporter.section("live engines")
+        for message in _SAID:
+            terminalreporter.write_line(message)
 
 
 @dataclass
@@ -60,6 +90,7 @@ class Engine:
     url: str
     client: Any
     index: str
+    origin: str = ""  # the image it runs, or the local node's release
 
     def async_client(self) -> Any:
         if self.kind == "elasticsearch":
@@ -110,65 +141,78 @@ def corpus(reranker: RerankClient) -> Corpus:
     return Corpus(docs, vectors, queries)
 
 
-def _docker_answers() -> bool:
-    try:
-        import docker
-
-        docker.from_env().ping()
-    except Exception:
-        return False
-    return True
+@dataclass(frozen=True)
+class EngineAt:
+    kind: str
+    url: str
+    origin: str
 
 
 @pytest.fixture(scope="session")
-def engine_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+def engine_url(request: pytest.FixtureRequest) -> Iterator[EngineAt]:
     kind: str = request.param
     if url := os.environ.get(URL_VARIABLES[kind]):
-        yield kind, url
+        yield EngineAt(kind, url, f"{URL_VARIABLES[kind]}={url}")
         return
-    with running_engine(kind) as url:
-        yield kind, url
+    with running_engine(kind) as running:
+        yield running
+
+
+def _container_or_why_not(release: local_engines.Release) -> str | None:
+    """None when a container of the release can run here; else why not (said or failed
+    as $RERANK_ENGINES and CI ask)."""
+    from engine_containers import image_for, why_no_containers
+
+    image = image_for(release)
+    why = why_no_containers([image])
+    if why is None:
+        return None
+    if engine_source() == "containers":
+        pytest.exit(f"RERANK_ENGINES=containers, but {why}", returncode=3)
+    if why != "no Docker engine answers":  # Docker is here, the image is not
+        if in_ci():
+            pytest.exit(f"live engines in CI: a Docker engine answers, but {why}", returncode=3)
+        say_once(f"{why}: using a local {release.name} node instead")
+    return why
 
 
 @contextlib.contextmanager
-def running_engine(name: str) -> Iterator[str]:
+def running_engine(name: str) -> Iterator[EngineAt]:
     """A release (or a kind's default release, the one matching the installed client) in
-    a container where a Docker engine answers, else as a local JVM node; yields its URL."""
+    a container or as a local JVM node, as $RERANK_ENGINES says; yields where it answers."""
     release = local_engines.release_for(name)
-    if _docker_answers():
-        from testcontainers.elasticsearch import ElasticSearchContainer
-        from testcontainers.opensearch import OpenSearchContainer
+    if engine_source() != "local" and _container_or_why_not(release) is None:
+        from engine_containers import image_for, single_node
 
-        image = f"{IMAGES[release.kind]}:{release.version}"
-        container = (
-            ElasticSearchContainer(image) if release.kind == "elasticsearch" else OpenSearchContainer(image)
-        )
-        with container:
-            yield container.get_url()
+        with single_node(release) as url:
+            yield EngineAt(release.kind, url, image_for(release))
         return
     try:
         node = local_engines.start(release.name)
     except Exception as error:
         unavailable(f"cannot start a local {release.name} node: {error}")
     try:
-        yield node.url
+        yield EngineAt(release.kind, node.url, f"local node {release.name}")
     finally:
         node.stop()
 
 
 @pytest.fixture(scope="session")
-def engine(engine_url: tuple[str, str], corpus: Corpus) -> Iterator[Engine]:
-    with indexed_corpus(*engine_url, corpus) as indexed:
+def engine(engine_url: EngineAt, corpus: Corpus) -> Iterator[Engine]:
+    with indexed_corpus(engine_url, corpus) as indexed:
         yield indexed
 
 
 @contextlib.contextmanager
-def indexed_corpus(kind: str, url: str, corpus: Corpus) -> Iterator[Engine]:
+def indexed_corpus(at: EngineAt, corpus: Corpus, shards: int = 1, replicas: int = 0) -> Iterator[Engine]:
     """A fresh index of the corpus (text, language, article, vector), deleted afterwards."""
+    kind, url = at.kind, at.url
     client = engine_client(kind, url)
     index = f"rerank-bridge-test-{uuid.uuid4().hex[:8]}"
     properties = {"text": {"type": "text"}, "lang": {"type": "keyword"}, "article": {"type": "keyword"}}
-    client.indices.create(index=index, body=index_mapping(client, len(corpus.vectors[0]), properties))
+    body = index_mapping(client, len(corpus.vectors[0]), properties)
+    body["settings"] |= {"number_of_shards": shards, "number_of_replicas": replicas}
+    client.indices.create(index=index, body=body)
     actions = [
         {
             "_index": index,
@@ -183,7 +227,7 @@ def indexed_corpus(kind: str, url: str, corpus: Corpus) -> Iterator[Engine]:
         for doc, vector in zip(corpus.docs, corpus.vectors, strict=True)
     ]
     bulk_helper(kind)(client, actions, chunk_size=500, refresh=True)
-    yield Engine(kind, url, client, index)
+    yield Engine(kind, url, client, index, at.origin)
     client.indices.delete(index=index)
     client.close()
 

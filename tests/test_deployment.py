@@ -1,8 +1,9 @@
-"""The deployment files as they ship (no Docker engine runs here): the
-Dockerfile linted by hadolint, the Kubernetes manifests validated against the
+"""The deployment files as they ship, read without a Docker engine: the
+Dockerfiles linted by hadolint, the Kubernetes manifests validated against the
 Kubernetes schemas (kubernetes-validate bundles them), and every image, compose
-service and container holding the extras its command imports and starting
-that command with arguments it accepts."""
+service and container holding the extras its command imports, starting that
+command with arguments it accepts, unprivileged, with the health check that
+reads its port. tests/test_containers.py runs the images themselves."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from typing import Any
 import pytest
 import yaml
 from command_extras import NEEDS
+from offline_images import PROJECT_IMAGES
 
 from rerank_bridge_cli.main import parser
+from rerank_connectors import local_engines
+from rerank_connectors.bridge.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 TOOLS = Path(sys.executable).parent
-# The image each Dockerfile target is tagged with (its build comments, compose and the manifests agree).
-IMAGES = {"server": "rerank-bridge-server", "bridge": "rerank-bridge-proxy"}
+# What each image's command needs: the CPU server serves an exported folder, so ONNX
+# Runtime without torch.
+IMAGE_NEEDS = {"bridge": NEEDS["proxy"], "server": NEEDS["serve"], "server-cpu": {"server-onnx"}}
 
 
 def stages() -> dict[str, dict[str, Any]]:
@@ -32,18 +37,24 @@ def stages() -> dict[str, dict[str, Any]]:
     current: dict[str, Any] = {}
     text = (DOCKER / "Dockerfile").read_text().replace("\\\n", " ")
     for line in text.splitlines():
-        if match := re.match(r"FROM (\S+) AS (\w+)", line):
+        if match := re.match(r"FROM (\S+) AS ([\w-]+)", line):
             current = found[match.group(2)] = {
                 "parent": match.group(1),
                 "extras": set(),
                 "entrypoint": [],
                 "cmd": [],
+                "user": "",
+                "healthcheck": [],
             }
-        for extras in re.findall(r'pip install [^"]*"\.\[([\w,]+)\]"', line):
+        for extras in re.findall(r'pip install [^"]*"\.\[([\w,-]+)\]"', line):
             current["extras"] |= set(extras.split(","))
         for key in ("ENTRYPOINT", "CMD"):
             if line.startswith(key + " "):
                 current[key.lower()] = yaml.safe_load(line[len(key) + 1 :])
+        if line.startswith("USER "):
+            current["user"] = line.split()[1]
+        if line.startswith("HEALTHCHECK "):
+            current["healthcheck"] = yaml.safe_load(line.split(" CMD ", 1)[1])
     return found
 
 
@@ -59,10 +70,9 @@ def accepted(subcommand: str, args: list[str]) -> None:
     assert parsed.command == subcommand
 
 
-def test_the_dockerfile_passes_hadolint() -> None:
-    result = subprocess.run(
-        [str(TOOLS / "hadolint"), str(DOCKER / "Dockerfile")], capture_output=True, text=True
-    )
+def test_the_dockerfiles_pass_hadolint() -> None:
+    files = [DOCKER / "Dockerfile", *sorted((DOCKER / "offline").glob("*.Dockerfile"))]
+    result = subprocess.run([str(TOOLS / "hadolint"), *map(str, files)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -75,35 +85,46 @@ def test_the_kubernetes_manifests_match_the_schemas() -> None:
     assert result.stdout.count("passed") == 5
 
 
-@pytest.mark.parametrize("target", ["server", "bridge"])
-def test_each_image_installs_what_its_command_imports(target: str) -> None:
+@pytest.mark.parametrize("target", sorted(PROJECT_IMAGES))
+def test_each_image_installs_what_its_command_imports_and_runs_it_unprivileged(target: str) -> None:
     found = stages()
     entrypoint = found[target]["entrypoint"]
     assert entrypoint[0] == "rerank-bridge"
     subcommand = entrypoint[1]
-    assert NEEDS[subcommand] <= extras_of(target, found), f"{target} runs {subcommand}"
+    assert IMAGE_NEEDS[target] <= extras_of(target, found), f"{target} runs {subcommand}"
     accepted(subcommand, [*entrypoint[2:], *found[target]["cmd"]])
-    for comment in re.findall(rf"--target {target} .*", (DOCKER / "Dockerfile").read_text()):
-        assert f"-t {IMAGES[target]}:" in comment
+    assert f"--target {target} -t {PROJECT_IMAGES[target]} " in (DOCKER / "Dockerfile").read_text()
+    assert found[target]["user"] == "10001"
+    # The check reads the port from the container's own command line (rerank-bridge healthcheck).
+    assert found[target]["healthcheck"] == ["rerank-bridge", "healthcheck"]
 
 
 def _target_of(image: str) -> str:
-    return next(target for target, name in IMAGES.items() if image.startswith(name + ":"))
+    return next(target for target, name in PROJECT_IMAGES.items() if image == name)
 
 
 def test_compose_services_start_their_images_commands() -> None:
     services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
     found = stages()
-    ours = {name: spec for name, spec in services.items() if spec["image"].split(":")[0] in IMAGES.values()}
-    assert set(ours) == {"rerank-server", "rerank-bridge"}
+    ours = {name: spec for name, spec in services.items() if spec["image"] in PROJECT_IMAGES.values()}
+    assert set(ours) == {"rerank-server-1", "rerank-server-2", "rerank-bridge"}
     for spec in ours.values():
         target = _target_of(spec["image"])
         assert spec["build"]["target"] == target and "entrypoint" not in spec
-        # ${VAR:-default} is what compose substitutes when VAR is unset.
-        args = [re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", arg) for arg in spec["command"]]
-        accepted(found[target]["entrypoint"][1], args)
+        accepted(found[target]["entrypoint"][1], spec["command"])
     mounted = ours["rerank-bridge"]["volumes"][0].split(":")[1]
     assert mounted in ours["rerank-bridge"]["command"] and mounted in found["bridge"]["cmd"]
+    # The engines are the releases the tests run, under the names tools/offline_images.py builds.
+    engines = {spec["image"] for spec in services.values() if spec["image"] not in PROJECT_IMAGES.values()}
+    assert engines == {local_engines.release_for(kind).image for kind in local_engines.KINDS}
+    # Every published port listens on loopback only.
+    published = [port for spec in services.values() for port in spec.get("ports", [])]
+    assert published and all(port.startswith("127.0.0.1:") for port in published)
+
+
+def test_the_compose_bridge_calls_both_scoring_servers() -> None:
+    config = load_config(DOCKER / "bridge.yaml", {})
+    assert config.reranker == ("rerank-server-1:50051", "rerank-server-2:50051")
 
 
 def test_kubernetes_containers_start_their_images_commands() -> None:
@@ -125,7 +146,7 @@ def test_the_shipped_commands_in_comments_parse() -> None:
     for line in (DOCKER / "Dockerfile").read_text().splitlines():
         if "docker run" in line:
             image_and_args = shlex.split(line.split("docker run", 1)[1])
-            image = next(word for word in image_and_args if word.split(":")[0] in IMAGES.values())
+            image = next(word for word in image_and_args if word in PROJECT_IMAGES.values())
             args = image_and_args[image_and_args.index(image) + 1 :]
             found = stages()
             target = _target_of(image)

@@ -290,13 +290,16 @@ def test_async_connector_matches_the_sync_one(
 
 
 def test_the_client_major_matches_the_engines(engine: Engine, record_property: Any) -> None:
-    """Each engine runs with the client major made for it (the version matrix reads
-    these properties back: tests/test_version_matrix.py)."""
+    """Each engine runs with the client major made for it. The junit report names each
+    engine's version, client, node count and where it runs (an image, or a local node);
+    the version matrix and the container lane read them back."""
     nodes = engine.client.nodes.info(node_id="_local", metric="_none")["nodes"]
     engine_version = next(iter(nodes.values()))["version"]
     client_version = importlib.metadata.version(local_engines.CLIENTS[engine.kind])
     record_property(f"{engine.kind}_version", engine_version)
     record_property(f"{engine.kind}_client_version", client_version)
+    record_property(f"{engine.kind}_nodes", engine.client.cluster.health()["number_of_nodes"])
+    record_property(f"{engine.kind}_origin", engine.origin)
     assert engine_version.split(".")[0] == client_version.split(".")[0]
 
 

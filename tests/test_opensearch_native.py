@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from bridge_runner import RunningBridge
 from command_extras import run_alone
-from live_fixtures import Corpus, Engine, indexed_corpus, running_engine
+from live_fixtures import Corpus, Engine, EngineAt, indexed_corpus, running_engine
 from search_checks import WINDOW, assert_ordered_by_reranker, first_stage, ids, match
 
 from rerank_connectors import Hybrid, KnnSearch, RequestError, RerankClient, RerankingSearch, RerankSettings
@@ -64,10 +64,10 @@ def wire(engine_url: str, bridge_url: str, *args: str, key: str = KEY) -> Wire:
 def neural_engine(corpus: Corpus) -> Iterator[Engine]:
     url = os.environ.get("OS_NEURAL_URL")
     if url:
-        with indexed_corpus("opensearch", url, corpus) as engine:
+        with indexed_corpus(EngineAt("opensearch", url, f"OS_NEURAL_URL={url}"), corpus) as engine:
             yield engine
         return
-    with running_engine(NEURAL_RELEASE.name) as url, indexed_corpus("opensearch", url, corpus) as engine:
+    with running_engine(NEURAL_RELEASE.name) as running, indexed_corpus(running, corpus) as engine:
         yield engine
 
 

@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 from bridge_runner import RunningBridge
 from command_extras import run_alone
-from live_fixtures import ROOT
+from live_fixtures import ROOT, EngineAt
 
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.wiring import opensearch
@@ -172,12 +172,12 @@ def test_the_bridge_answers_what_the_endpoint_sends_and_its_parser_reads_the_ans
 
 @pytest.mark.live
 @pytest.mark.engines("elasticsearch")
-def test_wire_on_a_cluster_without_the_inference_api_says_what_it_needs(engine_url: tuple[str, str]) -> None:
+def test_wire_on_a_cluster_without_the_inference_api_says_what_it_needs(engine_url: EngineAt) -> None:
     process = run_alone(
         "wire",
         "elasticsearch",
         "--engine-url",
-        engine_url[1],
+        engine_url.url,
         "--bridge-url",
         "http://127.0.0.1:8080",
         stdout=subprocess.PIPE,
@@ -235,3 +235,4 @@ def test_a_deploy_racing_another_task_waits_for_it_instead_of_failing() -> None:
     engine = DeployRace()
     assert opensearch._deploy(engine, "model-1") is False  # type: ignore[arg-type]
     assert engine.deploys == 1
+

@@ -45,6 +45,7 @@ import tempfile
 import time
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,12 @@ OPENSEARCH_PLUGINS = {
     "job-scheduler": "org.opensearch.jobscheduler.JobSchedulerPlugin",
     "ml-plugin": "org.opensearch.ml.plugin.MachineLearningPlugin",
     "neural-search": "org.opensearch.neuralsearch.plugin.NeuralSearch",
+}
+# Where each engine's official images are published (tools/offline_images.py builds
+# stand-ins under the same names where no registry answers).
+OFFICIAL_IMAGES = {
+    "elasticsearch": "docker.elastic.co/elasticsearch/elasticsearch",
+    "opensearch": "opensearchproject/opensearch",
 }
 NEURAL_JARS = ("opensearch-neural-search-2.19.1.0.jar", "opensearch-ml-client-2.19.1.0.jar")
 # Only for models run inside OpenSearch, which this project never does: leaving
@@ -87,6 +94,17 @@ class Release:
     @property
     def neural(self) -> bool:
         return "neural-search" in self.plugins
+
+    @property
+    def image(self) -> str:
+        """The official image of this version (OpenSearch's also bundles ml-commons,
+        neural-search and the security plugin)."""
+        return f"{OFFICIAL_IMAGES[self.kind]}:{self.version}"
+
+    @property
+    def plugin_classes(self) -> str:
+        """The OpenSearch plugin classes a node of this release loads, comma-separated."""
+        return ",".join(OPENSEARCH_PLUGINS[plugin] for plugin in self.plugins)
 
 
 RELEASES = {
@@ -345,22 +363,40 @@ class EngineNode:
         self.stop()
 
 
-def _wait_healthy(node: EngineNode, timeout: float) -> None:
+def wait_until_healthy(
+    url: str, timeout: float, nodes: int = 1, exited: Callable[[], str | None] = lambda: None
+) -> None:
+    """Waits until the cluster at `url` is yellow or green with `nodes` nodes, asking
+    what every engine answers (GET /_cluster/health: the integ-test Elasticsearch
+    answers GET / with 405). `exited()` says why the engine is gone, or None while it runs."""
     deadline = time.monotonic() + timeout
-    health = f"{node.url}/_cluster/health?wait_for_status=yellow&timeout=5s"
+    health = f"{url}/_cluster/health?wait_for_status=yellow&wait_for_nodes={nodes}&timeout=5s"
     while time.monotonic() < deadline:
-        if node.process.poll() is not None:
-            tail = node.log.read_text(errors="replace")[-3000:] if node.log.exists() else ""
-            raise RuntimeError(f"{node.kind} exited with {node.process.returncode} while starting:\n{tail}")
+        if (gone := exited()) is not None:
+            raise RuntimeError(gone)
         try:
             with urllib.request.urlopen(health, timeout=10) as response:
-                if json.load(response)["status"] in ("yellow", "green"):
+                answer = json.load(response)
+                if answer["status"] in ("yellow", "green") and answer["number_of_nodes"] >= nodes:
                     return
-        except OSError:
+        except OSError:  # not listening yet, or 408 while the nodes are short
             pass
         time.sleep(1)
-    node.stop()
-    raise RuntimeError(f"{node.kind} not healthy after {timeout:.0f} s; log: {node.log}")
+    raise TimeoutError(f"{url} not healthy with {nodes} node(s) after {timeout:.0f} s")
+
+
+def _wait_healthy(node: EngineNode, timeout: float) -> None:
+    def exited() -> str | None:
+        if node.process.poll() is None:
+            return None
+        tail = node.log.read_text(errors="replace")[-3000:] if node.log.exists() else ""
+        return f"{node.kind} exited with {node.process.returncode} while starting:\n{tail}"
+
+    try:
+        wait_until_healthy(node.url, timeout, exited=exited)
+    except TimeoutError:
+        node.stop()
+        raise RuntimeError(f"{node.kind} not healthy after {timeout:.0f} s; log: {node.log}") from None
 
 
 def _ensure_es_user() -> None:
@@ -440,7 +476,7 @@ def _start_opensearch(release: Release, workdir: Path, heap: str) -> tuple[list[
         "-clusterName",
         workdir.name,  # unique, so two nodes here never take each other for peers
         "-pluginTypes",
-        ",".join(OPENSEARCH_PLUGINS[plugin] for plugin in release.plugins),
+        release.plugin_classes,
     ]
     return command, dict(os.environ), f"http://127.0.0.1:{base + 1}"
 
