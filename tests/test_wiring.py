@@ -236,3 +236,34 @@ def test_a_deploy_racing_another_task_waits_for_it_instead_of_failing() -> None:
     assert opensearch._deploy(engine, "model-1") is False  # type: ignore[arg-type]
     assert engine.deploys == 1
 
+
+class LaggingModelIndex:
+    """An engine whose model index lists a model for a while after its delete, so the
+    connector's delete answers 409 naming it (as ml-commons did in a loaded CI run)."""
+
+    kind = "opensearch"
+
+    def __init__(self, lagging: str, refusals: int) -> None:
+        self.lagging, self.refusals, self.deletes = lagging, refusals, 0
+
+    def call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
+        self.deletes += 1
+        if self.deletes <= self.refusals:
+            raise WiringError(
+                f"DELETE {path} answered 409: 1 models are still using this connector, please delete "
+                f"or update the models first: [{self.lagging}]"
+            )
+        return type("Reply", (), {"status": 200, "body": {}})()
+
+
+def test_a_connector_delete_waits_out_the_model_index_lag() -> None:
+    engine = LaggingModelIndex("model-old", refusals=2)
+    opensearch._delete_connector(engine, "connector-1", {"model-old"})  # type: ignore[arg-type]
+    assert engine.deletes == 3
+
+
+def test_a_connector_still_used_by_a_model_wire_did_not_delete_is_refused_at_once() -> None:
+    engine = LaggingModelIndex("someone-elses-model", refusals=100)
+    with pytest.raises(WiringError, match="someone-elses-model"):
+        opensearch._delete_connector(engine, "connector-1", {"model-old"})  # type: ignore[arg-type]
+    assert engine.deletes == 1

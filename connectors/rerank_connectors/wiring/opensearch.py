@@ -23,6 +23,8 @@ from rerank_connectors.wiring.engine_http import EngineHttp, WiringError, finger
 ML = "/_plugins/_ml"
 SETTINGS = "plugins.ml_commons."
 DEPLOY_TIMEOUT_S = 60.0
+# How long a connector delete waits for ml-commons' model index to drop models just deleted.
+RETIRE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -315,15 +317,34 @@ def _ensure_pipeline(http: EngineHttp, plan: Plan, model_id: str, report: Report
     report.say("created" if reply.status == 404 else "replaced", f"search pipeline {plan.name}")
 
 
+def _delete_connector(http: EngineHttp, connector_id: str, deleted_models: set[str]) -> None:
+    """ml-commons refuses (409) to delete a connector while its model index still lists a
+    model on it, and that index lags behind a model's delete: the refusal is waited out
+    while every model it names is one just deleted."""
+    deadline = time.monotonic() + RETIRE_TIMEOUT_S
+    while True:
+        try:
+            http.call("DELETE", f"{ML}/connectors/{connector_id}")
+            return
+        except WiringError as error:
+            listed = re.search(r"still using this connector.*?: \[([^\]]*)\]", str(error))
+            named = {model.strip() for model in listed.group(1).split(",")} if listed else set()
+            if not named or not named <= deleted_models or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _retire(http: EngineHttp, connector_ids: list[str], plan: Plan, report: Report) -> None:
     """Undeploys and deletes the models on stale connectors, then the connectors."""
     for connector_id in connector_ids:
+        deleted = set()
         for model in _search(http, "models", plan.name):
             if model.get("connector_id") == connector_id:
                 http.call("POST", f"{ML}/models/{model['_id']}/_undeploy")
                 http.call("DELETE", f"{ML}/models/{model['_id']}")
+                deleted.add(str(model["_id"]))
                 report.say("deleted", f"stale model {model['_id']}")
-        http.call("DELETE", f"{ML}/connectors/{connector_id}")
+        _delete_connector(http, connector_id, deleted)
         report.say("deleted", f"stale connector {connector_id}")
 
 
