@@ -8,7 +8,11 @@ request two oracles look at the engine, not at the bridge's answer:
   each must be a search (or the root call, or one the `allow:` rules name);
 - an audit of the engine (indices and their state and metadata versions,
   write counters, templates, pipelines, aliases, stored scripts, cluster
-  settings, open search contexts) must equal the one taken before.
+  settings, scroll contexts left open) must equal the one taken before.
+The audit reads only what a request would have changed for good: a count of open
+search contexts would also count a search still running under a loaded machine,
+so scrolls are counted by freeing them all (none may be found), and no point in
+time can be opened because the tap sees every call the engine gets.
 `--bridge-examples N` (default 2,000) sets how many requests are tried.
 """
 
@@ -50,19 +54,33 @@ AUDITED = {
     "pipelines": "/_ingest/pipeline",
     "aliases": "/_alias?expand_wildcards=all",
     "cluster_settings": "/_cluster/settings",
-    "search_contexts": "/_nodes/stats/indices/search?filter_path="
-    "nodes.*.indices.search.open_contexts,nodes.*.indices.search.scroll_current",
 }
 
 
+def scrolls_left_open(url: str) -> int:
+    """Frees every scroll context on the engine and says how many there were."""
+    clear = urllib.request.Request(
+        url + "/_search/scroll",
+        data=b'{"scroll_id": "_all"}',
+        method="DELETE",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(clear, timeout=30) as response:
+            return int(json.load(response)["num_freed"])
+    except urllib.error.HTTPError as error:  # 404 where there was none to free
+        return int(json.load(error)["num_freed"])
+
+
 def audit(url: str) -> dict[str, Any]:
-    snapshot = {}
+    snapshot: dict[str, Any] = {}
     for name, path in AUDITED.items():
         try:
             with urllib.request.urlopen(url + path, timeout=30) as response:
                 snapshot[name] = json.load(response)
         except urllib.error.HTTPError as error:  # e.g. 404 where there is none of a kind
             snapshot[name] = (error.code, json.load(error))
+    snapshot["scrolls_left_open"] = scrolls_left_open(url)
     return snapshot
 
 
@@ -237,6 +255,9 @@ def test_the_audit_and_the_tap_see_changes(
         assert audit(engine.url) != before
     finally:
         engine.client.indices.delete_index_template(name="audit-probe")
+    assert audit(engine.url) == before
+    engine.client.search(index=engine.index, scroll="1m", size=1, query={"match_all": {}})
+    assert audit(engine.url)["scrolls_left_open"] == 1  # and the audit freed it
     assert audit(engine.url) == before
     tap.taken()
     assert send(bridge.port, "GET", "/_cluster/health").status == 200
