@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ def stages() -> dict[str, dict[str, Any]]:
     current: dict[str, Any] = {}
     text = (DOCKER / "Dockerfile").read_text().replace("\\\n", " ")
     for line in text.splitlines():
+        if line.startswith("#"):
+            continue
         if match := re.match(r"FROM (\S+) AS ([\w-]+)", line):
             current = found[match.group(2)] = {
                 "parent": match.group(1),
@@ -58,10 +61,24 @@ def stages() -> dict[str, dict[str, Any]]:
     return found
 
 
+def with_nested(extras: set[str]) -> set[str]:
+    """The extras and those they include ("rerank-bridge[server-onnx]" in pyproject.toml)."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    found, todo = set(), list(extras)
+    while todo:
+        extra = todo.pop()
+        if extra not in found:
+            found.add(extra)
+            for requirement in declared[extra]:
+                if match := re.fullmatch(r"rerank-bridge\[([\w,-]+)\]", requirement):
+                    todo.extend(match.group(1).split(","))
+    return found
+
+
 def extras_of(name: str, found: dict[str, dict[str, Any]]) -> set[str]:
     stage = found[name]
     inherited = extras_of(stage["parent"], found) if stage["parent"] in found else set()
-    return set(stage["extras"]) | inherited
+    return with_nested(set(stage["extras"])) | inherited
 
 
 def accepted(subcommand: str, args: list[str]) -> None:

@@ -35,23 +35,27 @@ def reachable(url: str) -> bool:
 @pytest.mark.parametrize(
     ("kind", "signum"), [("opensearch", signal.SIGTERM), ("elasticsearch", signal.SIGINT)]
 )
-def test_a_signal_stops_the_node_and_removes_its_folder(kind: str, signum: int) -> None:
+def test_a_signal_stops_the_node_and_removes_its_folder(kind: str, signum: int, tmp_path: Path) -> None:
     try:
         local_engines.fetch(kind)
     except Exception as error:
         unavailable(f"cannot fetch {kind}: {error}")
-    launcher = subprocess.Popen(
-        [sys.executable, str(LAUNCHER), "start", kind],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=_in_the_background,
-    )
+    log = tmp_path / "launcher.err"
+    with log.open("w") as errors:
+        launcher = subprocess.Popen(
+            [sys.executable, str(LAUNCHER), "start", kind],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            preexec_fn=_in_the_background,
+        )
     try:
         assert launcher.stdout is not None
         line = launcher.stdout.readline()
         match = re.match(rf"{kind}-\S+: (\S+) \(folder (\S+)\)", line)
-        assert match, f"the launcher said {line!r}"
+        if not match:
+            launcher.wait(timeout=30)
+            raise AssertionError(f"the launcher said {line!r}; its stderr:\n{log.read_text()[-3000:]}")
         url, folder = match.group(1), Path(match.group(2))
         assert reachable(url) and folder.is_dir()
         launcher.send_signal(signum)

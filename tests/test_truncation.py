@@ -88,7 +88,7 @@ def listwise(listwise_dir: Path) -> ListwiseBackend:
 def test_bi_encoder_reports_what_the_model_read(minilm: BiEncoderBackend) -> None:
     """MiniLM reads 256 tokens with its two special ones: a 2,000-token document is cut there."""
     outcome = rerank(minilm, LONG, [LONG, "short passage"])
-    limit = minilm.max_length - 2
+    limit = minilm.model.max_length - 2
     assert [d.truncated for d in outcome.scored] == [True, False]
     assert outcome.usage.query_tokens == limit
     assert outcome.usage.document_tokens == limit + count(minilm.truncator, "short passage")
@@ -101,7 +101,7 @@ def test_cross_encoder_cuts_a_long_query_and_the_document_gives_way(
 ) -> None:
     """A query past the model's 512 tokens is cut, not an error; the document gets what is left."""
     outcome = rerank(cross_encoder, LONG, [LONG, "short"], query_cap=CAP)
-    room = cross_encoder.max_length - cross_encoder.truncator.special_tokens(pair=True)
+    room = cross_encoder.model.max_length - cross_encoder.model.truncator.special_tokens(pair=True)
     assert outcome.usage.query_tokens == room - 1
     # One token each is all the query leaves: "short" is cut too if it is more than one.
     assert [d.truncated for d in outcome.scored] == [True, count(cross_encoder.truncator, "short") > 1]

@@ -47,6 +47,8 @@ class BiEncoderBackend(Backend):
         self.device = model.device
         self.dtype = model.dtype
         self.runtime = model.run.name
+        # Padded tokens per forward call (bench/pointwise_groups.py varies it).
+        self.group_tokens = model.group_tokens
         self.embed_dimensions = model.embed_dimensions
         self.limits = BackendLimits(
             max_documents_per_pass=1,
@@ -110,4 +112,4 @@ class BiEncoderBackend(Backend):
 
     def forward(self, payloads: list[Any]) -> list[Any]:
         model = self.model
-        return list(run_by_length(model.run, payloads, model.pad_id, model.group_tokens))
+        return list(run_by_length(model.run, payloads, model.pad_id, self.group_tokens))

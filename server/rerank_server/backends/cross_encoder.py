@@ -39,6 +39,8 @@ class CrossEncoderBackend(Backend):
         self.device = model.device
         self.dtype = model.dtype
         self.runtime = model.run.name
+        # Padded tokens per forward call (bench/pointwise_groups.py varies it).
+        self.group_tokens = model.group_tokens
         self.limits = BackendLimits(
             max_documents_per_pass=1,
             context_length=model.max_length,
@@ -75,5 +77,5 @@ class CrossEncoderBackend(Backend):
 
     def forward(self, payloads: list[Any]) -> list[Any]:
         model = self.model
-        logits = run_by_length(model.run, payloads, model.pad_id, model.group_tokens)
+        logits = run_by_length(model.run, payloads, model.pad_id, self.group_tokens)
         return list(probabilities(logits).tolist())
