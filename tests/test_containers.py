@@ -140,7 +140,9 @@ def test_a_missing_image_falls_back_to_a_local_node_and_says_why(
     containers_here: None, tmp_path: Path
 ) -> None:
     report = tmp_path / "fallback.xml"
-    run = pytest_run(report, ONE_LIVE_TEST, RERANK_ELASTICSEARCH_IMAGE=MISSING_IMAGE, CI="false")
+    run = pytest_run(
+        report, ONE_LIVE_TEST, RERANK_ELASTICSEARCH_IMAGE=MISSING_IMAGE, RERANK_ENGINES="auto", CI="false"
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     said = run.stdout + run.stderr
     assert f"image {MISSING_IMAGE} is not here and cannot be pulled" in said
@@ -152,7 +154,13 @@ def test_a_missing_image_falls_back_to_a_local_node_and_says_why(
 def test_in_ci_a_missing_image_stops_the_run_with_one_failure_naming_it(
     containers_here: None, tmp_path: Path
 ) -> None:
-    run = pytest_run(tmp_path / "ci.xml", ONE_LIVE_TEST, RERANK_ELASTICSEARCH_IMAGE=MISSING_IMAGE, CI="true")
+    run = pytest_run(
+        tmp_path / "ci.xml",
+        ONE_LIVE_TEST,
+        RERANK_ELASTICSEARCH_IMAGE=MISSING_IMAGE,
+        RERANK_ENGINES="auto",
+        CI="true",
+    )
     said = run.stdout + run.stderr
     assert run.returncode == 3, said[-4000:]
     assert said.count(f"a Docker engine answers, but image {MISSING_IMAGE} is not here") == 1, said[-4000:]
