@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,13 @@ def _metadata(request_id: str | None) -> list[tuple[str, str]] | None:
 
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Reranker"].full_name
+# A server gone, draining or with none of its replicas SERVING answers UNAVAILABLE; one
+# shutting down fails a call that had not reached a handler with CANCELLED
+# (grpc/grpc#41785). These clients never cancel a call themselves (a deadline is
+# DEADLINE_EXCEEDED), so both mean the call was not scored and another server may take it.
+SERVER_GONE = ("UNAVAILABLE", "CANCELLED")
+
+
 # Spread calls over every address a target resolves to (several replicas behind
 # one DNS name), send none to a server whose health (grpc.health.v1) is not
 # SERVING (loading its model, or draining after SIGTERM), and retry a call that
@@ -114,7 +121,7 @@ SERVICE_CONFIG = json.dumps(
                     "initialBackoff": "0.05s",
                     "maxBackoff": "1s",
                     "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
+                    "retryableStatusCodes": list(SERVER_GONE),
                 },
             }
         ],
@@ -175,13 +182,30 @@ class _Targets:
         self.stubs = [rerank_pb2_grpc.RerankerStub(channel) for channel in self.channels]
         self._turns = itertools.count()  # next() is atomic: safe across threads
 
-    def in_turn(self) -> list[Any]:
+    def attempts(self, timeout: float) -> Iterator[tuple[Any, float]]:
+        """One call's tries: each target's stub, starting with the next target's, and the
+        seconds left of the call's deadline, while some are left."""
+        deadline = time.monotonic() + timeout
         first = next(self._turns) % len(self.stubs)
-        return self.stubs[first:] + self.stubs[:first]
+        for stub in self.stubs[first:] + self.stubs[:first]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            yield stub, left
 
 
-def _unavailable(error: grpc.RpcError) -> bool:
-    return bool(error.code() == grpc.StatusCode.UNAVAILABLE)  # type: ignore[attr-defined]
+def _unless_gone(error: grpc.RpcError) -> grpc.RpcError:
+    """A failure the next target may not have (SERVER_GONE) is kept for later; any other
+    is the answer and raised now."""
+    if error.code().name not in SERVER_GONE:  # type: ignore[attr-defined]
+        raise error
+    return error
+
+
+def _last(failure: grpc.RpcError | None) -> grpc.RpcError:
+    """What a call that no target took raises: the last target's answer."""
+    assert failure is not None  # the first target is always tried: its deadline is ahead
+    return failure
 
 
 class RerankClient:
@@ -202,20 +226,13 @@ class RerankClient:
         self._targets = _Targets(grpc, address, max_message_bytes, tls)
 
     def _call(self, method: str, request: Any, timeout: float | None, request_id: str | None) -> Any:
-        deadline = time.monotonic() + (timeout or self.timeout)
         failure: grpc.RpcError | None = None
-        for stub in self._targets.in_turn():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
+        for stub, left in self._targets.attempts(timeout or self.timeout):
             try:
                 return getattr(stub, method)(request, timeout=left, metadata=_metadata(request_id))
             except grpc.RpcError as error:
-                if not _unavailable(error):
-                    raise
-                failure = error
-        assert failure is not None  # the first target is always tried
-        raise failure
+                failure = _unless_gone(error)
+        raise _last(failure)
 
     def rerank(
         self,
@@ -275,20 +292,13 @@ class AsyncRerankClient:
         self._targets = _Targets(aio, address, max_message_bytes, tls)
 
     async def _call(self, method: str, request: Any, timeout: float | None, request_id: str | None) -> Any:
-        deadline = time.monotonic() + (timeout or self.timeout)
         failure: grpc.RpcError | None = None
-        for stub in self._targets.in_turn():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
+        for stub, left in self._targets.attempts(timeout or self.timeout):
             try:
                 return await getattr(stub, method)(request, timeout=left, metadata=_metadata(request_id))
             except grpc.RpcError as error:
-                if not _unavailable(error):
-                    raise
-                failure = error
-        assert failure is not None  # the first target is always tried
-        raise failure
+                failure = _unless_gone(error)
+        raise _last(failure)
 
     async def rerank(
         self,
