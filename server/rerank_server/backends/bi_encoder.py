@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
-from rerank_server.backends.encodings import run_by_length
-from rerank_server.backends.pointwise import PointwiseModel
+from rerank_server.backends.base import Plan, Sequence
+from rerank_server.backends.pointwise import PointwiseBackend, PointwiseModel
 from rerank_server.domain import (
     EmbedOutcome,
     EmbedRequest,
@@ -34,28 +33,15 @@ def cosine(query: np.ndarray, documents: np.ndarray) -> np.ndarray:
     return np.asarray((documents / norms) @ unit_query, dtype=np.float32)
 
 
-class BiEncoderBackend(Backend):
+class BiEncoderBackend(PointwiseBackend):
     kind = "bi-encoder"
     returns_embeddings = True
 
     def __init__(
         self, model_id: str, model: PointwiseModel, max_query_tokens: int, max_document_tokens: int
     ) -> None:
-        self.model_id = model_id
-        self.model = model
-        self.truncator = model.truncator
-        self.device = model.device
-        self.dtype = model.dtype
-        self.runtime = model.run.name
-        # Padded tokens per forward call (bench/pointwise_groups.py varies it).
-        self.group_tokens = model.group_tokens
+        super().__init__(model_id, model, max_query_tokens, max_document_tokens)
         self.embed_dimensions = model.embed_dimensions
-        self.limits = BackendLimits(
-            max_documents_per_pass=1,
-            context_length=model.max_length,
-            max_query_tokens=max_query_tokens,
-            max_document_tokens=max_document_tokens,
-        )
 
     def _encode(self, texts: list[str], cap: int) -> list[tuple[dict[str, list[int]], int, bool]]:
         """Each text's encoding cut to the request's cap and the model's length, with
@@ -111,5 +97,4 @@ class BiEncoderBackend(Backend):
         return Plan([Sequence(len(e["input_ids"]), e) for e, _, _ in encoded], finish)
 
     def forward(self, payloads: list[Any]) -> list[Any]:
-        model = self.model
-        return list(run_by_length(model.run, payloads, model.pad_id, self.group_tokens))
+        return list(self.run_model(payloads))

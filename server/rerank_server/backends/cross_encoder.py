@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
-from rerank_server.backends.encodings import run_by_length
-from rerank_server.backends.pointwise import PointwiseModel
+from rerank_server.backends.base import Plan, Sequence
+from rerank_server.backends.pointwise import PointwiseBackend
 from rerank_server.domain import RerankOutcome, RerankRequest, ScoredDocument, Usage
 
 
@@ -27,26 +26,8 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
     return np.asarray(shifted[:, -1] / shifted.sum(axis=1), dtype=np.float32)
 
 
-class CrossEncoderBackend(Backend):
+class CrossEncoderBackend(PointwiseBackend):
     kind = "cross-encoder"
-
-    def __init__(
-        self, model_id: str, model: PointwiseModel, max_query_tokens: int, max_document_tokens: int
-    ) -> None:
-        self.model_id = model_id
-        self.model = model
-        self.truncator = model.truncator
-        self.device = model.device
-        self.dtype = model.dtype
-        self.runtime = model.run.name
-        # Padded tokens per forward call (bench/pointwise_groups.py varies it).
-        self.group_tokens = model.group_tokens
-        self.limits = BackendLimits(
-            max_documents_per_pass=1,
-            context_length=model.max_length,
-            max_query_tokens=max_query_tokens,
-            max_document_tokens=max_document_tokens,
-        )
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
         # The pair must fit the model: the query keeps room for at least one
@@ -76,6 +57,4 @@ class CrossEncoderBackend(Backend):
         return Plan([Sequence(len(e["input_ids"]), e) for e in encodings], finish)
 
     def forward(self, payloads: list[Any]) -> list[Any]:
-        model = self.model
-        logits = run_by_length(model.run, payloads, model.pad_id, self.group_tokens)
-        return list(probabilities(logits).tolist())
+        return list(probabilities(self.run_model(payloads)).tolist())
