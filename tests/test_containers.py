@@ -53,7 +53,7 @@ from engine_containers import (
     why_no_containers,
 )
 from live_fixtures import ROOT, Engine, EngineAt, indexed_corpus, unavailable
-from offline_images import PROJECT_IMAGES
+from offline_images import PROJECT_IMAGES, SOURCE_LABEL, image_label, source_digest
 from testcontainers.core.network import Network
 
 from rerank_connectors import RerankClient, local_engines
@@ -89,6 +89,13 @@ def containers_here() -> None:
     images = [*engine_images(), PROJECT_IMAGES["server-cpu"], PROJECT_IMAGES["bridge"]]
     if (why := why_no_containers(images)) is not None:
         unavailable(f"{why} (tools/offline_images.py builds every image where no registry answers)")
+    source = source_digest()
+    for image in PROJECT_IMAGES.values():
+        built_from = image_label(image, SOURCE_LABEL)
+        if built_from and built_from != source:  # unlabelled: built some other way, taken as it is
+            unavailable(
+                f"{image} holds other code than this checkout: build it again (tools/offline_images.py)"
+            )
 
 
 def pytest_run(report: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,7 @@
 """Builds, where no image registry answers, every image the tests and docker/compose.yaml use.
 
-    python tools/offline_images.py              # the images that are missing
+    python tools/offline_images.py              # the bases and engines that are missing, the project's images
     python tools/offline_images.py --rebuild    # every one again
-    python tools/offline_images.py --project    # the project's images again (after a code change)
     python tools/offline_images.py --list       # their names, one a line
 
 1. local/debian:bookworm: a debootstrap (minbase, with ca-certificates and curl) from
@@ -17,7 +16,10 @@
    from Maven Central, with a Java runtime jlinked from the host's JDK
    (docker/offline/*.Dockerfile).
 
-Users with a registry never need it: `docker build` and `docker compose` pull the
+The project's images are built every time (from the build cache: seconds when the code has
+not changed) and labelled with a digest of the source they hold, which the container tests
+compare with the checkout's, so they never run an image of other code. Users with a
+registry never need this tool: `docker build` and `docker compose` pull the
 official bases. It runs as root (debootstrap, chroot) next to a Docker engine, with
 Debian's docker CLI for BuildKit (`$DOCKER` names another). Nothing it makes leaves this
 machine. Prints one JSON document: each image, its size and how long it took.
@@ -26,6 +28,7 @@ machine. Prints one JSON document: each image, its size and how long it took.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -62,6 +65,37 @@ JDK_TOOLS = re.compile(
     r"^jdk\.(jshell|jpackage|jlink|javadoc|jconsole|hotspot\.agent|jdeps|jstatd|jcmd|jdi|jdwp\.agent"
     r"|internal\.(ed|le|opt|jvmstat))$"
 )
+
+
+# The files docker/Dockerfile's `code` stage copies into the project's images.
+SOURCE = ("pyproject.toml", "README.md", "proto", "server", "connectors")
+SOURCE_LABEL = "rerank-bridge.source-digest"
+
+
+def source_digest() -> str:
+    """A digest of the files the project's images hold (tracked or not, unless ignored)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *SOURCE],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    digest = hashlib.sha256()
+    for name in sorted(set(listed)):
+        path = ROOT / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def image_label(image: str, label: str) -> str:
+    out = subprocess.run(
+        [docker_cli(), "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', image],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return out.strip()
 
 
 def engine_images() -> dict[str, str]:
@@ -176,6 +210,8 @@ def project_builder(target: str) -> Callable[[Path], None]:
             target,
             "--build-arg",
             f"PYTHON_IMAGE={PYTHON}",
+            "--label",
+            f"{SOURCE_LABEL}={source_digest()}",
             "-t",
             PROJECT_IMAGES[target],
             str(ROOT),
@@ -249,11 +285,6 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rebuild", action="store_true", help="build every image, even those already here")
-    parser.add_argument(
-        "--project",
-        action="store_true",
-        help="build the project's images again (they change with its code), keep the others",
-    )
     parser.add_argument("--list", action="store_true", help="print the images' names and stop")
     args = parser.parse_args()
     if args.list:
@@ -266,7 +297,7 @@ def main() -> None:
     report = []
     for image, build in builders().items():
         started = time.monotonic()
-        built = args.rebuild or (args.project and image in PROJECT_IMAGES.values()) or not exists(image)
+        built = args.rebuild or image in PROJECT_IMAGES.values() or not exists(image)
         if built:
             print(f"offline_images: building {image}", file=sys.stderr, flush=True)
             build(work)
