@@ -119,6 +119,9 @@ def docker_cli() -> str:
 
 
 def docker(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """A docker command; what it prints goes to stderr unless captured (stdout is this tool's JSON)."""
+    if "capture_output" not in kwargs:
+        kwargs["stdout"] = sys.stderr
     return subprocess.run(
         [docker_cli(), *args],
         check=True,
