@@ -7,7 +7,7 @@ import threading
 
 from aiohttp import web
 
-from rerank_connectors.bridge.app import build_app
+from rerank_connectors.bridge.app import build_app, ssl_context
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.local_engines import free_port
 
@@ -29,7 +29,8 @@ class RunningBridge:
     async def _start(self) -> None:
         self._runner = web.AppRunner(build_app(self.config))
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        # Over TLS where the configuration names a certificate, as `rerank-bridge proxy` serves.
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=ssl_context(self.config)).start()
 
     def __exit__(self, *exc: object) -> None:
         if self._runner is not None:

@@ -100,3 +100,34 @@ def test_mutual_tls_requires_a_client_certificate(pki: Path) -> None:
             assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop()
+
+
+def test_the_health_check_reads_tls_from_the_command_line_and_needs_no_client_certificate(
+    pki: Path, tmp_path: Path
+) -> None:
+    """`rerank-bridge healthcheck` on a mutual-TLS server and a TLS bridge: a handshake (the
+    probe has no client certificate) and GET /metrics over TLS; a plaintext port fails it."""
+    import json
+
+    from bridge_runner import RunningBridge
+
+    from rerank_bridge_cli.healthcheck import check
+    from rerank_connectors.bridge.config import BridgeConfig
+
+    cert, key = str(pki / "server.pem"), str(pki / "server.key")
+    server = start_server(model="fake", tls_cert=cert, tls_key=key, tls_client_ca=str(pki / "ca.pem"))
+    try:
+        serve = ["serve", "--port", str(server.port), "--tls-cert", cert, "--tls-key", key]
+        assert check(serve, {}) == f"TLS handshake with 127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+    config = {"engine": {"url": "http://127.0.0.1:9", "kind": "elasticsearch"}}
+    config["listen"] = {"host": "127.0.0.1", "port": 0, "tls_cert": cert, "tls_key": key}
+    (tmp_path / "bridge.json").write_text(json.dumps(config))
+    bridge_config = BridgeConfig(engine_url="http://127.0.0.1:9", engine_kind="elasticsearch")
+    with RunningBridge(bridge_config.replace(tls_cert=cert, tls_key=key)) as bridge:
+        proxy = ["proxy", "--config", str(tmp_path / "bridge.json"), "--port", str(bridge.port)]
+        assert check(proxy, {}) == f"GET https://127.0.0.1:{bridge.port}/metrics answers 200"
+        plaintext = ["proxy", "--port", str(bridge.port)]
+        with pytest.raises(OSError):  # the bridge speaks TLS there
+            check(plaintext, {})
