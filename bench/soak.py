@@ -250,15 +250,27 @@ def start_bridge(
     command = [str(Path(sys.executable).parent / "rerank-bridge"), "proxy", "--config", str(path)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+
+    def exited() -> str | None:
+        return None if process.poll() is None else f"bridge exited with {process.returncode}"
+
+    wait_answering(url, 60, exited)
+    return process, url
+
+
+def wait_answering(url: str, timeout: float, gone: Callable[[], str | None] = lambda: None) -> None:
+    """Until the bridge at `url` answers GET /metrics; `gone()` says why it went away, if it did."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
             with urllib.request.urlopen(f"{url}/metrics", timeout=2):
-                return process, url
+                return
         except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"bridge exited with {process.returncode}") from None
+            if (why := gone()) is not None:
+                raise RuntimeError(why) from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bridge at {url} did not answer in {timeout:.0f} s") from None
             time.sleep(0.1)
-    raise RuntimeError("bridge did not start")
 
 
 def inject_pauses(
@@ -397,7 +409,7 @@ class Servers:
 def container_stack(args: argparse.Namespace) -> Iterator[tuple[str, Corpus, Servers, Any, dict[str, Any]]]:
     """The cluster with its index, two scoring servers and the bridge; yields the bridge's
     URL on loopback, the corpus, the servers, the cluster and what runs where."""
-    from engine_containers import cluster, host_port, project_container
+    from engine_containers import cluster, exited, host_port, project_container
     from offline_images import PROJECT_IMAGES
 
     release = local_engines.release_for(args.engine)
@@ -442,15 +454,7 @@ def container_stack(args: argparse.Namespace) -> Iterator[tuple[str, Corpus, Ser
             )
         )
         url = f"http://127.0.0.1:{host_port(bridge, 8080)}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/metrics", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the bridge container did not answer") from None
-                time.sleep(0.5)
+        wait_answering(url, 120, lambda: exited(bridge))
         setup = {
             "engine_image": engines.image,
             "engine_nodes": args.nodes,

@@ -33,13 +33,19 @@ def wait_for_port(process: subprocess.Popen[str], timeout: float = 120) -> int:
 
 
 def wait_serving(address: str, timeout: float = 120) -> None:
+    """Until health says SERVING; a server not listening yet (a container's published port
+    answers before the server inside it binds) is asked again until the deadline."""
     with grpc.insecure_channel(address) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         deadline = time.monotonic() + timeout
-        while (
-            health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
-            != health_pb2.HealthCheckResponse.SERVING
-        ):
+        while True:
+            try:
+                status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
             assert time.monotonic() < deadline, f"{address} never became SERVING"
             time.sleep(0.1)
 

@@ -36,7 +36,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from bridge_runner import RunningBridge
 from engine_containers import (
@@ -54,6 +53,8 @@ from engine_containers import (
 )
 from live_fixtures import ROOT, Engine, EngineAt, indexed_corpus, unavailable
 from offline_images import PROJECT_IMAGES, SOURCE_LABEL, image_label, source_digest
+from raw_http import send
+from server_process import wait_serving
 from testcontainers.core.network import Network
 
 from rerank_connectors import RerankClient, local_engines
@@ -183,23 +184,6 @@ def image_size_mb(container: Any) -> float:
     return round(int(container.get_wrapped_container().image.attrs["Size"]) / 1e6, 1)
 
 
-def wait_serving(address: str, timeout: float = 180) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                status = health.Check(health_pb2.HealthCheckRequest(), timeout=3).status
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            assert time.monotonic() < deadline, f"{address} not SERVING after {timeout:.0f} s"
-            time.sleep(0.5)
-
-
 def test_the_cpu_server_image_runs_without_torch_unprivileged_and_scores_as_torch_does(
     containers_here: None, reranker: RerankClient, record_property: Any
 ) -> None:
@@ -273,17 +257,10 @@ def test_the_torch_server_image_serves_a_mounted_listwise_model(
         record_property("server_torch_image_mb", image_size_mb(server))
 
 
-def post_json(url: str, body: dict[str, Any], timeout: float = 60) -> tuple[int, dict[str, Any]]:
-    import urllib.error
-    import urllib.request
-
-    data = json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
+def post_json(port: int, target: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """A JSON POST to a bridge on loopback (raw_http.send): its status and JSON answer."""
+    answer = send(port, "POST", target, {"Content-Type": "application/json"}, json.dumps(body).encode())
+    return answer.status, answer.json()
 
 
 def in_background(call: Any) -> tuple[threading.Thread, list[Any]]:
@@ -347,8 +324,8 @@ def test_images_are_healthy_on_the_port_they_are_given_and_drain_on_sigterm(cont
                     "query": {"match": {"text": "river city"}},
                     "ext": {"rerank_bridge": {"rerank": {"fields": ["text"]}}},
                 }
-                url = f"http://127.0.0.1:{host_port(bridge, 18080)}/docs/_search"
-                thread, answer = in_background(lambda: post_json(url, search))
+                port = host_port(bridge, 18080)
+                thread, answer = in_background(lambda: post_json(port, "/docs/_search", search))
                 time.sleep(0.7)
                 bridge.get_wrapped_container().stop(timeout=30)
                 thread.join()
@@ -381,7 +358,7 @@ def ranked(bridge: RunningBridge, index: str, query: str) -> tuple[list[tuple[st
         "size": 10,
         "ext": {"rerank_bridge": {"rerank": {"fields": ["text"], "rank_window_size": 50}}},
     }
-    status, answer = post_json(f"{bridge.url}/{index}/_search?search_type=dfs_query_then_fetch", body)
+    status, answer = post_json(bridge.port, f"/{index}/_search?search_type=dfs_query_then_fetch", body)
     assert status == 200 and answer["rerank"]["reranked"] is True, answer
     return [(hit["_id"], hit["_score"]) for hit in answer["hits"]["hits"]], answer["_shards"]
 
@@ -512,9 +489,9 @@ def test_the_compose_stack_answers_a_reranked_search_through_the_bridge(
         for doc_id, text in DOCS:
             client.index(index="docs-compose", id=doc_id, document={"text": text})
         client.indices.refresh(index="docs-compose")
-        status, answer = post_json(
-            f"{bridge}/docs-compose/_search", {"query": {"match": {"text": "river city"}}}
-        )
+        bridge_port = int(ports["RERANK_BRIDGE_PORT"])
+        search = {"query": {"match": {"text": "river city"}}}
+        status, answer = post_json(bridge_port, "/docs-compose/_search", search)
         assert status == 200 and answer["rerank"]["reranked"] is True, answer
         servers = [f"127.0.0.1:{ports[f'RERANK_SERVER_{n}_PORT']}" for n in (1, 2)]
         with RerankClient(servers, timeout=60) as reranker:

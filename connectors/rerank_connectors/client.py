@@ -115,7 +115,7 @@ SERVICE_CONFIG = json.dumps(
         "healthCheckConfig": {"serviceName": SERVICE},
         "methodConfig": [
             {
-                "name": [{"service": "rerank.v1.Reranker"}],
+                "name": [{"service": SERVICE}],
                 "retryPolicy": {
                     "maxAttempts": 4,
                     "initialBackoff": "0.05s",
@@ -165,8 +165,8 @@ class _Targets:
     """The servers a client calls: one gRPC channel per target, each balancing round
     robin over what its name resolves to and re-resolving it when a server goes (so a
     replica restarted at a new address is found again). Calls take the targets in
-    turn; `in_turn()` gives the order for one call: the next target first, then the
-    others, to fall back on when one answers UNAVAILABLE."""
+    turn; `attempts()` gives the order for one call: the next target first, then the
+    others, to fall back on when one answers that its server is gone (SERVER_GONE)."""
 
     def __init__(self, module: Any, addresses: Addresses, max_message_bytes: int, tls: Tls | None) -> None:
         targets = [addresses] if isinstance(addresses, str) else list(addresses)
@@ -210,9 +210,9 @@ def _last(failure: grpc.RpcError | None) -> grpc.RpcError:
 
 class RerankClient:
     """`address`: one gRPC target ("host:port", or "dns:///name:port" for every
-    replica behind a name), or several, called in turn: a call another target can
-    take when its own answers UNAVAILABLE (down, draining, or none of its servers
-    SERVING) moves on to it within the call's deadline."""
+    replica behind a name), or several, called in turn: a call whose target answers
+    that its server is gone (SERVER_GONE: down, draining, shutting down, or none of its
+    servers SERVING) moves on to the next target within the call's deadline."""
 
     def __init__(
         self,

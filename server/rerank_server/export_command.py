@@ -10,7 +10,6 @@ and ONNX's exporter are imported when it runs (the [server,onnx] extras).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -39,13 +38,8 @@ def run(args: argparse.Namespace) -> None:
     from rerank_server.backends import onnx_bundle
     from rerank_server.backends.registry import load_backend
 
-    config = dataclasses.replace(
-        ServerConfig(),
-        model=args.model,
-        kind=args.kind,
-        runtime="onnx",
-        dtype=args.dtype,
-        model_name=args.model_name,
+    config = ServerConfig(
+        model=args.model, kind=args.kind, runtime="onnx", dtype=args.dtype, model_name=args.model_name
     )
     manifest = onnx_bundle.write(load_backend(config), args.out)
     print(json.dumps({"exported": str(args.out), **manifest}, indent=2), file=sys.stdout)

@@ -2,7 +2,7 @@
 time, read without torch, transformers or sentence-transformers.
 
     rerank-bridge export --model FOLDER [--dtype int8] --out DIR
-    rerank-bridge serve --runtime onnx --model DIR
+    rerank-bridge serve --model DIR
 
 DIR holds `model.onnx` (the graph ONNX Runtime runs, at the export's precision:
 the same file `--runtime onnx` caches beside a model folder), `tokenizer.json`
@@ -43,11 +43,10 @@ def _version(package: str) -> str:
 def write(backend: Backend, out: Path) -> dict[str, Any]:
     """Writes the folder of a backend loaded on ONNX Runtime; returns the manifest.
     The manifest goes last, so a folder without one is never taken for a whole export."""
-    from rerank_server.backends.bi_encoder import BiEncoderBackend
-    from rerank_server.backends.cross_encoder import CrossEncoderBackend
+    from rerank_server.backends.pointwise import PointwiseBackend
     from rerank_server.backends.runners import OnnxRunner
 
-    if not isinstance(backend, CrossEncoderBackend | BiEncoderBackend):
+    if not isinstance(backend, PointwiseBackend):
         raise ValueError(f"only cross-encoders and bi-encoders export to ONNX, not a {backend.kind} model")
     model = backend.model
     if not isinstance(model.run, OnnxRunner):
