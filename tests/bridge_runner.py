@@ -7,7 +7,7 @@ import threading
 
 from aiohttp import web
 
-from rerank_connectors.bridge.app import build_app, ssl_context
+from rerank_connectors.bridge.app import start_serving
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.local_engines import free_port
 
@@ -21,16 +21,20 @@ class RunningBridge:
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
+    @property
+    def open_connections(self) -> int:
+        assert self._runner is not None and self._runner.server is not None
+        return len(self._runner.server.connections)
+
     def __enter__(self) -> RunningBridge:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=60)
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(build_app(self.config))
-        await self._runner.setup()
-        # Over TLS where the configuration names a certificate, as `rerank-bridge proxy` serves.
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=ssl_context(self.config)).start()
+        # As `rerank-bridge proxy` serves: over TLS where the configuration names a
+        # certificate, with its connection limit.
+        self._runner = await start_serving(self.config)
 
     def __exit__(self, *exc: object) -> None:
         if self._runner is not None:

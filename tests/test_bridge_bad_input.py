@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.live, pytest.mark.engines("elasticsearch")]
 JSON = {"Content-Type": "application/json"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
 MATCH = {"match": {"text": "super bowl"}}
+RERANKED = {"query": MATCH, "ext": {"rerank_bridge": {"rerank": {"fields": ["text"]}}}}
 
 
 @dataclass(frozen=True)
@@ -182,11 +183,56 @@ CASES = [
     Case("cluster state", "GET", "/_cluster/state", None, 403, "path"),
     Case("cluster settings", "PUT", "/_cluster/settings", {"persistent": {}}, 403, "path"),
     Case("search template", "POST", "/{index}/_search/template", {}, 403, "path"),
-    Case("scroll id in the path", "GET", "/_search/scroll/abc", None, 403, "path"),
-    Case("clear every scroll", "DELETE", "/_search/scroll/_all", None, 403, "path"),
-    Case("open a point in time", "POST", "/{index}/_pit?keep_alive=1m", None, 403, "path"),
+    Case("scroll id in the path, not opened here", "GET", "/_search/scroll/abc", None, 404, "scroll_id"),
+    Case("point in time without keep_alive", "POST", "/{index}/_pit", None, 400, "keep_alive"),
+    Case(
+        "point in time past the keep-alive limit",
+        "POST",
+        "/{index}/_pit?keep_alive=2h",
+        None,
+        400,
+        "keep_alive",
+    ),
+    Case("closing a point in time not opened here", "DELETE", "/_pit", {"id": "abc"}, 404, "id"),
+    Case(
+        "search on a point in time not opened here", "POST", "/_search", {"pit": {"id": "abc"}}, 404, "pit.id"
+    ),
+    Case("count on an uppercase index", "POST", "/Docs/_count", {}, 400, "index"),
+    Case("count with a body in the URL", "GET", "/{index}/_count?source=%7B%7D", None, 400, "source"),
+    Case("the index's mappings", "GET", "/{index}/_mapping", None, 403, "path"),
     Case("delete by query", "POST", "/{index}/_delete_by_query", {"query": {"match_all": {}}}, 403, "path"),
     # Headers.
+    Case("a body without Content-Type", "POST", "/{index}/_search", {}, 406, "Content-Type", {}),
+    Case("an msearch without Content-Type", "POST", "/_msearch", b"{}\n{}\n", 406, "Content-Type", {}),
+    *(
+        Case(
+            f"Accept {media} on a reranked search",
+            "POST",
+            "/{index}/_search",
+            RERANKED,
+            406,
+            "Accept",
+            {**JSON, "Accept": media},
+        )
+        for media in ("application/cbor", "application/smile", "text/plain")
+    ),
+    Case(
+        "format=cbor on a search opening a scroll",
+        "POST",
+        "/{index}/_search?scroll=1m&format=cbor",
+        {},
+        406,
+        "format",
+    ),
+    Case(
+        "Accept smile on a scroll continuation",
+        "POST",
+        "/_search/scroll",
+        {"scroll_id": "x"},
+        406,
+        "Accept",
+        {**JSON, "Accept": "application/smile"},
+    ),
     *(
         Case(
             f"Content-Type {media}",

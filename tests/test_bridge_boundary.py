@@ -5,6 +5,7 @@ registry."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,8 +29,8 @@ from rerank_connectors.bridge.boundary import (
     upstream_url,
 )
 from rerank_connectors.bridge.config import BridgeConfig, load_config
+from rerank_connectors.bridge.contexts import ContextRegistry, duration_seconds
 from rerank_connectors.bridge.filter_path import filter_path
-from rerank_connectors.bridge.scrolls import ScrollRegistry, duration_seconds
 from rerank_connectors.bridge.search_params import reranked_params
 from rerank_connectors.bridge.searches import plan_search
 from rerank_connectors.errors import (
@@ -95,14 +96,16 @@ def test_bad_parameters_are_refused_naming_them(raw: str, field: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "expression", ["docs", "logs-*", "-old,logs-*", "remote:docs", "_all", ".hidden", "données", "a_b.c"]
+    "expression", ["docs", "logs-*", "-old,logs-*", "remote:docs", "_all", ".hidden", "a_b.c"]
 )
 def test_index_expressions(expression: str) -> None:
     assert index_expression(expression) == expression
 
 
 @pytest.mark.parametrize(
-    "expression", ["Docs", "_cluster", "a b", "docs/x", "a,,b", ".", "..", "--x", "x" * 256]
+    "expression",
+    # The last three: Latin-1, full-width and Cyrillic letters (ASCII names only, as the grammar says).
+    ["Docs", "_cluster", "a b", "docs/x", "a,,b", ".", "..", "--x", "x" * 256, "données", "ｄocs", "dоcs"],
 )
 def test_what_is_not_an_index_expression(expression: str) -> None:
     with pytest.raises(Refused):
@@ -114,10 +117,22 @@ def test_what_is_not_an_index_expression(expression: str) -> None:
     [
         ("GET", "/", Route("root")),
         ("HEAD", "/", Route("root")),
-        ("POST", "/docs/_search", Route("search", "docs")),
-        ("GET", "/_search", Route("search", "")),
-        ("POST", "/a,b/_msearch", Route("msearch", "a,b")),
+        ("POST", "/docs/_search", Route("search", "docs", ("_search",))),
+        ("GET", "/_search", Route("search", "", ("_search",))),
+        ("POST", "/a,b/_msearch", Route("msearch", "a,b", ("_msearch",))),
         ("DELETE", "/_search/scroll", Route("scroll")),
+        ("GET", "/_search/scroll/abc=", Route("scroll")),
+        ("DELETE", "/_search/scroll/_all", Route("scroll")),
+        ("GET", "/_count", Route("read", "", ("_count",))),
+        ("POST", "/docs/_count", Route("read", "docs", ("_count",))),
+        ("GET", "/logs-*/_field_caps", Route("read", "logs-*", ("_field_caps",))),
+        ("POST", "/docs/_validate/query", Route("read", "docs", ("_validate", "query"))),
+        ("GET", "/docs/_explain/7", Route("read", "docs", ("_explain", "7"))),
+        ("HEAD", "/docs", Route("read", "docs")),
+        ("POST", "/docs/_pit", Route("pit_open", "docs", ("_pit",))),
+        ("DELETE", "/_pit", Route("pit_close")),
+        ("POST", "/docs/_search/point_in_time", Route("pit_open", "docs", ("_search", "point_in_time"))),
+        ("DELETE", "/_search/point_in_time/_all", Route("pit_close")),
         ("POST", "/v2/rerank", Route("rerank_v2")),
         ("GET", "/_cluster/health", Route("forwarded")),
         ("GET", "/_cat/indices", Route("forwarded")),
@@ -137,6 +152,11 @@ def test_routes(method: str, raw: str, route: Route) -> None:
         ("GET", "/_cat/indices/docs", 403),  # `*` stays inside one segment
         ("POST", "/_cat/indices", 403),
         ("GET", "/_cluster/state", 403),
+        ("GET", "/docs", 403),  # the index's metadata: not a search API
+        ("DELETE", "/docs", 403),
+        ("PUT", "/docs/_count", 405),
+        ("GET", "/_search/point_in_time/_all", 405),  # listing every caller's points in time
+        ("GET", "/docs/_pit", 405),
     ],
 )
 def test_what_is_not_routed_is_refused(method: str, raw: str, status: int) -> None:
@@ -202,7 +222,10 @@ def test_only_checked_headers_pass() -> None:
 
 
 def test_media_types() -> None:
-    assert media_type(None) == MediaType() and media_type("application/json; charset=UTF-8") == MediaType()
+    assert media_type("application/json; charset=UTF-8") == MediaType()
+    with pytest.raises(Refused) as missing:  # a body must say what it is, as both engines require
+        media_type(None)
+    assert missing.value.status == 406 and missing.value.field == "Content-Type"
     vendor = media_type("application/vnd.elasticsearch+x-ndjson; compatible-with=8", ndjson_allowed=True)
     assert vendor == MediaType(ndjson=True, compatible_with="8")
     assert vendor.header(False) == "application/vnd.elasticsearch+json; compatible-with=8"
@@ -308,19 +331,21 @@ def test_url_parameters_of_a_reranked_search() -> None:
         assert raised.value.field == name
 
 
-def test_scroll_registry_remembers_owners_keep_alives_and_its_limit() -> None:
+def test_context_registry_remembers_owners_keep_alives_and_its_limit() -> None:
     now = [0.0]
-    registry = ScrollRegistry(capacity=2, max_keep_alive=600, clock=lambda: now[0])
+    registry = ContextRegistry("scroll", "scroll", capacity=2, max_keep_alive=600, clock=lambda: now[0])
     registry.opened("s1", "alice", registry.keep_alive("1m"))
     assert registry.keep_alive_of("s1", "alice") == 60 and registry.keep_alive_of("s1", "bob") is None
     registry.opened("s2", "bob", 30)
-    with pytest.raises(Refused) as full:
-        registry.make_room()
-    assert full.value.status == 429
+    with pytest.raises(Refused) as full, registry.room():
+        pass
+    assert full.value.status == 429 and full.value.field == "scroll"
     registry.renewed("s1", "s1b", "alice", 120)
     assert registry.keep_alive_of("s1", "alice") is None and registry.keep_alive_of("s1b", "alice") == 120
+    assert registry.owned_by("alice") == ["s1b"] and registry.owned_by("carol") == []
     now[0] = 61.0  # s2 expired
-    registry.make_room()
+    with registry.room():
+        pass
     assert registry.remaining() == ["s1b"]
     registry.closed("s1b")
     assert registry.remaining() == []
@@ -328,6 +353,27 @@ def test_scroll_registry_remembers_owners_keep_alives_and_its_limit() -> None:
     for bad in ("1y", "-1m", "", "11m"):  # 11 minutes is past this registry's 600 s
         with pytest.raises(RequestError):
             registry.keep_alive(bad)
+
+
+def test_openings_in_flight_count_against_the_limit() -> None:
+    """Twenty openings at once against a capacity of three: three get room, as
+    concurrent requests on the event loop would (the defect: all twenty did)."""
+    registry = ContextRegistry("scroll", "scroll", capacity=3, max_keep_alive=600)
+
+    async def open_one(n: int) -> bool:
+        try:
+            with registry.room():
+                await asyncio.sleep(0.01)  # the engine call
+                registry.opened(f"s{n}", "alice", 60)
+        except Refused:
+            return False
+        return True
+
+    async def all_at_once() -> list[bool]:
+        return await asyncio.gather(*(open_one(n) for n in range(20)))
+
+    assert sum(asyncio.run(all_at_once())) == 3
+    assert len(registry.remaining()) == 3
 
 
 def test_one_table_maps_reranker_statuses() -> None:

@@ -4,7 +4,9 @@ URL here and gets reranked searches back in the engine's own shape.
 This module only wires things: every request goes through `dispatch`, which
 checks the API key, decodes and routes the target (boundary.py, the security
 boundary) and calls the route's handler:
-- GET|HEAD / and unreranked searches, scrolls, `allow:` calls: passthrough.py
+- GET|HEAD /, unreranked searches, `_count`, `_field_caps`, `_validate/query`,
+  `_explain`, HEAD /{index}, `allow:` calls: passthrough.py
+- scrolls and points in time: cursors.py
 - GET|POST /_search, /{index}/_search, /_msearch, /{index}/_msearch: searches.py
 - POST /v1/rerank (Jina) and /v2/rerank (Cohere v2): rerank_api.py
 - GET /ui, /ui/compare: ui.py; GET /metrics: Prometheus
@@ -12,16 +14,18 @@ boundary) and calls the route's handler:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
+import signal
 import ssl
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rerank_connectors.bridge import passthrough, rerank_api, searches, ui
+from rerank_connectors.bridge import cursors, passthrough, rerank_api, searches, ui
 from rerank_connectors.bridge.boundary import (
     Refused,
     engine_request_id,
@@ -30,9 +34,11 @@ from rerank_connectors.bridge.boundary import (
     route_for,
 )
 from rerank_connectors.bridge.config import BridgeConfig
+from rerank_connectors.bridge.connection_limit import LimitedSite
+from rerank_connectors.bridge.contexts import owner_of
 from rerank_connectors.bridge.exchange import STATE, BridgeState, Exchange
 from rerank_connectors.bridge.middleware import REQUEST_ID, ROUTE, every_answer
-from rerank_connectors.bridge.scrolls import ScrollRegistry, owner_of
+from rerank_connectors.bridge.scopes import Scope
 from rerank_connectors.bridge.upstream import Upstream
 from rerank_connectors.client import AsyncRerankClient
 
@@ -47,7 +53,10 @@ async def metrics(ex: Exchange) -> web.StreamResponse:
 HANDLERS: dict[str, Callable[[Exchange], Awaitable[web.StreamResponse]]] = {
     "root": passthrough.root,
     "forwarded": passthrough.forwarded,
-    "scroll": passthrough.scroll,
+    "read": passthrough.read,
+    "scroll": cursors.scroll,
+    "pit_open": cursors.pit_open,
+    "pit_close": cursors.pit_close,
     "search": searches.search,
     "msearch": searches.msearch,
     "rerank_v1": rerank_api.handler("jina"),
@@ -58,8 +67,12 @@ HANDLERS: dict[str, Callable[[Exchange], Awaitable[web.StreamResponse]]] = {
 }
 
 
-def _caller_key(request: web.Request, keys: frozenset[str]) -> str:
-    """The caller's API key ("" when none is configured); 401 when it is missing or unknown."""
+def _caller_key(request: web.Request, config: BridgeConfig) -> str:
+    """The caller's API key ("" when none is configured); 401 when it is missing or
+    unknown. Where the engine checks callers' credentials, their Authorization."""
+    if config.engine_credentials == "caller":
+        return request.headers.get("Authorization", "")
+    keys = config.known_keys
     if not keys:
         return ""
     header = request.headers.get("Authorization", "")
@@ -75,15 +88,20 @@ def _caller_key(request: web.Request, keys: frozenset[str]) -> str:
 async def dispatch(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request[ROUTE] = "unauthenticated"
-    key = "" if request.raw_path == "/metrics" else _caller_key(request, state.config.api_keys)
+    config = state.config
+    key = "" if request.raw_path == "/metrics" else _caller_key(request, config)
     request[ROUTE] = "invalid"
     target = parse_target(request.raw_path)
     request[ROUTE] = "refused"
-    route = route_for(request.method, target, state.config.allow_rules)
+    route = route_for(request.method, target, config.allow_rules)
     request[ROUTE] = route.name
     request_id = request[REQUEST_ID]
     headers = {**forwarded_headers(request.headers), **engine_request_id(request_id)}
-    exchange = Exchange(request, state, target, route, request_id, owner_of(key), headers)
+    if config.engine_credentials == "caller" and key:
+        headers["Authorization"] = key
+    patterns = config.scope_of(key) if key else None
+    scope = Scope(patterns) if patterns is not None else None
+    exchange = Exchange(request, state, target, route, request_id, owner_of(key), headers, scope)
     return await HANDLERS[route.name](exchange)
 
 
@@ -99,16 +117,14 @@ async def _on_startup(app: web.Application) -> None:
             f"cannot reach the engine at {config.engine_url} to tell its kind: {error}"
         ) from error
     reranker = AsyncRerankClient(config.reranker, timeout=config.reranker_timeout)
-    limits = config.limits
-    scrolls = ScrollRegistry(limits.max_open_scrolls, limits.max_scroll_keep_alive)
-    app[STATE] = BridgeState(config, upstream, reranker, scrolls, kind)
+    app[STATE] = BridgeState(config, upstream, reranker, *cursors.registries(config.limits), kind)
     log.info("bridge to %s (%s), reranker at %s", config.engine_url, kind, config.reranker)
 
 
 async def _on_cleanup(app: web.Application) -> None:
     state = app[STATE]
-    with contextlib.suppress(Exception):  # the engine may be gone: its scrolls expire anyway
-        await passthrough.clear_remaining(state)
+    with contextlib.suppress(Exception):  # the engine may be gone: its contexts expire anyway
+        await cursors.close_remaining(state)
     await state.upstream.close()
     await state.reranker.close()
 
@@ -131,13 +147,26 @@ def ssl_context(config: BridgeConfig) -> ssl.SSLContext | None:
     return context
 
 
-def run(config: BridgeConfig) -> None:
+async def start_serving(config: BridgeConfig, shutdown_timeout: float = 20.0) -> web.AppRunner:
+    """The bridge listening on its configured address, with at most
+    `limits.max_connections` connections open. Stop it with `runner.cleanup()`."""
     # No aiohttp access log: it would write the raw request target; every_answer logs each request.
-    web.run_app(
-        build_app(config),
-        host=config.host,
-        port=config.port,
-        ssl_context=ssl_context(config),
-        access_log=None,
-        print=lambda banner: log.info("listening on %s:%d", config.host, config.port),
-    )
+    runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    limit = config.limits.max_connections
+    await LimitedSite(runner, config.host, config.port, ssl_context(config), limit).start()
+    return runner
+
+
+def run(config: BridgeConfig) -> None:
+    async def serve() -> None:
+        runner = await start_serving(config)
+        log.info("listening on %s:%d", config.host, config.port)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await stopping.wait()
+        await runner.cleanup()
+
+    asyncio.run(serve())

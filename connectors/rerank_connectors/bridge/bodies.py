@@ -9,6 +9,7 @@ value, so it cannot read the body differently than the bridge did.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import math
@@ -22,7 +23,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from rerank_connectors.bridge.boundary import Refused
-from rerank_connectors.errors import RequestError
+from rerank_connectors.errors import RequestError, RerankBridgeError
 
 _MEDIA_TYPE = re.compile(
     r"application/(vnd\.elasticsearch\+)?(json|x-ndjson)((?:\s*;\s*[A-Za-z-]+=[A-Za-z0-9.\"-]+)*)\s*",
@@ -60,9 +61,10 @@ def _unsupported(value: str) -> Refused:
 
 
 def media_type(value: str | None, ndjson_allowed: bool = False) -> MediaType:
-    """The body's media type; none given is read as JSON."""
+    """The media type of a body that is there: like both engines, a body
+    without a Content-Type is refused (406), never guessed."""
     if not value:
-        return MediaType()
+        raise Refused(406, "media_type_header_exception", "Content-Type header is missing", "Content-Type")
     match = _MEDIA_TYPE.fullmatch(value)
     if match is None or (match.group(2).lower() == "x-ndjson" and not ndjson_allowed):
         raise _unsupported(value)
@@ -90,9 +92,20 @@ def content_encoding(request: web.Request) -> str | None:
     return encoding
 
 
-async def read_bytes(request: web.Request, max_bytes: int) -> bytes | None:
+class Abandoned(RerankBridgeError):
+    """The caller went away before its body arrived: nobody is left to answer,
+    so it is counted (as 499, nginx's "client closed request") and logged, not
+    treated as the bridge's failure."""
+
+    status = 499
+    kind = "client_closed_request"
+
+
+async def read_bytes(request: web.Request, max_bytes: int, timeout: float) -> bytes | None:
     """The decompressed body, or None when there is none. `max_bytes` is the
-    application's `client_max_size`, which aiohttp checks while it decompresses."""
+    application's `client_max_size`, which aiohttp checks while it decompresses;
+    the whole body must arrive within `timeout` seconds, so that connections
+    trickling a body cannot hold the bridge (408, and the connection closes)."""
     encoding = content_encoding(request)
     if not request.body_exists:
         return None
@@ -105,7 +118,13 @@ async def read_bytes(request: web.Request, max_bytes: int) -> bytes | None:
     if (request.content_length or 0) > max_bytes:
         raise too_large
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
+    except TimeoutError:
+        reason = f"the body did not arrive within the bridge's limit of {timeout:g} s"
+        raise Refused(408, "request_timeout_exception", reason, "body") from None
+    except ConnectionResetError:
+        raise Abandoned("the caller closed the connection before its body arrived") from None
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
     except RequestPayloadError:

@@ -120,7 +120,8 @@ def parse_target(raw: str) -> Target:
     return Target(segments, _params(query))
 
 
-_INDEX_ITEM = re.compile(r"-?([\w*.:][\w*.:-]*)")
+# ASCII only: Python's Unicode \w would let full-width and Cyrillic look-alike names through.
+_INDEX_ITEM = re.compile(r"-?([\w*.:][\w*.:-]*)", re.ASCII)
 
 
 def index_expression(text: str, field: str = "index") -> str:
@@ -146,38 +147,67 @@ def index_expression(text: str, field: str = "index") -> str:
 @dataclass(frozen=True)
 class Route:
     name: str  # the handler's key and the metrics label
-    # The index expression a search names; "" for every index.
+    # The index expression a call names ("" for every index) and the path after it.
     index: str = ""
+    rest: tuple[str, ...] = ()
 
-
-def _search_index(segments: tuple[str, ...], api: str) -> str | None:
-    """The index of `/{index}/{api}` or "" for `/{api}`; None when it is neither."""
-    if segments == (api,):
-        return ""
-    if len(segments) == 2 and segments[1] == api:
-        return index_expression(segments[0])
-    return None
+    def segments(self, index: str) -> tuple[str, ...]:
+        """The engine path for this route with `index` (a checked or scoped expression)."""
+        return ((index,) if index else ()) + self.rest
 
 
 _FIXED: dict[tuple[str, ...], tuple[str, frozenset[str]]] = {
     (): ("root", frozenset({"GET", "HEAD"})),
     ("_search", "scroll"): ("scroll", frozenset({"GET", "POST", "DELETE"})),
+    ("_pit",): ("pit_close", frozenset({"DELETE"})),
+    ("_search", "point_in_time"): ("pit_close", frozenset({"DELETE"})),
+    ("_search", "point_in_time", "_all"): ("pit_close", frozenset({"DELETE"})),
     ("v1", "rerank"): ("rerank_v1", frozenset({"POST"})),
     ("v2", "rerank"): ("rerank_v2", frozenset({"POST"})),
     ("metrics",): ("metrics", frozenset({"GET"})),
     ("ui",): ("ui", frozenset({"GET"})),
     ("ui", "compare"): ("ui_compare", frozenset({"GET"})),
 }
-_SEARCH_METHODS = frozenset({"GET", "POST"})
+_GET_POST = frozenset({"GET", "POST"})
+# The read-only APIs after an optional index: (path after the index, route name, methods).
+_INDEXED: tuple[tuple[tuple[str, ...], str, frozenset[str]], ...] = (
+    (("_search",), "search", _GET_POST),
+    (("_msearch",), "msearch", _GET_POST),
+    (("_count",), "read", _GET_POST),
+    (("_field_caps",), "read", _GET_POST),
+    (("_validate", "query"), "read", _GET_POST),
+)
+# The same, where the index is required.
+_INDEX_REQUIRED: tuple[tuple[tuple[str, ...], str, frozenset[str]], ...] = (
+    (("_pit",), "pit_open", frozenset({"POST"})),
+    (("_search", "point_in_time"), "pit_open", frozenset({"POST"})),
+)
 
 
 def _known(segments: tuple[str, ...]) -> tuple[Route, frozenset[str]] | None:
     if segments in _FIXED:
         name, methods = _FIXED[segments]
         return Route(name), methods
-    for api in ("_search", "_msearch"):
-        if (index := _search_index(segments, api)) is not None:
-            return Route(api.removeprefix("_"), index), _SEARCH_METHODS
+    if len(segments) == 3 and segments[:2] == ("_search", "scroll"):
+        return Route("scroll"), frozenset({"GET", "POST", "DELETE"})
+    for rest, name, methods in _INDEXED:
+        if segments == rest:
+            return Route(name, "", rest), methods
+    if not segments:
+        return None
+    index, rest = segments[0], segments[1:]
+    for api, name, methods in _INDEXED + _INDEX_REQUIRED:
+        if rest == api:
+            return Route(name, index_expression(index), rest), methods
+    if len(rest) == 2 and rest[0] == "_explain" and not index.startswith("_"):
+        return Route("read", index_expression(index), rest), _GET_POST
+    if not rest and not index.startswith("_"):
+        # HEAD /{index} (does it exist?); the index's metadata (GET) is not a search API,
+        # and a single segment that is no index expression is some other path.
+        try:
+            return Route("read", index_expression(index), rest), frozenset({"HEAD"})
+        except Refused:
+            return None
     return None
 
 
@@ -224,7 +254,9 @@ def route_for(method: str, target: Target, allow: tuple[AllowRule, ...]) -> Rout
         return known[0]
     if any(rule.matches(method, target.segments) for rule in allow):
         return FORWARDED
-    if known is not None:
+    # /{index} is known for HEAD only: another method there is another API, not a wrong method.
+    index_alone = known is not None and known[0].index != "" and not known[0].rest
+    if known is not None and not index_alone:
         allowed = ", ".join(sorted(known[1]))
         reason = f"Incorrect HTTP method for uri [{target.path}] and method [{method}], allowed: [{allowed}]"
         raise Refused(405, "method_not_allowed_exception", reason, "method")

@@ -7,9 +7,12 @@ engine:
   username_env: ENGINE_USER   # names of environment variables, never the secrets
   password_env: ENGINE_PASSWORD
   api_key_env: ENGINE_API_KEY
+  credentials: bridge         # or caller: each caller's own Authorization goes to the engine
 reranker: {address: 127.0.0.1:50051, timeout: 30}   # or a list: [rerank-1:50051, rerank-2:50051]
 listen: {host: 127.0.0.1, port: 8080, tls_cert: "", tls_key: ""}
 api_keys_env: RERANK_BRIDGE_API_KEYS   # comma-separated; unset or empty: no key needed
+scoped_keys:                            # keys that may read only some indices: the variable
+  TEAM_A_KEY: ["docs-*", "shared"]      # holding the key, and index patterns (fnmatch)
 indices:                                # reranking per index pattern (fnmatch)
   "docs*": {fields: [title, text], rank_window_size: 50}
 allow: ["GET /_cluster/health"]         # extra pass-through calls (METHOD /pattern; * and **)
@@ -19,6 +22,10 @@ limits:                                 # defaults shown
   max_msearch_searches: 100
   max_open_scrolls: 1000
   max_scroll_keep_alive: 30m
+  max_open_points_in_time: 1000
+  max_point_in_time_keep_alive: 30m
+  body_timeout: 30                      # seconds for a request body to arrive (past it: 408)
+  max_connections: 1000                 # more are answered 503 and closed
 
 The file is read strictly: an unknown key or a value of the wrong type is an
 error naming it.
@@ -40,7 +47,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from rerank_connectors.bridge.boundary import AllowRule
-from rerank_connectors.bridge.scrolls import duration_seconds
+from rerank_connectors.bridge.contexts import duration_seconds
 from rerank_connectors.errors import RequestError
 from rerank_connectors.settings import RerankSettings, StrictForm, validated
 
@@ -52,6 +59,10 @@ class Limits:
     max_msearch_searches: int = 100
     max_open_scrolls: int = 1000
     max_scroll_keep_alive: float = 30 * 60.0  # seconds
+    max_open_points_in_time: int = 1000
+    max_point_in_time_keep_alive: float = 30 * 60.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
 
 
 def _engine_url(url: str) -> str:
@@ -71,6 +82,10 @@ class BridgeConfig:
     engine_username: str = field(default="", repr=False)
     engine_password: str = field(default="", repr=False)
     engine_api_key: str = field(default="", repr=False)
+    # "bridge": the bridge's own credentials reach the engine for every caller
+    # (scoped keys limit what each caller reads); "caller": each caller's own
+    # Authorization goes to the engine, whose security decides.
+    engine_credentials: str = "bridge"
     # One gRPC target or several, called in turn with failover (client.RerankClient).
     reranker: str | tuple[str, ...] = "127.0.0.1:50051"
     reranker_timeout: float = 30.0
@@ -79,6 +94,8 @@ class BridgeConfig:
     tls_cert: str = ""
     tls_key: str = ""
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    # Keys that may read only the indices matching their patterns.
+    scoped_keys: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), repr=False)
     indices: tuple[tuple[str, RerankSettings], ...] = ()
     allow: tuple[str, ...] = ()
     limits: Limits = Limits()
@@ -87,6 +104,21 @@ class BridgeConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "engine_url", _engine_url(self.engine_url))
         object.__setattr__(self, "allow_rules", tuple(AllowRule.parse(rule) for rule in self.allow))
+        if self.engine_credentials not in ("bridge", "caller"):
+            raise ValueError(f"engine credentials {self.engine_credentials!r} must be bridge or caller")
+        if self.engine_credentials == "caller" and self.known_keys:
+            raise ValueError(
+                "with engine credentials from the caller, the engine checks them: "
+                "the bridge takes no API keys of its own"
+            )
+
+    @property
+    def known_keys(self) -> frozenset[str]:
+        return self.api_keys | {key for key, _ in self.scoped_keys}
+
+    def scope_of(self, key: str) -> tuple[str, ...] | None:
+        """The index patterns a key may read; None for a key that may read every index."""
+        return next((patterns for scoped, patterns in self.scoped_keys if scoped == key), None)
 
     def rerank_for(self, index: str) -> RerankSettings | None:
         """The configured settings of the first pattern that matches every index named."""
@@ -112,6 +144,7 @@ class _Engine(StrictForm):
     username_env: str = ""
     password_env: str = ""
     api_key_env: str = ""
+    credentials: Literal["bridge", "caller"] = "bridge"
 
 
 class _Reranker(StrictForm):
@@ -132,6 +165,10 @@ class _Limits(StrictForm):
     max_msearch_searches: Count = Limits.max_msearch_searches
     max_open_scrolls: Count = Limits.max_open_scrolls
     max_scroll_keep_alive: str = "30m"
+    max_open_points_in_time: Count = Limits.max_open_points_in_time
+    max_point_in_time_keep_alive: str = "30m"
+    body_timeout: Seconds = Limits.body_timeout
+    max_connections: Count = Limits.max_connections
 
 
 class _File(StrictForm):
@@ -139,6 +176,7 @@ class _File(StrictForm):
     reranker: _Reranker = _Reranker()
     listen: _Listen = _Listen()
     api_keys_env: str = "RERANK_BRIDGE_API_KEYS"
+    scoped_keys: dict[str, Annotated[list[Target], Field(min_length=1)]] = Field(default_factory=dict)
     indices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     allow: list[str] = Field(default_factory=list)
     limits: _Limits = _Limits()
@@ -151,6 +189,15 @@ def _read(path: Path) -> Any:
 
         return yaml.safe_load(text)
     return json.loads(text)
+
+
+def _scoped_key(env: Mapping[str, str], variable: str, where: str) -> str:
+    key = env.get(variable, "").strip()
+    if not key:
+        raise RequestError(
+            f"{where}: scoped_keys.{variable}", "names an environment variable that is unset or empty"
+        )
+    return key
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,6 +241,7 @@ def load_config(
         "engine_username": env.get(file.engine.username_env, "") if file.engine.username_env else "",
         "engine_password": env.get(file.engine.password_env, "") if file.engine.password_env else "",
         "engine_api_key": env.get(file.engine.api_key_env, "") if file.engine.api_key_env else "",
+        "engine_credentials": file.engine.credentials,
         "reranker": file.reranker.address
         if isinstance(file.reranker.address, str)
         else tuple(file.reranker.address),
@@ -203,6 +251,10 @@ def load_config(
         "tls_cert": file.listen.tls_cert,
         "tls_key": file.listen.tls_key,
         "api_keys": frozenset(k.strip() for k in keys.split(",") if k.strip()),
+        "scoped_keys": tuple(
+            (_scoped_key(env, variable, where), tuple(patterns))
+            for variable, patterns in file.scoped_keys.items()
+        ),
         "indices": tuple(
             (pattern, RerankSettings.from_dict(section, f"indices.{pattern}"))
             for pattern, section in file.indices.items()
@@ -216,6 +268,12 @@ def load_config(
             max_scroll_keep_alive=duration_seconds(
                 file.limits.max_scroll_keep_alive, "limits.max_scroll_keep_alive"
             ),
+            max_open_points_in_time=file.limits.max_open_points_in_time,
+            max_point_in_time_keep_alive=duration_seconds(
+                file.limits.max_point_in_time_keep_alive, "limits.max_point_in_time_keep_alive"
+            ),
+            body_timeout=file.limits.body_timeout,
+            max_connections=file.limits.max_connections,
         ),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,23 +1,24 @@
-"""What a handler works with: the bridge's shared state and one checked request,
-and the two ways an answer is made (the engine's reply as it came, or JSON
-the bridge built)."""
+"""What a handler works with: the bridge's shared state and one checked request."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aiohttp import web
 
-from rerank_connectors.bridge.bodies import content_encoding, read_bytes
+from rerank_connectors.bridge.bodies import MediaType, content_encoding, media_type, read_bytes
 from rerank_connectors.bridge.boundary import Route, Target
 from rerank_connectors.bridge.config import BridgeConfig
-from rerank_connectors.bridge.scrolls import ScrollRegistry
-from rerank_connectors.bridge.upstream import Reply, Upstream
+from rerank_connectors.bridge.contexts import ContextRegistry
+from rerank_connectors.bridge.formats import AnswerFormat, answer_format
+from rerank_connectors.bridge.scopes import Scope, refuse_reads_of_other_indices
+from rerank_connectors.bridge.upstream import Call, Upstream
 from rerank_connectors.client import AsyncRerankClient
 from rerank_connectors.dialects import Dialect, Elasticsearch, OpenSearch
+from rerank_connectors.errors import EngineError
 
 
 @dataclass
@@ -25,7 +26,8 @@ class BridgeState:
     config: BridgeConfig
     upstream: Upstream
     reranker: AsyncRerankClient
-    scrolls: ScrollRegistry
+    scrolls: ContextRegistry
+    points_in_time: ContextRegistry
     kind: str = ""  # the engine's, known once started
 
     @property
@@ -43,10 +45,13 @@ class Exchange:
     target: Target
     route: Route
     request_id: str
-    # Whose scroll contexts this caller may touch (a hash of its API key).
+    # Whose contexts (scrolls, points in time) this caller may touch: a hash of its credential.
     owner: str
-    # The caller's checked headers for the engine, with the request id.
+    # The caller's checked headers for the engine, with the request id (and, where the
+    # engine checks callers' credentials, the caller's Authorization).
     headers: dict[str, str]
+    # The indices a scoped API key may read; None: every index the bridge's credentials reach.
+    scope: Scope | None = None
 
     @property
     def config(self) -> BridgeConfig:
@@ -56,30 +61,55 @@ class Exchange:
     def method(self) -> str:
         return self.request.method
 
-    async def body(self) -> bytes | None:
-        return await read_bytes(self.request, self.config.limits.max_body_bytes)
+    async def read_body(self, ndjson_allowed: bool = False) -> tuple[bytes | None, MediaType]:
+        """The body (None when there is none) and its media type, which a body must name."""
+        limits = self.config.limits
+        raw = await read_bytes(self.request, limits.max_body_bytes, limits.body_timeout)
+        if raw is None:
+            return None, MediaType()
+        return raw, media_type(self.request.headers.get("Content-Type"), ndjson_allowed)
 
     @property
     def content_encoding(self) -> str | None:
         """The caller's body encoding, re-applied to the rebuilt body the engine gets."""
         return content_encoding(self.request)
 
+    @cached_property
+    def answer_format(self) -> AnswerFormat:
+        """The caller's format for an answer the bridge reads or builds (formats.py)."""
+        return answer_format(self.target.params, self.request.headers.get("Accept"))
 
-def from_engine(reply: Reply) -> web.Response:
-    """The engine's answer as it came: status, body bytes, content type and returned headers."""
-    response = web.Response(status=reply.status, body=reply.body)
-    response.headers["Content-Type"] = reply.content_type
-    for name, value in reply.headers:
-        response.headers.add(name, value)
-    return response
+    def params_for_reading(self, params: Mapping[str, str]) -> dict[str, str]:
+        """The URL parameters of an engine call whose answer the bridge reads: the
+        caller's format is the bridge's to write (and one it cannot write is
+        refused here, before the engine is called)."""
+        if self.answer_format.name not in ("json", "yaml"):
+            raise AssertionError("answer_format refuses other formats")
+        return {name: value for name, value in params.items() if name != "format"}
 
+    def reading_headers(self, media: MediaType) -> dict[str, str]:
+        """The headers for an engine call whose answer the bridge reads: JSON asked for."""
+        accept = self.headers.get("Accept", "")
+        wanted = accept if "json" in accept.lower() else media.header(False)
+        return {**self.headers, "Accept": wanted}
 
-def answer(
-    body: Any, status: int = 200, pretty: bool = False, headers: Sequence[tuple[str, str]] = ()
-) -> web.Response:
-    """JSON the bridge built, with the engine's returned headers where it called the engine."""
-    text = json.dumps(body, ensure_ascii=False, indent=2 if pretty else None)
-    response = web.Response(status=status, text=text, content_type="application/json")
-    for name, value in headers:
-        response.headers.add(name, value)
-    return response
+    async def indices(self, expression: str, expand_wildcards: str | None, where: str = "index") -> str:
+        """The index expression to forward: as given, or as checked against a scoped key."""
+        if self.scope is None:
+            return expression
+        return await self.scope.expression(expression, expand_wildcards or "open", self._resolve, where)
+
+    async def _resolve(self, expression: str, expand_wildcards: str) -> dict[str, Any]:
+        call = Call("GET", ("_resolve", "index", expression), {"expand_wildcards": expand_wildcards})
+        reply = await self.state.upstream.send(call, {}, as_bridge=True)
+        if reply.status == 404:
+            return {}
+        document = reply.document()
+        if reply.status != 200 or not isinstance(document, dict):
+            raise EngineError(reply.status, document)
+        return document
+
+    def check_body(self, body: Any, where: str = "body") -> None:
+        """A scoped key's body may not read documents of other indices."""
+        if self.scope is not None and body is not None:
+            refuse_reads_of_other_indices(body, where)

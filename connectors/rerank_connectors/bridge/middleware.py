@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from rerank_bridge_proto.request_ids import clean_request_id
-from rerank_connectors.bridge.exchange import STATE, answer
+from rerank_connectors.bridge.exchange import STATE
+from rerank_connectors.bridge.formats import answer
 from rerank_connectors.bridge.metrics import REQUESTS
 from rerank_connectors.errors import RerankBridgeError, es_error_body
 
@@ -45,6 +46,8 @@ async def every_answer(request: web.Request, handler: Handler) -> web.StreamResp
         response = await handler(request)
     except RerankBridgeError as error:
         response = answer(error.error_body(), status=error.status)
+        if error.status == 408:  # the rest of the body may still be on its way: drop the connection
+            response.force_close()
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="rerank-bridge"'
     except web.HTTPNotFound:

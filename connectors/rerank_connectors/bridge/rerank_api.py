@@ -18,8 +18,9 @@ import grpc
 from aiohttp import web
 from pydantic import BeforeValidator, Field, field_validator
 
-from rerank_connectors.bridge.bodies import json_object, media_type
-from rerank_connectors.bridge.exchange import Exchange, answer
+from rerank_connectors.bridge.bodies import json_object
+from rerank_connectors.bridge.exchange import Exchange
+from rerank_connectors.bridge.formats import answer
 from rerank_connectors.client import Reranking
 from rerank_connectors.errors import RequestError, RerankBridgeError, reranker_error
 from rerank_connectors.settings import PositiveInt, StrictForm, validated
@@ -108,10 +109,10 @@ def cohere_response(call: RerankCall, ranking: Reranking) -> dict[str, Any]:
 
 
 async def _rerank(ex: Exchange, shape: str) -> web.StreamResponse:
-    media_type(ex.request.headers.get("Content-Type"))
     for name in ex.target.params:
         raise RequestError(name, f"request [{ex.target.path}] contains unrecognized parameter: [{name}]")
-    body = json_object(await ex.body(), "body", ex.config.limits.max_json_depth)
+    raw, _ = await ex.read_body()
+    body = json_object(raw, "body", ex.config.limits.max_json_depth)
     call = validated(RerankCall, body if body is not None else {}, "")
     top_n = min(call.top_n, len(call.documents)) if call.top_n is not None else None
     try:

@@ -6,7 +6,7 @@ checks them itself. A reranked search is run by the bridge, so it sorts them:
   (the URL wins over the body, as in Elasticsearch);
 - `q` and its options become a `query_string` query (replacing the body's
   query, as in Elasticsearch), whose text the reranker reads;
-- `filter_path` and `pretty` shape the answer the bridge builds;
+- `filter_path`, `pretty` and `format` (json or yaml) shape the answer the bridge builds;
 - the engine's own search options go to the first stage;
 - `scroll` is refused: a reranked window pages with from/size;
 - anything else is refused as the engine refuses unknown parameters.
@@ -29,7 +29,7 @@ QUERY_STRING_OPTIONS = {
     "lenient": "lenient",
 }
 BOOLEAN_QUERY_OPTIONS = ("analyze_wildcard", "lenient")
-RESPONSE = ("filter_path", "pretty")
+RESPONSE = ("filter_path", "pretty", "format")
 # Elasticsearch 8/9 and OpenSearch 2/3 search options that act on the first stage.
 FIRST_STAGE = frozenset(
     {
@@ -61,8 +61,13 @@ FIRST_STAGE = frozenset(
         "_source",
         "_source_excludes",
         "_source_includes",
+        "_source_exclude_vectors",
         "stats",
         "stored_fields",
+        "suggest_field",
+        "suggest_mode",
+        "suggest_size",
+        "suggest_text",
         "terminate_after",
         "timeout",
         "track_scores",

@@ -17,12 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from rerank_connectors.bridge import passthrough
-from rerank_connectors.bridge.bodies import MediaType, dumps, json_object, media_type, ndjson_lines
+from rerank_connectors.bridge import cursors, passthrough
+from rerank_connectors.bridge.bodies import MediaType, dumps, json_object, ndjson_lines
 from rerank_connectors.bridge.boundary import index_expression
 from rerank_connectors.bridge.config import BridgeConfig
-from rerank_connectors.bridge.exchange import Exchange, answer, from_engine
+from rerank_connectors.bridge.exchange import Exchange
 from rerank_connectors.bridge.filter_path import filter_path
+from rerank_connectors.bridge.formats import from_engine
 from rerank_connectors.bridge.metrics import SEARCHES, STAGE_SECONDS
 from rerank_connectors.bridge.middleware import OUTCOME
 from rerank_connectors.bridge.search_params import flag, reranked_params
@@ -90,7 +91,7 @@ async def rerank_search(
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """One reranked search through the connector, its first stage through the forwarder."""
     started = time.perf_counter()
-    engine = EngineThroughBridge(ex.state.upstream, ex.headers, first_stage, media)
+    engine = EngineThroughBridge(ex.state.upstream, ex.reading_headers(media), first_stage, media)
     searcher = AsyncRerankingSearch(engine, ex.state.reranker, dialect=ex.state.dialect)
     response = await searcher.search(index, body, rerank=settings, request_id=ex.request_id)
     summary = response[SUMMARY_KEY]
@@ -102,19 +103,22 @@ async def rerank_search(
 
 
 async def search(ex: Exchange) -> web.StreamResponse:
-    media = media_type(ex.request.headers.get("Content-Type"))
-    body = json_object(await ex.body(), "body", ex.config.limits.max_json_depth)
+    raw, media = await ex.read_body()
+    body = json_object(raw, "body", ex.config.limits.max_json_depth)
+    ex.check_body(body)
+    index = await ex.indices(ex.route.index, ex.target.params.get("expand_wildcards"))
     plan = plan_search(ex.config, ex.route.index, body or {}, dict(ex.target.params))
     if plan.settings is None:
         _record(ex, plan.passes)
-        return await passthrough.search(ex, body, media)
+        return await passthrough.search(ex, index, body, media)
+    wanted = ex.answer_format
     params = reranked_params(ex.target.params, ex.target.path)
     response, returned = await rerank_search(
-        ex, ex.route.index, params.apply(body), plan.settings, params.first_stage, media
+        ex, index, params.apply(body), plan.settings, params.first_stage, media
     )
     if params.filter_path is not None:
         response = filter_path(response, params.filter_path)
-    return answer(response, pretty=params.pretty, headers=returned)
+    return wanted.render(response, pretty=params.pretty, headers=returned)
 
 
 class MsearchHeader(StrictForm):
@@ -164,7 +168,7 @@ MSEARCH_FIRST_STAGE = (
 )
 
 
-def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
+async def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
     if len(lines) % 2:
         raise RequestError("body", "msearch needs a header line and a body line for each search")
     count, limit = len(lines) // 2, ex.config.limits.max_msearch_searches
@@ -179,58 +183,73 @@ def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
         body = lines[2 * i + 1]
         if not isinstance(body, dict):
             raise RequestError(f"{where}.body", f"must be a JSON object, got {type(body).__name__}")
+        ex.check_body(body, f"{where}.body")
+        cursors.checked_pit(ex, body)
         named = ",".join(header.index) if isinstance(header.index, list) else header.index
         index = index_expression(named, f"{where}.header.index") if named else ex.route.index
-        items.append(MsearchItem(header, body, index, plan_search(ex.config, index, body, {})))
+        plan = plan_search(ex.config, index, body, {})
+        wildcards = _url_value(header.expand_wildcards) if header.expand_wildcards is not None else None
+        scoped = await ex.indices(index, wildcards, f"{where}.header.index")
+        if scoped != index:
+            header = header.model_copy(update={"index": scoped})
+        items.append(MsearchItem(header, body, scoped, plan))
     return items
 
 
 async def _engine_msearch(
-    ex: Exchange, items: list[MsearchItem], params: dict[str, str], media: MediaType
+    ex: Exchange, items: list[MsearchItem], params: dict[str, str], media: MediaType, reading: bool
 ) -> Reply:
     lines = [dumps(line) for item in items for line in (item.header.model_dump(exclude_none=True), item.body)]
-    call = Call(ex.method, ex.target.segments, params, b"\n".join(lines) + b"\n", media.header(True))
-    return await ex.state.upstream.send(call, ex.headers, ex.content_encoding)
+    # A scoped key's searches each name their checked indices; the URL's index is checked too.
+    index = await ex.indices(ex.route.index, params.get("expand_wildcards"))
+    call = Call(ex.method, ex.route.segments(index), params, b"\n".join(lines) + b"\n", media.header(True))
+    headers = ex.reading_headers(media) if reading else ex.headers
+    return await ex.state.upstream.send(call, headers, ex.content_encoding)
 
 
 async def _reranked_item(
     ex: Exchange, item: MsearchItem, first_stage: dict[str, str], media: MediaType
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     assert item.plan.settings is not None
     try:
         params = {**first_stage, **item.header.engine_params()}
-        response, _ = await rerank_search(ex, item.index, item.body, item.plan.settings, params, media)
+        response, returned = await rerank_search(ex, item.index, item.body, item.plan.settings, params, media)
     except RerankBridgeError as error:
-        return {**error.error_body(), "status": error.status}
-    return {**response, "status": 200}
+        return {**error.error_body(), "status": error.status}, []
+    return {**response, "status": 200}, returned
 
 
 async def msearch(ex: Exchange) -> web.StreamResponse:
     started = time.perf_counter()
-    media = media_type(ex.request.headers.get("Content-Type"), ndjson_allowed=True)
-    items = _items(ex, ndjson_lines(await ex.body(), ex.config.limits.max_json_depth))
+    raw, media = await ex.read_body(ndjson_allowed=True)
+    items = await _items(ex, ndjson_lines(raw, ex.config.limits.max_json_depth))
     for item in items:
         if item.plan.settings is None:
             _record(ex, item.plan.passes)
     params = passthrough.engine_params(ex.target)
     reranked = [i for i, item in enumerate(items) if item.plan.settings is not None]
     if not reranked:
-        return from_engine(await _engine_msearch(ex, items, params, media))
-    # Mixed: the bridge builds the answer, so it applies filter_path and pretty itself.
-    shape = {name: params.pop(name) for name in ("filter_path", "pretty") if name in params}
+        return from_engine(await _engine_msearch(ex, items, params, media, reading=False))
+    # Mixed: the bridge builds the answer, so it applies filter_path, pretty and format itself.
+    wanted = ex.answer_format
+    shape = {name: params.pop(name) for name in ("filter_path", "pretty", "format") if name in params}
     answers: list[Any] = [None] * len(items)
+    returned: list[tuple[str, str]] = []
     passed = [i for i in range(len(items)) if i not in reranked]
     if passed:
-        reply = await _engine_msearch(ex, [items[i] for i in passed], params, media)
+        reply = await _engine_msearch(ex, [items[i] for i in passed], params, media, reading=True)
         if reply.status != 200:
             return from_engine(reply)
-        for i, response in zip(passed, reply.json()["responses"], strict=True):
+        returned += reply.headers
+        for i, response in zip(passed, reply.document()["responses"], strict=True):
             answers[i] = response
     first_stage = {name: params[name] for name in MSEARCH_FIRST_STAGE if name in params}
     results = await asyncio.gather(*(_reranked_item(ex, items[i], first_stage, media) for i in reranked))
-    for i, result in zip(reranked, results, strict=True):
+    for i, (result, headers) in zip(reranked, results, strict=True):
         answers[i] = result
+        returned += [h for h in headers if h[0] == "Warning" or h not in returned]
     document: dict[str, Any] = {"took": round((time.perf_counter() - started) * 1e3), "responses": answers}
     if "filter_path" in shape:
         document = filter_path(document, shape["filter_path"])
-    return answer(document, pretty="pretty" in shape and flag(shape["pretty"], "pretty"))
+    pretty = "pretty" in shape and flag(shape["pretty"], "pretty")
+    return wanted.render(document, pretty=pretty, headers=returned)

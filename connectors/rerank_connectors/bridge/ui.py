@@ -10,7 +10,8 @@ from aiohttp import web
 
 from rerank_connectors.bridge.bodies import MediaType
 from rerank_connectors.bridge.boundary import index_expression
-from rerank_connectors.bridge.exchange import Exchange, answer
+from rerank_connectors.bridge.exchange import Exchange
+from rerank_connectors.bridge.formats import answer
 from rerank_connectors.bridge.searches import rerank_search
 from rerank_connectors.errors import RequestError
 from rerank_connectors.pipeline import HIT_KEY, SUMMARY_KEY

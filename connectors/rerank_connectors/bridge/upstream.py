@@ -2,8 +2,11 @@
 
 Every engine call, forwarded or made for a reranked search, is a `Call` of
 validated parts sent here: the URL comes from boundary.upstream_url, the
-headers are the checked ones plus the bridge's own credentials, redirects
-are not followed, and the whole call has the configured timeout. An engine
+headers are the checked ones plus credentials (the bridge's own, or in
+`credentials: caller` mode the caller's Authorization alone, so that the
+engine's security decides; the bridge's own then serve only its own calls:
+telling the engine's kind, resolving scopes, closing contexts at shutdown),
+redirects are not followed, and the whole call has the configured timeout. An engine
 that cannot be reached is a 502, one that does not answer in time a 504, both
 with an Elasticsearch-shaped body.
 """
@@ -41,17 +44,22 @@ class Reply:
     headers: tuple[tuple[str, str], ...]
     body: bytes
 
-    def json(self) -> Any:
-        """The body parsed, or its text where the engine did not answer JSON."""
+    def document(self) -> Any:
+        """The body of a reply the bridge must read, parsed. One that is not JSON
+        is the engine's fault (502), whatever its status."""
         try:
             return json.loads(self.body)
         except ValueError:
-            return self.body.decode("utf-8", "replace")
+            reason = (
+                f"the engine answered {self.status} with a body that is not JSON ({self.content_type[:60]})"
+            )
+            raise Refused(502, "engine_answer_exception", reason) from None
 
 
 class Upstream:
     def __init__(self, config: BridgeConfig) -> None:
         self.base = config.engine_url.rstrip("/")
+        self.callers_credentials = config.engine_credentials == "caller"
         self.timeout = config.engine_timeout
         self._auth_headers = (
             {"Authorization": f"ApiKey {config.engine_api_key}"} if config.engine_api_key else {}
@@ -71,13 +79,18 @@ class Upstream:
             await self._session.close()
 
     async def send(
-        self, call: Call, headers: Mapping[str, str], content_encoding: str | None = None
+        self,
+        call: Call,
+        headers: Mapping[str, str],
+        content_encoding: str | None = None,
+        as_bridge: bool = False,
     ) -> Reply:
         """`headers`: the caller's checked headers; `content_encoding` (a COMPRESSORS key):
-        re-applied to the rebuilt body."""
+        re-applied to the rebuilt body; `as_bridge`: a call the bridge makes for itself."""
         assert self._session is not None, "Upstream.start() was not awaited"
         url = URL(upstream_url(self.base, call.segments, call.params), encoded=True)
-        outgoing = {**headers, **self._auth_headers}
+        own = as_bridge or not self.callers_credentials
+        outgoing = {**headers, **self._auth_headers} if own else dict(headers)
         body = call.body
         if body is not None:
             outgoing["Content-Type"] = call.content_type or "application/json"
@@ -86,7 +99,12 @@ class Upstream:
                 outgoing["Content-Encoding"] = content_encoding
         try:
             async with self._session.request(
-                call.method, url, data=body, headers=outgoing, auth=self._auth, allow_redirects=False
+                call.method,
+                url,
+                data=body,
+                headers=outgoing,
+                auth=self._auth if own else None,
+                allow_redirects=False,
             ) as response:
                 payload = await response.read()
                 returned = tuple(
@@ -103,10 +121,10 @@ class Upstream:
 
     async def engine_kind(self) -> str:
         """OpenSearch says so at GET /; Elasticsearch marks every response with X-Elastic-Product."""
-        reply = await self.send(Call("GET", ()), {})
+        reply = await self.send(Call("GET", ()), {}, as_bridge=True)
         if ("X-Elastic-Product", "Elasticsearch") in reply.headers:
             return "elasticsearch"
-        info = reply.json() if reply.status == 200 else {}
+        info = reply.document() if reply.status == 200 else {}
         if isinstance(info, dict) and info.get("version", {}).get("distribution") == "opensearch":
             return "opensearch"
         raise RuntimeError(f"cannot tell which engine answers at {self.base}: set engine.kind")
@@ -134,6 +152,7 @@ class EngineThroughBridge:
         reply = await self.upstream.send(call, self.headers)
         # A hybrid search makes two calls: each warning counts, the rest once.
         self.returned += [h for h in reply.headers if h[0] == "Warning" or h not in self.returned]
+        document = reply.document()
         if reply.status >= 300:
-            raise EngineError(reply.status, reply.json())
-        return reply.json()
+            raise EngineError(reply.status, document)
+        return document
