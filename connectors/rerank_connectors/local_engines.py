@@ -12,6 +12,11 @@ Releases (`RELEASES`):
   `rerank-es`.
 - OpenSearch 3.5.0 (Java 21+) and 2.19.1: the codelibs embedded runner plus the
   k-NN plugin's jars (no native libraries: vector fields use the Lucene engine).
+- OpenSearch 3.4.0-security: the runner with the security plugin (the newest
+  release of it on Maven Central): HTTP Basic users, roles and index
+  permissions. Transport TLS uses certificates made with openssl for each node
+  (HTTP stays plain, on loopback); the plugin's demo configuration is installed,
+  so `admin`/`admin` (SECURITY_ADMIN) can create users and roles.
 - OpenSearch 2.19.1-neural: the same node with job-scheduler, ml-commons and
   neural-search, so it has the `rerank` response processor, remote-model
   connectors, the `hybrid` query with the normalization processor, and RRF.
@@ -33,6 +38,7 @@ and delete it when stopped.
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.metadata
 import json
 import os
@@ -58,7 +64,12 @@ OPENSEARCH_PLUGINS = {
     "job-scheduler": "org.opensearch.jobscheduler.JobSchedulerPlugin",
     "ml-plugin": "org.opensearch.ml.plugin.MachineLearningPlugin",
     "neural-search": "org.opensearch.neuralsearch.plugin.NeuralSearch",
+    "security": "org.opensearch.security.OpenSearchSecurityPlugin",
 }
+# The secured release's bootstrap administrator: the plugin's own demo user
+# (its internal_users.yml holds the hash), which tests use to create the users
+# and roles they need. The node listens on loopback only.
+SECURITY_ADMIN = ("admin", "admin")
 # Where each engine's official images are published (tools/offline_images.py builds
 # stand-ins under the same names where no registry answers).
 OFFICIAL_IMAGES = {
@@ -85,7 +96,8 @@ class Release:
 
     @property
     def name(self) -> str:
-        return f"{self.kind}-{self.version}{'-neural' if self.neural else ''}"
+        flavour = "-neural" if self.neural else "-security" if self.secured else ""
+        return f"{self.kind}-{self.version}{flavour}"
 
     @property
     def major(self) -> int:
@@ -94,6 +106,10 @@ class Release:
     @property
     def neural(self) -> bool:
         return "neural-search" in self.plugins
+
+    @property
+    def secured(self) -> bool:
+        return "security" in self.plugins
 
     @property
     def image(self) -> str:
@@ -128,6 +144,14 @@ RELEASES = {
             ),
         ),
         Release("opensearch", "2.19.1", java=17, plugins=("knn",)),
+        # The security zip leaves out the commons-collections4 a distribution's lib folder has.
+        Release(
+            "opensearch",
+            "3.4.0",
+            java=21,
+            plugins=("security",),
+            libraries=("org.apache.commons:commons-collections4:4.4",),
+        ),
         # The ml zip carries a commons-lang3 older than ml-commons' own code needs (Range.of).
         Release(
             "opensearch",
@@ -162,7 +186,7 @@ def release_for(name: str) -> Release:
     if major is None:
         return candidates[0]
     neural = [r for r in candidates if r.neural and neural_jars() is not None]
-    plain = [r for r in candidates if not r.neural]
+    plain = [r for r in candidates if not r.neural and not r.secured]
     return (neural or plain)[0]
 
 
@@ -294,6 +318,9 @@ def _fetch_opensearch(release: Release, folder: Path) -> None:
             for member in zipped.namelist():
                 if member.endswith(".jar") and not UNUSED_ML_JARS.match(Path(member).name):
                     (lib / Path(member).name).write_bytes(zipped.read(member))
+                elif member.startswith("config/") and member.endswith(".yml"):  # the security plugin's
+                    (partial / "security-config").mkdir(exist_ok=True)
+                    (partial / "security-config" / Path(member).name).write_bytes(zipped.read(member))
         plugin.unlink()
     if release.neural:
         source = neural_jars()
@@ -343,6 +370,11 @@ class EngineNode:
     log: Path
 
     @property
+    def admin(self) -> tuple[str, str] | None:
+        """The administrator's credentials where the node has security, else None."""
+        return SECURITY_ADMIN if self.release.secured else None
+
+    @property
     def kind(self) -> str:
         return self.release.kind
 
@@ -363,8 +395,17 @@ class EngineNode:
         self.stop()
 
 
+def basic_auth(credentials: tuple[str, str]) -> dict[str, str]:
+    token = base64.b64encode(":".join(credentials).encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 def wait_until_healthy(
-    url: str, timeout: float, nodes: int = 1, exited: Callable[[], str | None] = lambda: None
+    url: str,
+    timeout: float,
+    nodes: int = 1,
+    exited: Callable[[], str | None] = lambda: None,
+    auth: tuple[str, str] | None = None,
 ) -> None:
     """Waits until the cluster at `url` is yellow or green with `nodes` nodes, asking
     what every engine answers (GET /_cluster/health: the integ-test Elasticsearch
@@ -374,8 +415,9 @@ def wait_until_healthy(
     while time.monotonic() < deadline:
         if (gone := exited()) is not None:
             raise RuntimeError(gone)
+        request = urllib.request.Request(health, headers=basic_auth(auth) if auth else {})
         try:
-            with urllib.request.urlopen(health, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10) as response:
                 answer = json.load(response)
                 if answer["status"] in ("yellow", "green") and answer["number_of_nodes"] >= nodes:
                     return
@@ -393,7 +435,7 @@ def _wait_healthy(node: EngineNode, timeout: float) -> None:
         return f"{node.kind} exited with {node.process.returncode} while starting:\n{tail}"
 
     try:
-        wait_until_healthy(node.url, timeout, exited=exited)
+        wait_until_healthy(node.url, timeout, exited=exited, auth=node.admin)
     except TimeoutError:
         node.stop()
         raise RuntimeError(f"{node.kind} not healthy after {timeout:.0f} s; log: {node.log}") from None
@@ -459,6 +501,7 @@ def _start_opensearch(release: Release, workdir: Path, heap: str) -> tuple[list[
         "cluster.routing.allocation.disk.threshold_enabled: false\n"
         "discovery.type: single-node\n"
         f"transport.port: {free_port()}\n"
+        + (_security_settings(distribution, workdir / "node_1" / "config") if release.secured else "")
     )
     command = [
         str(java_home(release.java) / "bin" / "java"),
@@ -479,6 +522,37 @@ def _start_opensearch(release: Release, workdir: Path, heap: str) -> tuple[list[
         release.plugin_classes,
     ]
     return command, dict(os.environ), f"http://127.0.0.1:{base + 1}"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _security_settings(distribution: Path, config: Path) -> str:
+    """The security plugin's files in a node's config folder (its demo users and
+    roles, a CA and a node certificate for transport TLS), and its settings."""
+    shutil.copytree(distribution / "security-config", config / "opensearch-security")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem",
+             "-days", "30", "-subj", "/CN=rerank-bridge test CA", cwd=config)  # fmt: skip
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node-rsa.pem", "-out", "node.csr",
+             "-subj", "/CN=node", cwd=config)  # fmt: skip
+    (config / "node.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+             "-out", "node.pem", "-days", "30", "-extfile", "node.ext", cwd=config)  # fmt: skip
+    # The plugin reads PKCS#8 keys only.
+    _openssl("pkcs8", "-topk8", "-nocrypt", "-in", "node-rsa.pem", "-out", "node-key.pem", cwd=config)
+    return (
+        "plugins.security.ssl.transport.pemcert_filepath: node.pem\n"
+        "plugins.security.ssl.transport.pemkey_filepath: node-key.pem\n"
+        "plugins.security.ssl.transport.pemtrustedcas_filepath: ca.pem\n"
+        "plugins.security.ssl.transport.enforce_hostname_verification: false\n"
+        "plugins.security.ssl.http.enabled: false\n"
+        "plugins.security.allow_default_init_securityindex: true\n"
+        'plugins.security.nodes_dn: ["CN=node"]\n'
+        'plugins.security.restapi.roles_enabled: ["all_access"]\n'
+    )
 
 
 def start(name: str, heap: str = "512m", timeout: float = 180) -> EngineNode:
