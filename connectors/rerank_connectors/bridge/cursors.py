@@ -237,9 +237,7 @@ async def pit_close(ex: Exchange) -> web.StreamResponse:
     if not ids:
         return answer({"pits": []})
     body = {"id": ids[0]} if ex.target.segments == ("_pit",) else {"pit_id": ids}
-    call = Call(
-        "DELETE", ex.target.segments[:2], engine_params, dumps(body), media.header(False)
-    )
+    call = Call("DELETE", ex.target.segments[:2], engine_params, dumps(body), media.header(False))
     reply = await ex.state.upstream.send(call, ex.reading_headers(media))
     if reply.status in (200, 404):
         for pit_id in ids:

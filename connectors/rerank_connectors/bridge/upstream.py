@@ -62,12 +62,11 @@ class Upstream:
         self.callers_credentials = config.engine_credentials == "caller"
         self.timeout = config.engine_timeout
         self._auth_headers = (
-            {"Authorization": f"ApiKey {config.engine_api_key}"} if config.engine_api_key else {}
-        )
-        self._auth = (
-            aiohttp.BasicAuth(config.engine_username, config.engine_password)
+            {"Authorization": f"ApiKey {config.engine_api_key}"}
+            if config.engine_api_key
+            else {"Authorization": aiohttp.encode_basic_auth(config.engine_username, config.engine_password)}
             if config.engine_username
-            else None
+            else {}
         )
         self._session: aiohttp.ClientSession | None = None
 
@@ -103,7 +102,6 @@ class Upstream:
                 url,
                 data=body,
                 headers=outgoing,
-                auth=self._auth if own else None,
                 allow_redirects=False,
             ) as response:
                 payload = await response.read()
