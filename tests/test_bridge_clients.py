@@ -271,3 +271,118 @@ def test_compressed_bodies_engine_errors_and_refused_writes(
         assert not engine.client.exists(index=engine.index, id="written")
     finally:
         client.close()
+
+
+def read_answers(client: Any, engine: Engine, query: str, doc_id: str) -> list[Any]:
+    """count, field_caps, validate_query, explain and indices.exists, as each client is called."""
+    match = {"match": {"text": query}}
+    if engine.kind == "elasticsearch":
+        count = client.count(index=engine.index, query=match)
+        valid = client.indices.validate_query(index=engine.index, query=match, explain=True)
+        explained = client.explain(index=engine.index, id=doc_id, query=match)
+    else:
+        count = client.count(index=engine.index, body={"query": match})
+        valid = client.indices.validate_query(index=engine.index, body={"query": match}, explain=True)
+        explained = client.explain(index=engine.index, id=doc_id, body={"query": match})
+    caps = client.field_caps(index=engine.index, fields="text,lang")
+    exists = (
+        client.indices.exists(index=engine.index),
+        client.indices.exists(index=f"{engine.index}-missing"),
+    )
+    return [plain(count), plain(caps), plain(valid), plain(explained), exists]
+
+
+def test_read_only_apis_answer_as_the_engine(engine: Engine, through: Any, query: str) -> None:
+    doc_id = ids(search(engine.client, engine.index, {"query": {"match": {"text": query}}, "size": 1}))[0]
+    bridged = read_answers(through, engine, query, doc_id)
+    assert bridged == read_answers(engine.client, engine, query, doc_id)
+    assert bridged[0]["count"] > 0 and bridged[3]["matched"] is True and bridged[4] == (True, False)
+
+
+def test_dsl_count_through_the_bridge(engine: Engine, through: Any) -> None:
+    """elasticsearch.dsl's (and opensearch-py's) Search.count(), which calls _count."""
+    if engine.kind == "elasticsearch":
+        from elasticsearch.dsl import Search
+    else:
+        from opensearchpy import Search  # type: ignore[assignment]
+    bridged = Search(using=through, index=engine.index).query("term", lang="en").count()
+    direct = Search(using=engine.client, index=engine.index).query("term", lang="en").count()
+    assert bridged == direct > 0
+
+
+def open_pit(client: Any, kind: str, index: str) -> str:
+    if kind == "elasticsearch":
+        return str(plain(client.open_point_in_time(index=index, keep_alive="1m"))["id"])
+    return str(plain(client.create_pit(index=index, keep_alive="1m"))["pit_id"])
+
+
+def close_pit(client: Any, kind: str, pit_id: str) -> dict[str, Any]:
+    if kind == "elasticsearch":
+        return plain(client.close_point_in_time(id=pit_id))
+    return plain(client.delete_pit(body={"pit_id": [pit_id]}))
+
+
+def pit_pages(client: Any, kind: str, pit_id: str) -> list[str]:
+    """Every English document, three pages through a point in time."""
+    seen: list[str] = []
+    body: dict[str, Any] = {
+        "query": {"term": {"lang": "en"}},
+        "size": 100,
+        "sort": [{"article": "asc"}, "_doc"],
+        "pit": {"id": pit_id, "keep_alive": "1m"},
+    }
+    while True:
+        page = search(client, "", body) if kind == "opensearch" else plain(client.search(**body))
+        hits = page["hits"]["hits"]
+        if not hits:
+            return seen
+        seen += [hit["_id"] for hit in hits]
+        body["pit"]["id"] = page.get("pit_id", pit_id)
+        body["search_after"] = hits[-1]["sort"]
+
+
+def test_points_in_time_open_page_and_close_as_on_the_engine(
+    engine: Engine, through: Any, corpus: Corpus
+) -> None:
+    english = sum(doc["metadata"]["lang"] == "en" for doc in corpus.docs)
+    bridged_pit = open_pit(through, engine.kind, engine.index)
+    direct_pit = open_pit(engine.client, engine.kind, engine.index)
+    bridged, direct = (
+        pit_pages(through, engine.kind, bridged_pit),
+        pit_pages(engine.client, engine.kind, direct_pit),
+    )
+    assert bridged == direct and len(set(bridged)) == english
+    # A point in time this caller did not open through the bridge is unknown to it.
+    with pytest.raises(Exception) as unknown:
+        pit_pages(through, engine.kind, direct_pit)
+    assert failure(unknown.value)[0] == 404
+    closed = json.dumps(close_pit(through, engine.kind, bridged_pit)).replace(bridged_pit, "ID")
+    assert closed == json.dumps(close_pit(engine.client, engine.kind, direct_pit)).replace(direct_pit, "ID")
+    with pytest.raises(Exception) as again:
+        close_pit(through, engine.kind, bridged_pit)
+    assert failure(again.value)[0] == 404
+
+
+def test_scrolls_by_path_and_body_and_clearing_all_of_the_callers(
+    engine: Engine, bridge: RunningBridge, through: Any
+) -> None:
+    body = {"query": {"term": {"lang": "en"}}, "sort": ["_doc"], "size": 50}
+    first = search(through, engine.index, body, scroll="1m")
+    by_body = plain(through.scroll(scroll_id=first["_scroll_id"], scroll="1m"))
+    # The path form (deprecated, still served by the engines), as older clients send it.
+    request = urllib.request.Request(f"{bridge.url}/_search/scroll/{by_body['_scroll_id']}?scroll=1m")
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        by_path = json.load(answer)
+    seen = ids(first) + ids(by_body) + ids(by_path)
+    assert len(seen) == len(set(seen)) == 150
+    second = search(through, engine.index, body, scroll="1m")
+    # opensearch-py sends DELETE /_search/scroll/_all; elasticsearch-py {"scroll_id": "_all"}.
+    cleared = plain(through.clear_scroll(scroll_id="_all"))
+    assert cleared == {"succeeded": True, "num_freed": 2}
+    for scroll_id in (by_path["_scroll_id"], second["_scroll_id"]):
+        with pytest.raises(Exception) as gone:
+            through.scroll(scroll_id=scroll_id, scroll="1m")
+        assert failure(gone.value)[0] == 404
+    # What the engine answers to the same call, with one scroll of its own open.
+    search(engine.client, engine.index, body, scroll="1m")
+    assert plain(engine.client.clear_scroll(scroll_id="_all")) == {"succeeded": True, "num_freed": 1}

@@ -27,10 +27,21 @@ _BUSY = (
 
 
 class _Busy(asyncio.Protocol):
+    """Answers 503 and half-closes at once, then reads (and drops) what the client
+    still sends until it closes too, for at most a second: closing a socket with
+    unread bytes would reset the connection, and the client could lose the answer."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         transport.write(_BUSY)
-        transport.close()
+        transport.write_eof()
+        asyncio.get_running_loop().call_later(1.0, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
 
 
 def limited(server: web.Server, max_connections: int) -> Callable[[], asyncio.Protocol]:
