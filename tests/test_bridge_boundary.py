@@ -31,6 +31,7 @@ from rerank_connectors.bridge.boundary import (
 from rerank_connectors.bridge.config import BridgeConfig, load_config
 from rerank_connectors.bridge.contexts import ContextRegistry, duration_seconds
 from rerank_connectors.bridge.filter_path import filter_path
+from rerank_connectors.bridge.scopes import Scope, refuse_reads_of_other_indices
 from rerank_connectors.bridge.search_params import reranked_params
 from rerank_connectors.bridge.searches import plan_search
 from rerank_connectors.errors import (
@@ -424,11 +425,84 @@ def test_the_shipped_configurations_load_strictly(tmp_path: Path) -> None:
         ("allow: ['GET _cat']\n", "allow rule"),
         ("engine: {url: 'http://user:secret@es:9200'}\n", "credentials"),
         ("indices: {'docs*': {fields: [t], rank_window_size: 0}}\n", "indices.docs*.rank_window_size"),
+        ("scoped_keys: {UNSET_KEY: ['docs-*']}\n", "scoped_keys.UNSET_KEY"),
+        ("engine: {credentials: user}\n", "engine.credentials"),
+        ("engine: {credentials: caller}\napi_keys_env: KEYS\n", "no API keys of its own"),
+        ("limits: {body_timeout: 0}\n", "limits.body_timeout"),
     ):
         (tmp_path / "bad.yaml").write_text(text)
         with pytest.raises(RequestError) as raised:
-            load_config(tmp_path / "bad.yaml", {})
+            load_config(tmp_path / "bad.yaml", {"KEYS": "k1"})
         assert field in str(raised.value)
+
+
+def test_scoped_keys_and_caller_credentials_load_from_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "scoped.yaml").write_text("scoped_keys: {TEAM_A: ['docs-*', 'shared']}\napi_keys_env: KEYS\n")
+    config = load_config(tmp_path / "scoped.yaml", {"TEAM_A": "secret-a", "KEYS": "k1"})
+    assert config.scope_of("secret-a") == ("docs-*", "shared") and config.scope_of("k1") is None
+    assert config.known_keys == {"secret-a", "k1"} and "secret-a" not in repr(config)
+    (tmp_path / "caller.yaml").write_text("engine: {credentials: caller}\n")
+    assert load_config(tmp_path / "caller.yaml", {}).engine_credentials == "caller"
+
+
+def _resolver(answers: dict[str, dict[str, Any]]) -> Any:
+    asked: list[tuple[str, str]] = []
+
+    async def resolve(expression: str, expand_wildcards: str) -> dict[str, Any]:
+        asked.append((expression, expand_wildcards))
+        return answers.get(expression, {})
+
+    resolve.asked = asked  # type: ignore[attr-defined]
+    return resolve
+
+
+def test_a_scope_checks_what_the_engine_resolves_an_expression_to() -> None:
+    scope = Scope(("docs-*",))
+    resolve = _resolver(
+        {
+            "docs-*": {"indices": [{"name": "docs-1"}, {"name": "docs-2"}]},
+            "docs-alias": {"aliases": [{"name": "docs-alias", "indices": ["docs-1"]}]},
+            "mixed": {"aliases": [{"name": "mixed", "indices": ["docs-1", "secret"]}]},
+            "*": {"indices": [{"name": "docs-1"}, {"name": "secret"}]},
+            "logs": {"data_streams": [{"name": "logs", "backing_indices": [".ds-logs-1"]}]},
+        }
+    )
+
+    def scoped(expression: str) -> str:
+        return asyncio.run(scope.expression(expression, "open", resolve, "index"))
+
+    # A wildcard is forwarded as what it resolved to; a checked name as it is.
+    assert scoped("docs-*") == "docs-1,docs-2" and scoped("docs-alias") == "docs-alias"
+    assert resolve.asked[0] == ("docs-*", "open")
+    for outside in ("mixed", "", "_all", "logs", "remote:docs-1"):
+        with pytest.raises(Refused) as refused:
+            scoped(outside)
+        assert refused.value.status == 403
+    with pytest.raises(Refused) as nothing:  # never forwarded as a wildcard the engine could widen
+        scoped("docs-none-*")
+    assert nothing.value.status == 404
+    assert (
+        asyncio.run(Scope(("remote:docs-*",)).expression("remote:docs-1", "open", resolve, "i"))
+        == "remote:docs-1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"query": {"terms": {"user": {"index": "users", "id": "1", "path": "ids"}}}}, "body.query.terms"),
+        ({"query": {"mlt": {"like": {"_index": "x", "_id": "1"}}}}, "body.query.mlt"),
+        ({"query": {"percolate": {"field": "q", "index": "x", "id": "1"}}}, "body.query.percolate"),
+        ({"runtime_mappings": {"f": {"type": "lookup", "target_index": "x"}}}, "body.runtime_mappings"),
+    ],
+)
+def test_body_features_that_read_other_indices(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(Refused) as refused:
+        refuse_reads_of_other_indices(body)
+    assert refused.value.field == field
+    refuse_reads_of_other_indices(
+        {"query": {"terms": {"user": ["a", "b"]}}, "runtime_mappings": {"f": {"type": "long"}}}
+    )
 
 
 @pytest.mark.parametrize(

@@ -101,6 +101,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         headers["Authorization"] = key
     patterns = config.scope_of(key) if key else None
     scope = Scope(patterns) if patterns is not None else None
+    if scope is not None and route.name == "forwarded":
+        # An `allow:` call names no index the bridge could check against the scope.
+        reason = f"a key with an index scope may not use {request.method} {target.path} (an allow: rule)"
+        raise Refused(403, "security_exception", reason, "path")
     exchange = Exchange(request, state, target, route, request_id, owner_of(key), headers, scope)
     return await HANDLERS[route.name](exchange)
 

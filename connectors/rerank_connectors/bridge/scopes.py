@@ -7,9 +7,9 @@ asks it (`GET /_resolve/index/{expression}`, with its own credentials) and
 checks every concrete index in the answer; one outside the scope refuses the
 whole request (403, naming it). A checked wildcard expression is forwarded as
 the concrete indices it resolved to, so an index created a moment later is not
-reached through it (one that matches nothing goes on as it is). An index on a
-remote cluster (`cluster:index`) is never resolved here: it passes only where
-a pattern names it, cluster included.
+reached through it; one that matches nothing is answered 404 here, never
+forwarded as it is. An index on a remote cluster (`cluster:index`) is never
+resolved here: it passes only where a pattern names it, cluster included.
 
 Query features that read documents of another index (a `terms` lookup,
 `more_like_this` with `_index`, an indexed shape, `percolate` from an index, a
@@ -52,20 +52,25 @@ class Scope:
 
     async def expression(self, expression: str, expand_wildcards: str, resolve: Resolver, where: str) -> str:
         """The expression to forward in place of `expression` ("" is every index), or 403."""
-        items = [item for item in expression.split(",") if item] or ["_all"]
+        items = [item for item in expression.split(",") if item] or ["*"]
         remote = [item for item in items if ":" in item]
         for item in remote:
             if item.startswith("-") or not self.allows(item):
                 raise _outside(item, where)
-        local = [item for item in items if ":" not in item]
+        # `_all` is `*` to the engines' resolution; asked literally, one of them resolves it to nothing.
+        local = ["*" if item == "_all" else item for item in items if ":" not in item]
         if not local:
             return ",".join(remote)
         concrete = _concrete(await resolve(",".join(local), expand_wildcards))
         for name in sorted(concrete):
             if not self.allows(name):
                 raise _outside(name, where)
-        # An expression that matches nothing goes on as it is (never as "", which is every index).
-        if concrete and any("*" in item or item == "_all" for item in local):
+        if not concrete:
+            # Never forwarded as it is: a wildcard that matches nothing now may match
+            # an index outside the scope by the time the engine reads it.
+            reason = f"no index in this API key's scope matches [{expression[:255]}]"
+            raise Refused(404, "index_not_found_exception", reason, where)
+        if any("*" in item or "?" in item for item in local):
             local = sorted(concrete)
         return ",".join(local + remote)
 

@@ -116,7 +116,8 @@ async def compare(ex: Exchange) -> web.StreamResponse:
             raise RequestError(name, "unknown parameter; /ui/compare takes index, q and fields")
     if not params.get("index") or not params.get("q"):
         raise RequestError("q" if params.get("index") else "index", "is required")
-    index, query = index_expression(params["index"]), params["q"]
+    index = await ex.indices(index_expression(params["index"]), None)
+    query = params["q"]
     fields = [f for f in params.get("fields", "text").split(",") if f]
     # The whole window in one reranked search: its first ten, and the ten it started from.
     window = 50
