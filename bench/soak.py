@@ -11,6 +11,10 @@ Processes (the default): a local engine node (or `--engine-url`), `rerank-bridge
 (`reranker-pause`, `engine-pause`) stops one with SIGSTOP for `--fault-seconds` every
 `--fault-every` seconds; a reranker paused past the bridge's `--reranker-timeout` makes
 fail-open answers (the engine's window, flagged), which are checked the same way.
+`slow-clients` mixes in `--slow-clients` connections that each send headers and part
+of a body and then nothing: the bridge answers them 408 after `--body-timeout`, and
+they start over at once, so that many are held for the whole phase while the clients
+above go on (their latency, against the warm-up's, is what this fault measures).
 
 Containers (`--containers`, images from a registry or tools/offline_images.py): a
 cluster of `--nodes` engine nodes holding an index of `--shards` shards with
@@ -222,10 +226,35 @@ async def client(
                 tally.check(phase, json.loads(payload), corpus.windows[question], corpus)
 
 
+async def slow_client(url: str, stop: Callable[[], bool], answers: Counter[str]) -> None:
+    """Holds a connection with a body that never arrives, again and again."""
+    host, port = url.removeprefix("http://").split(":")
+    head = f"POST /{INDEX}/_search HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\n"
+    while not stop():
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(f"{head}Content-Length: 200\r\n\r\n".encode() + b'{"query": {"match": ')
+            await writer.drain()
+            status_line = await reader.readline()
+            answers[status_line.decode(errors="replace").split(" ")[1] if status_line else "closed"] += 1
+            writer.close()
+        except OSError as error:
+            answers[type(error).__name__] += 1
+            await asyncio.sleep(0.1)
+
+
 async def run_load(
-    url: str, corpus: Corpus, args: argparse.Namespace, tally: Tally, stop: Callable[[], bool]
+    url: str,
+    corpus: Corpus,
+    args: argparse.Namespace,
+    tally: Tally,
+    stop: Callable[[], bool],
+    slow: Counter[str] | None = None,
 ) -> None:
-    await asyncio.gather(*(client(n, url, corpus, args, stop, tally) for n in range(args.clients)))
+    """The clients until `stop()`; with `slow`, `--slow-clients` held bodies beside them."""
+    load = [client(n, url, corpus, args, stop, tally) for n in range(args.clients)]
+    held = [slow_client(url, stop, slow) for _ in range(args.slow_clients)] if slow is not None else []
+    await asyncio.gather(*load, *held)
 
 
 def until(seconds: float) -> Callable[[], bool]:
@@ -237,13 +266,14 @@ def until(seconds: float) -> Callable[[], bool]:
 
 
 def start_bridge(
-    engine_url: str, reranker: str, kind: str, reranker_timeout: float
+    engine_url: str, reranker: str, kind: str, reranker_timeout: float, body_timeout: float
 ) -> tuple[subprocess.Popen[str], str]:
     port = local_engines.free_port()
     config = {
         "engine": {"url": engine_url, "kind": kind},
         "reranker": {"address": reranker, "timeout": reranker_timeout},
         "listen": {"host": "127.0.0.1", "port": port},
+        "limits": {"body_timeout": body_timeout},
     }
     path = Path(tempfile.mkdtemp(prefix="soak-")) / "bridge.json"
     path.write_text(json.dumps(config))
@@ -294,19 +324,20 @@ def soak_processes(args: argparse.Namespace) -> dict[str, Any]:
         progress(f"engine at {engine_url}; indexing")
         corpus = prepare_engine(engine_url, args.engine, args.window)
         server, address = start_server(args.model or BUILTIN_MINILM, [])
-        bridge, url = start_bridge(engine_url, address, args.engine, args.reranker_timeout)
+        bridge, url = start_bridge(engine_url, address, args.engine, args.reranker_timeout, args.body_timeout)
         progress(f"warm-up {args.warmup_seconds:.0f} s with {args.clients} clients")
         tally = Tally("warm-up")
         asyncio.run(run_load(url, corpus, args, tally, until(args.warmup_seconds)))
         rss_start = {"bridge": rss_mb(bridge.pid), "server": rss_mb(server.pid)}
         stop, paused_at = threading.Event(), []
-        if args.fault != "none":
+        slow: Counter[str] | None = Counter() if args.fault == "slow-clients" else None
+        if args.fault in ("reranker-pause", "engine-pause"):
             victim = server if args.fault == "reranker-pause" else None
             send_signal = victim.send_signal if victim else lambda sig: os.killpg(node.process.pid, sig)  # type: ignore[union-attr]
             fault = (send_signal, args.fault_every, args.fault_seconds, stop, paused_at)
             threading.Thread(target=inject_pauses, args=fault, daemon=True).start()
         tally.enter(args.fault)
-        asyncio.run(run_load(url, corpus, args, tally, until(args.minutes * 60)))
+        asyncio.run(run_load(url, corpus, args, tally, until(args.minutes * 60), slow))
         stop.set()
         tally.phases[tally.current].ended = time.monotonic()
         rss_end = {"bridge": rss_mb(bridge.pid), "server": rss_mb(server.pid)}
@@ -321,6 +352,7 @@ def soak_processes(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "phases": {name: phase.report(args.window) for name, phase in tally.phases.items()},
         "faults_injected": len(paused_at),
+        "slow_clients": {"held": args.slow_clients, "answers": dict(slow)} if slow is not None else None,
         "rss_mb": {
             "start": rss_start,
             "end": rss_end,
@@ -534,7 +566,11 @@ def main() -> None:
         help="the bridge's; a pause past it makes fail-open answers",
     )
     parser.add_argument("--plain-every", type=int, default=10, help="one plain search in this many")
-    parser.add_argument("--fault", choices=["none", "reranker-pause", "engine-pause"], default="none")
+    parser.add_argument(
+        "--fault", choices=["none", "reranker-pause", "engine-pause", "slow-clients"], default="none"
+    )
+    parser.add_argument("--slow-clients", type=int, default=200, help="processes: bodies held (slow-clients)")
+    parser.add_argument("--body-timeout", type=float, default=30.0, help="processes: the bridge's limit")
     parser.add_argument("--fault-every", type=float, default=30.0, help="processes: seconds between pauses")
     parser.add_argument("--fault-seconds", type=float, default=3.0, help="a pause, a server down, a phase")
     parser.add_argument("--containers", action="store_true", help="a cluster, two servers and the bridge")

@@ -8,8 +8,9 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 REQUESTS = Counter(
     "rerank_bridge_requests_total",
-    "HTTP requests, by route (a fixed set: search, msearch, scroll, root, rerank_v1, rerank_v2, "
-    "metrics, ui, ui_compare, forwarded, refused) and status",
+    "HTTP requests, by route (a fixed set: search, msearch, read, scroll, pit_open, pit_close, root, "
+    "rerank_v1, rerank_v2, metrics, ui, ui_compare, forwarded, refused) and status (499: the caller "
+    "went away before its body arrived)",
     ["route", "status"],
 )
 SEARCHES = Counter(
