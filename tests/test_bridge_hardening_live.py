@@ -112,6 +112,39 @@ def test_scrolls_opened_in_yaml_are_counted_and_cleared_at_shutdown(
     assert all(scroll_freed(engine, scroll_id) for scroll_id in opened)
 
 
+def pit_freed(engine: Engine, pit_id: str) -> bool:
+    """Whether the engine has let a point in time go. Elasticsearch: closing it frees
+    nothing. OpenSearch answers `successful: true` to closing one it does not know,
+    so there it must be missing from the list of every point in time."""
+    if engine.kind == "opensearch":
+        listed = send(engine_port(engine), "GET", "/_search/point_in_time/_all").json()["pits"]
+        return pit_id not in {pit["pit_id"] for pit in listed}
+    answer = send(engine_port(engine), "DELETE", "/_pit", JSON, json.dumps({"id": pit_id}).encode())
+    return answer.status == 404 or answer.json().get("num_freed") == 0
+
+
+def test_points_in_time_are_capped_and_closed_at_shutdown(
+    engine: Engine, rerank_server: BackgroundServer
+) -> None:
+    path = (
+        f"/{engine.index}/_pit"
+        if engine.kind == "elasticsearch"
+        else f"/{engine.index}/_search/point_in_time"
+    )
+    with RunningBridge(config(engine, rerank_server, max_open_points_in_time=2)) as bridge:
+        answers = [send(bridge.port, "POST", f"{path}?keep_alive=5m&format=yaml") for _ in range(3)]
+        assert [answer.status for answer in answers] == [200, 200, 429]
+        opened = [
+            yaml.safe_load(answer.body).get("id") or yaml.safe_load(answer.body)["pit_id"]
+            for answer in answers[:2]
+        ]
+        for pit_id in opened:  # open and usable while the bridge runs
+            assert (
+                post(bridge, "/_search", {"pit": {"id": pit_id, "keep_alive": "1m"}, "size": 1}).status == 200
+            )
+    assert all(pit_freed(engine, pit_id) for pit_id in opened)
+
+
 def test_concurrent_openings_cannot_pass_the_cap(engine: Engine, rerank_server: BackgroundServer) -> None:
     """The defect: twenty concurrent scroll searches against a cap of three all succeeded."""
     with RunningBridge(config(engine, rerank_server, max_open_scrolls=3)) as bridge:
