@@ -216,6 +216,35 @@ BODIES = st.sampled_from(
 APIS = st.sampled_from(["search", "msearch", "count", "reranked"])
 
 
+def test_each_api_of_the_property_test_answers_within_the_scope(bridge: RunningBridge) -> None:
+    """The property below is not vacuous: each of its calls can succeed for a scoped key."""
+    lines = b"".join(
+        json.dumps(line).encode() + b"\n"
+        for line in ({"index": "scope-a-1"}, BY_INDEX, {"index": "scope-a-*"}, BY_INDEX)
+    )
+    msearch = call(bridge, SCOPED, "POST", "/_msearch", lines)
+    assert msearch.status == 200, msearch
+    first, both = msearch.json()["responses"]
+    assert indices_seen(first) == {"scope-a-1"} and indices_seen(both) == {"scope-a-1", "scope-a-2"}
+    # One search reaching outside the scope refuses the whole msearch, naming it.
+    lines = b"".join(
+        json.dumps(line).encode() + b"\n" for line in ({"index": "scope-a-1"}, BY_INDEX, {}, BY_INDEX)
+    )
+    refused = call(bridge, SCOPED, "POST", "/_msearch", lines)
+    assert refused.status == 403 and refused.json()["error"]["field"] == "searches[1].header.index"
+    count = call(bridge, SCOPED, "POST", "/scope-a-*/_count", {})
+    assert count.status == 200 and count.json()["count"] == 5
+    reranked = {
+        **BY_INDEX,
+        "size": 20,
+        "query": {"match": {"text": "river"}},
+        "ext": {"rerank_bridge": {"rerank": {"fields": ["text"]}}},
+    }
+    answer = call(bridge, SCOPED, "POST", "/.scope-a-*,scope-a-*/_search?expand_wildcards=all", reranked)
+    assert answer.status == 200 and answer.json()["rerank"]["reranked"] is True
+    assert indices_seen(answer.json()) == IN_SCOPE
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(expression=EXPRESSIONS, wildcards=WILDCARDS, body=BODIES, api=APIS)
 def test_a_scoped_key_never_gets_anything_from_outside_its_scope(

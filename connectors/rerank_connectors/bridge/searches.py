@@ -200,9 +200,9 @@ async def _engine_msearch(
     ex: Exchange, items: list[MsearchItem], params: dict[str, str], media: MediaType, reading: bool
 ) -> Reply:
     lines = [dumps(line) for item in items for line in (item.header.model_dump(exclude_none=True), item.body)]
-    # A scoped key's searches each name their checked indices; the URL's index is checked too.
-    index = await ex.indices(ex.route.index, params.get("expand_wildcards"))
-    call = Call(ex.method, ex.route.segments(index), params, b"\n".join(lines) + b"\n", media.header(True))
+    # A scoped key's searches each name their checked indices (_items), so the URL names none.
+    segments = ("_msearch",) if ex.scope is not None else ex.target.segments
+    call = Call(ex.method, segments, params, b"\n".join(lines) + b"\n", media.header(True))
     headers = ex.reading_headers(media) if reading else ex.headers
     return await ex.state.upstream.send(call, headers, ex.content_encoding)
 
