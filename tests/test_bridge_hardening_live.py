@@ -71,6 +71,11 @@ def test_reranked_answers_come_in_the_format_asked_for(engine: Engine, bridge: R
         bridge.port, "GET", f"/ui/compare?index={engine.index}&q=river", {"Accept": "application/yaml"}
     )
     assert compare.status == 200 and compare.json()["reranked"]
+    # JSON as a second choice is JSON: the engine is asked for JSON alone.
+    second = post(bridge, f"/{engine.index}/_search", body, {"Accept": "application/smile, application/json"})
+    assert second.status == 200 and ids(second.json()) == ids(as_json)
+    scroll = post(bridge, f"/{engine.index}/_search?scroll=1m", {}, {"Accept": "application/cbor, */*"})
+    assert scroll.status == 200 and scroll.json()["_scroll_id"]
     for accept in ("application/cbor", "application/smile"):
         refused = post(bridge, f"/{engine.index}/_search", body, {"Accept": accept})
         assert refused.status == 406 and refused.json()["error"]["field"] == "Accept"

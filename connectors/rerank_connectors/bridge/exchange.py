@@ -13,7 +13,7 @@ from rerank_connectors.bridge.bodies import MediaType, content_encoding, media_t
 from rerank_connectors.bridge.boundary import Route, Target
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.bridge.contexts import ContextRegistry
-from rerank_connectors.bridge.formats import AnswerFormat, answer_format
+from rerank_connectors.bridge.formats import AnswerFormat, accepted_format, answer_format
 from rerank_connectors.bridge.scopes import Scope, refuse_reads_of_other_indices
 from rerank_connectors.bridge.upstream import Call, Upstream
 from rerank_connectors.client import AsyncRerankClient
@@ -83,14 +83,15 @@ class Exchange:
         """The URL parameters of an engine call whose answer the bridge reads: the
         caller's format is the bridge's to write (and one it cannot write is
         refused here, before the engine is called)."""
-        if self.answer_format.name not in ("json", "yaml"):
-            raise AssertionError("answer_format refuses other formats")
+        _ = self.answer_format
         return {name: value for name, value in params.items() if name != "format"}
 
     def reading_headers(self, media: MediaType) -> dict[str, str]:
         """The headers for an engine call whose answer the bridge reads: JSON asked for."""
+        # Kept where the engine will answer JSON to it (a compatible-with version stays).
         accept = self.headers.get("Accept", "")
-        wanted = accept if "json" in accept.lower() else media.header(False)
+        keep = bool(accept) and accepted_format(accept.split(",")[0]) == "json"
+        wanted = accept if keep else media.header(False)
         return {**self.headers, "Accept": wanted}
 
     async def indices(self, expression: str, expand_wildcards: str | None, where: str = "index") -> str:

@@ -47,8 +47,9 @@ class AnswerFormat:
 JSON = AnswerFormat("json")
 
 
-def _accepted(accept: str) -> str | None:
-    """The format an Accept header names; None where it is none the bridge writes."""
+def accepted_format(accept: str) -> str | None:
+    """The format an Accept header asks for first ("json" for none or any); None where
+    it is one the bridge does not write."""
     for media_range in accept.split(","):
         essence = media_range.split(";")[0].strip().lower()
         if essence in ("*/*", "application/*", "") or essence.endswith("json"):
@@ -68,7 +69,7 @@ def answer_format(params: Mapping[str, str], accept: str | None) -> AnswerFormat
         return AnswerFormat(name)
     if not accept:
         return JSON
-    accepted = _accepted(accept)
+    accepted = accepted_format(accept)
     if accepted is None:
         reason = f"Accept header [{accept[:100]}]: the bridge answers this call in JSON or YAML only"
         raise Refused(406, "media_type_header_exception", reason, "Accept")
