@@ -19,7 +19,7 @@ from aiohttp import web
 
 from rerank_connectors.bridge import cursors, passthrough
 from rerank_connectors.bridge.bodies import MediaType, dumps, json_object, ndjson_lines
-from rerank_connectors.bridge.boundary import index_expression
+from rerank_connectors.bridge.boundary import Refused, index_expression
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.bridge.exchange import Exchange
 from rerank_connectors.bridge.filter_path import filter_path
@@ -153,6 +153,9 @@ class MsearchItem:
     body: dict[str, Any]
     index: str
     plan: Plan
+    # Set where a scoped key's search names an index outside its scope: that search
+    # alone is answered with the error, as the engines' security answers per search.
+    refused: Refused | None = None
 
 
 # msearch URL parameters that also act on a reranked search's first stage.
@@ -189,7 +192,11 @@ async def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
         index = index_expression(named, f"{where}.header.index") if named else ex.route.index
         plan = plan_search(ex.config, index, body, {})
         wildcards = _url_value(header.expand_wildcards) if header.expand_wildcards is not None else None
-        scoped = await ex.indices(index, wildcards, f"{where}.header.index")
+        try:
+            scoped = await ex.indices(index, wildcards, f"{where}.header.index")
+        except Refused as refusal:
+            items.append(MsearchItem(header, body, index, plan, refusal))
+            continue
         if scoped != index:
             header = header.model_copy(update={"index": scoped})
         items.append(MsearchItem(header, body, scoped, plan))
@@ -224,18 +231,23 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
     raw, media = await ex.read_body(ndjson_allowed=True)
     items = await _items(ex, ndjson_lines(raw, ex.config.limits.max_json_depth))
     for item in items:
-        if item.plan.settings is None:
+        if item.plan.settings is None and item.refused is None:
             _record(ex, item.plan.passes)
     params = passthrough.engine_params(ex.target)
-    reranked = [i for i, item in enumerate(items) if item.plan.settings is not None]
-    if not reranked:
+    refused = [i for i, item in enumerate(items) if item.refused is not None]
+    reranked = [i for i, item in enumerate(items) if item.plan.settings is not None and i not in refused]
+    if not reranked and not refused:
         return from_engine(await _engine_msearch(ex, items, params, media, reading=False))
     # Mixed: the bridge builds the answer, so it applies filter_path, pretty and format itself.
     wanted = ex.answer_format
     shape = {name: params.pop(name) for name in ("filter_path", "pretty", "format") if name in params}
     answers: list[Any] = [None] * len(items)
+    for i in refused:
+        error = items[i].refused
+        assert error is not None
+        answers[i] = {**error.error_body(), "status": error.status}
     returned: list[tuple[str, str]] = []
-    passed = [i for i in range(len(items)) if i not in reranked]
+    passed = [i for i in range(len(items)) if i not in reranked and i not in refused]
     if passed:
         reply = await _engine_msearch(ex, [items[i] for i in passed], params, media, reading=True)
         if reply.status != 200:
