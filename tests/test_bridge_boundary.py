@@ -338,14 +338,14 @@ def test_context_registry_remembers_owners_keep_alives_and_its_limit() -> None:
     registry.opened("s1", "alice", registry.keep_alive("1m"))
     assert registry.keep_alive_of("s1", "alice") == 60 and registry.keep_alive_of("s1", "bob") is None
     registry.opened("s2", "bob", 30)
-    with pytest.raises(Refused) as full, registry.room():
+    with pytest.raises(Refused) as full, registry.room("carol"):
         pass
     assert full.value.status == 429 and full.value.field == "scroll"
     registry.renewed("s1", "s1b", "alice", 120)
     assert registry.keep_alive_of("s1", "alice") is None and registry.keep_alive_of("s1b", "alice") == 120
     assert registry.owned_by("alice") == ["s1b"] and registry.owned_by("carol") == []
     now[0] = 61.0  # s2 expired
-    with registry.room():
+    with registry.room("carol"):
         pass
     assert registry.remaining() == ["s1b"]
     registry.closed("s1b")
@@ -363,7 +363,7 @@ def test_openings_in_flight_count_against_the_limit() -> None:
 
     async def open_one(n: int) -> bool:
         try:
-            with registry.room():
+            with registry.room(f"caller-{n % 2}"):
                 await asyncio.sleep(0.01)  # the engine call
                 registry.opened(f"s{n}", "alice", 60)
         except Refused:
@@ -375,6 +375,18 @@ def test_openings_in_flight_count_against_the_limit() -> None:
 
     assert sum(asyncio.run(all_at_once())) == 3
     assert len(registry.remaining()) == 3
+
+
+def test_one_caller_cannot_take_every_context() -> None:
+    registry = ContextRegistry("scroll", "scroll", capacity=10, max_keep_alive=600, per_owner=2)
+    for n in range(2):
+        with registry.room("alice"):
+            registry.opened(f"a{n}", "alice", 60)
+    with pytest.raises(Refused) as refused, registry.room("alice"):
+        pass
+    assert refused.value.status == 429 and "this caller" in str(refused.value)
+    with registry.room("bob"):  # the others still have room
+        registry.opened("b0", "bob", 60)
 
 
 def test_one_table_maps_reranker_statuses() -> None:

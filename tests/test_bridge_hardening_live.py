@@ -150,6 +150,20 @@ def test_points_in_time_are_capped_and_closed_at_shutdown(
     assert all(pit_freed(engine, pit_id) for pit_id in opened)
 
 
+def test_one_caller_cannot_take_every_context(engine: Engine, rerank_server: BackgroundServer) -> None:
+    limits = Limits(max_open_scrolls=10, max_open_contexts_per_caller=1)
+    bridge_config = BridgeConfig(
+        engine_url=engine.url, reranker=rerank_server.address, api_keys=frozenset({"k1", "k2"}), limits=limits
+    )
+    search = f"/{engine.index}/_search?scroll=1m&size=1"
+    with RunningBridge(bridge_config) as bridge:
+        first, second, other = (
+            post(bridge, search, {}, {"Authorization": f"ApiKey {key}"}) for key in ("k1", "k1", "k2")
+        )
+        assert (first.status, second.status, other.status) == (200, 429, 200)
+        assert "this caller" in second.json()["error"]["reason"]
+
+
 def test_concurrent_openings_cannot_pass_the_cap(engine: Engine, rerank_server: BackgroundServer) -> None:
     """The defect: twenty concurrent scroll searches against a cap of three all succeeded."""
     with RunningBridge(config(engine, rerank_server, max_open_scrolls=3)) as bridge:

@@ -24,6 +24,7 @@ limits:                                 # defaults shown
   max_scroll_keep_alive: 30m
   max_open_points_in_time: 1000
   max_point_in_time_keep_alive: 30m
+  max_open_contexts_per_caller: null    # of each kind, per API key or credential (null: no share)
   body_timeout: 30                      # seconds for a request body to arrive (past it: 408)
   max_connections: 1000                 # more are answered 503 and closed
 
@@ -61,6 +62,7 @@ class Limits:
     max_scroll_keep_alive: float = 30 * 60.0  # seconds
     max_open_points_in_time: int = 1000
     max_point_in_time_keep_alive: float = 30 * 60.0
+    max_open_contexts_per_caller: int | None = None
     body_timeout: float = 30.0
     max_connections: int = 1000
 
@@ -167,6 +169,7 @@ class _Limits(StrictForm):
     max_scroll_keep_alive: str = "30m"
     max_open_points_in_time: Count = Limits.max_open_points_in_time
     max_point_in_time_keep_alive: str = "30m"
+    max_open_contexts_per_caller: Count | None = None
     body_timeout: Seconds = Limits.body_timeout
     max_connections: Count = Limits.max_connections
 
@@ -272,6 +275,7 @@ def load_config(
             max_point_in_time_keep_alive=duration_seconds(
                 file.limits.max_point_in_time_keep_alive, "limits.max_point_in_time_keep_alive"
             ),
+            max_open_contexts_per_caller=file.limits.max_open_contexts_per_caller,
             body_timeout=file.limits.body_timeout,
             max_connections=file.limits.max_connections,
         ),

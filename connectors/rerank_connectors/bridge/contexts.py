@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,9 +53,11 @@ class ContextRegistry:
     field_name: str  # the request field that carries the keep-alive
     capacity: int
     max_keep_alive: float
+    # How many of them one caller may hold, so that one caller cannot take them all.
+    per_owner: int | None = None
     clock: Callable[[], float] = time.monotonic
     _open: dict[str, _Context] = field(default_factory=dict)
-    _opening: int = 0
+    _opening: Counter[str] = field(default_factory=Counter)
 
     def keep_alive(self, value: str) -> float:
         seconds = duration_seconds(value, self.field_name)
@@ -71,21 +74,25 @@ class ContextRegistry:
             del self._open[context_id]
 
     @contextmanager
-    def room(self) -> Iterator[None]:
-        """Holds a place for one context while it is being opened. The check and
-        the hold happen with no await between them, so on the event loop they
-        are one step: with the capacity reached, the next opening gets 429."""
+    def room(self, owner: str) -> Iterator[None]:
+        """Holds a place for one context of `owner` while it is being opened. The
+        check and the hold happen with no await between them, so on the event loop
+        they are one step: with a limit reached, the next opening gets 429."""
         self._forget_expired()
-        if len(self._open) + self._opening >= self.capacity:
+        if len(self._open) + self._opening.total() >= self.capacity:
             reason = (
                 f"the bridge holds {self.capacity} open {self.kind} contexts, its limit: close finished ones"
             )
             raise Refused(429, "too_many_search_contexts_exception", reason, self.field_name)
-        self._opening += 1
+        held = sum(context.owner == owner for context in self._open.values()) + self._opening[owner]
+        if self.per_owner is not None and held >= self.per_owner:
+            reason = f"this caller holds {self.per_owner} open {self.kind} contexts, its own limit"
+            raise Refused(429, "too_many_search_contexts_exception", reason, self.field_name)
+        self._opening[owner] += 1
         try:
             yield
         finally:
-            self._opening -= 1
+            self._opening[owner] -= 1
 
     def opened(self, context_id: str, owner: str, keep_alive: float) -> None:
         self._open[context_id] = _Context(owner, keep_alive, self.clock() + keep_alive)

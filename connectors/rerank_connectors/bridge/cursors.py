@@ -24,6 +24,7 @@ from aiohttp import web
 
 from rerank_connectors.bridge.bodies import MediaType, dumps, json_object
 from rerank_connectors.bridge.boundary import Refused
+from rerank_connectors.bridge.config import Limits
 from rerank_connectors.bridge.contexts import ContextRegistry
 from rerank_connectors.bridge.exchange import BridgeState, Exchange
 from rerank_connectors.bridge.formats import answer, relay
@@ -101,7 +102,7 @@ async def search_with_context(
         return relay(reply, ex.answer_format)
     scrolls = ex.state.scrolls
     keep_alive = scrolls.keep_alive(params["scroll"])
-    with scrolls.room():
+    with scrolls.room(ex.owner):
         reply = await ex.state.upstream.send(call, ex.reading_headers(media), ex.content_encoding)
         if (scroll_id := _id_in(reply, "_scroll_id")) is not None:
             scrolls.opened(scroll_id, ex.owner, keep_alive)
@@ -201,7 +202,7 @@ async def pit_open(ex: Exchange) -> web.StreamResponse:
         dumps(body) if body is not None else None,
         media.header(False),
     )
-    with registry.room():
+    with registry.room(ex.owner):
         reply = await ex.state.upstream.send(call, ex.reading_headers(media), ex.content_encoding)
         # Elasticsearch names it `id`, OpenSearch `pit_id`.
         if (pit_id := _id_in(reply, "id", "pit_id")) is not None:
@@ -264,11 +265,18 @@ async def close_remaining(state: BridgeState) -> None:
         await state.upstream.send(call, {}, as_bridge=True)
 
 
-def registries(limits: Any) -> tuple[ContextRegistry, ContextRegistry]:
+def registries(limits: Limits) -> tuple[ContextRegistry, ContextRegistry]:
     """The scroll and point-in-time books, sized by the configured limits."""
+    per_caller = limits.max_open_contexts_per_caller
     return (
-        ContextRegistry("scroll", "scroll", limits.max_open_scrolls, limits.max_scroll_keep_alive),
         ContextRegistry(
-            "point in time", "keep_alive", limits.max_open_points_in_time, limits.max_point_in_time_keep_alive
+            "scroll", "scroll", limits.max_open_scrolls, limits.max_scroll_keep_alive, per_caller
+        ),
+        ContextRegistry(
+            "point in time",
+            "keep_alive",
+            limits.max_open_points_in_time,
+            limits.max_point_in_time_keep_alive,
+            per_caller,
         ),
     )
