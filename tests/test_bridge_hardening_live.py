@@ -150,6 +150,31 @@ def test_points_in_time_are_capped_and_closed_at_shutdown(
     assert all(pit_freed(engine, pit_id) for pit_id in opened)
 
 
+def test_an_msearch_may_use_the_callers_points_in_time(engine: Engine, bridge: RunningBridge) -> None:
+    path = (
+        f"/{engine.index}/_pit"
+        if engine.kind == "elasticsearch"
+        else f"/{engine.index}/_search/point_in_time"
+    )
+    opened = send(bridge.port, "POST", f"{path}?keep_alive=1m").json()
+    pit_id = opened.get("id") or opened["pit_id"]
+    search = {"pit": {"id": pit_id, "keep_alive": "1m"}, "size": 2, "sort": ["_doc"]}
+    ndjson = b"".join(json.dumps(line).encode() + b"\n" for line in ({}, search, {}, search))
+    headers = {"Content-Type": "application/x-ndjson"}
+    answer = send(bridge.port, "POST", "/_msearch", headers, ndjson)
+    assert answer.status == 200 and [len(r["hits"]["hits"]) for r in answer.json()["responses"]] == [2, 2]
+    as_yaml = send(bridge.port, "POST", "/_msearch", {**headers, "Accept": "application/yaml"}, ndjson)
+    assert as_yaml.status == 200 and len(yaml.safe_load(as_yaml.body)["responses"]) == 2
+    # Still the caller's after the msearch, by the id the engine handed back.
+    again = post(
+        bridge, "/_search", {**search, "pit": {"id": answer.json()["responses"][0].get("pit_id", pit_id)}}
+    )
+    assert again.status == 200
+    stranger = ndjson.replace(pit_id.encode(), b"c29tZW9uZSBlbHNlJ3M=")
+    refused = send(bridge.port, "POST", "/_msearch", headers, stranger)
+    assert refused.status == 404 and refused.json()["error"]["field"] == "pit.id"
+
+
 def test_one_caller_cannot_take_every_context(engine: Engine, rerank_server: BackgroundServer) -> None:
     limits = Limits(max_open_scrolls=10, max_open_contexts_per_caller=1)
     bridge_config = BridgeConfig(

@@ -23,7 +23,7 @@ from rerank_connectors.bridge.boundary import Refused, index_expression
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.bridge.exchange import Exchange
 from rerank_connectors.bridge.filter_path import filter_path
-from rerank_connectors.bridge.formats import from_engine
+from rerank_connectors.bridge.formats import from_engine, relay
 from rerank_connectors.bridge.metrics import SEARCHES, STAGE_SECONDS
 from rerank_connectors.bridge.middleware import OUTCOME
 from rerank_connectors.bridge.search_params import flag, reranked_params
@@ -156,6 +156,8 @@ class MsearchItem:
     # Set where a scoped key's search names an index outside its scope: that search
     # alone is answered with the error, as the engines' security answers per search.
     refused: Refused | None = None
+    # The keep-alive of the caller's point in time this search names, if it names one.
+    pit_keep_alive: float | None = None
 
 
 # msearch URL parameters that also act on a reranked search's first stage.
@@ -187,7 +189,7 @@ async def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
         if not isinstance(body, dict):
             raise RequestError(f"{where}.body", f"must be a JSON object, got {type(body).__name__}")
         ex.check_body(body, f"{where}.body")
-        cursors.checked_pit(ex, body)
+        pit_keep_alive = cursors.checked_pit(ex, body)
         named = ",".join(header.index) if isinstance(header.index, list) else header.index
         index = index_expression(named, f"{where}.header.index") if named else ex.route.index
         plan = plan_search(ex.config, index, body, {})
@@ -195,11 +197,11 @@ async def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
         try:
             scoped = await ex.indices(index, wildcards, f"{where}.header.index")
         except Refused as refusal:
-            items.append(MsearchItem(header, body, index, plan, refusal))
+            items.append(MsearchItem(header, body, index, plan, refusal, pit_keep_alive))
             continue
         if scoped != index:
             header = header.model_copy(update={"index": scoped})
-        items.append(MsearchItem(header, body, scoped, plan))
+        items.append(MsearchItem(header, body, scoped, plan, None, pit_keep_alive))
     return items
 
 
@@ -226,6 +228,14 @@ async def _reranked_item(
     return {**response, "status": 200}, returned
 
 
+def _renew_points_in_time(ex: Exchange, items: list[MsearchItem], responses: list[Any]) -> None:
+    """The ids the engine handed back for the caller's points in time, remembered."""
+    for item, response in zip(items, responses, strict=True):
+        new_id = response.get("pit_id") if isinstance(response, dict) else None
+        if item.pit_keep_alive is not None and isinstance(new_id, str):
+            ex.state.points_in_time.renewed(item.body["pit"]["id"], new_id, ex.owner, item.pit_keep_alive)
+
+
 async def msearch(ex: Exchange) -> web.StreamResponse:
     started = time.perf_counter()
     raw, media = await ex.read_body(ndjson_allowed=True)
@@ -237,7 +247,13 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
     refused = [i for i, item in enumerate(items) if item.refused is not None]
     reranked = [i for i, item in enumerate(items) if item.plan.settings is not None and i not in refused]
     if not reranked and not refused:
-        return from_engine(await _engine_msearch(ex, items, params, media, reading=False))
+        if not any(item.pit_keep_alive is not None for item in items):
+            return from_engine(await _engine_msearch(ex, items, params, media, reading=False))
+        # Read, for the points in time the engine may have given new ids; relayed as it came.
+        reply = await _engine_msearch(ex, items, ex.params_for_reading(params), media, reading=True)
+        if reply.status == 200:
+            _renew_points_in_time(ex, items, reply.document()["responses"])
+        return relay(reply, ex.answer_format)
     # Mixed: the bridge builds the answer, so it applies filter_path, pretty and format itself.
     wanted = ex.answer_format
     shape = {name: params.pop(name) for name in ("filter_path", "pretty", "format") if name in params}
@@ -253,7 +269,9 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
         if reply.status != 200:
             return from_engine(reply)
         returned += reply.headers
-        for i, response in zip(passed, reply.document()["responses"], strict=True):
+        responses = reply.document()["responses"]
+        _renew_points_in_time(ex, [items[i] for i in passed], responses)
+        for i, response in zip(passed, responses, strict=True):
             answers[i] = response
     first_stage = {name: params[name] for name in MSEARCH_FIRST_STAGE if name in params}
     results = await asyncio.gather(*(_reranked_item(ex, items[i], first_stage, media) for i in reranked))
