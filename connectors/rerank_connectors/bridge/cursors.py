@@ -28,6 +28,7 @@ from rerank_connectors.bridge.config import Limits
 from rerank_connectors.bridge.contexts import ContextRegistry
 from rerank_connectors.bridge.exchange import BridgeState, Exchange
 from rerank_connectors.bridge.formats import answer, relay
+from rerank_connectors.bridge.search_params import unrecognized_parameter
 from rerank_connectors.bridge.upstream import Call, Reply
 from rerank_connectors.errors import RequestError
 from rerank_connectors.settings import StrictForm, validated
@@ -127,7 +128,7 @@ async def scroll(ex: Exchange) -> web.StreamResponse:
     _no_filter_path(params)
     for name in params:
         if name not in ("scroll_id", "scroll", *SHAPING):
-            raise RequestError(name, f"request [{ex.target.path}] contains unrecognized parameter: [{name}]")
+            raise unrecognized_parameter(name, ex.target.path)
     options = ex.params_for_reading({name: params[name] for name in SHAPING if name in params})
     raw, media = await ex.read_body()
     body = json_object(raw, "body", ex.config.limits.max_json_depth) or {}
@@ -219,7 +220,7 @@ async def pit_close(ex: Exchange) -> web.StreamResponse:
     params = dict(ex.target.params)
     for name in params:
         if name not in SHAPING:
-            raise RequestError(name, f"request [{ex.target.path}] contains unrecognized parameter: [{name}]")
+            raise unrecognized_parameter(name, ex.target.path)
     engine_params = ex.params_for_reading(params)
     raw, media = await ex.read_body()
     registry = ex.state.points_in_time

@@ -21,8 +21,9 @@ from pydantic import BeforeValidator, Field, field_validator
 from rerank_connectors.bridge.bodies import json_object
 from rerank_connectors.bridge.exchange import Exchange
 from rerank_connectors.bridge.formats import answer
+from rerank_connectors.bridge.search_params import unrecognized_parameter
 from rerank_connectors.client import Reranking
-from rerank_connectors.errors import RequestError, RerankBridgeError, reranker_error
+from rerank_connectors.errors import RerankBridgeError, reranker_error
 from rerank_connectors.settings import PositiveInt, StrictForm, validated
 
 
@@ -110,7 +111,7 @@ def cohere_response(call: RerankCall, ranking: Reranking) -> dict[str, Any]:
 
 async def _rerank(ex: Exchange, shape: str) -> web.StreamResponse:
     for name in ex.target.params:
-        raise RequestError(name, f"request [{ex.target.path}] contains unrecognized parameter: [{name}]")
+        raise unrecognized_parameter(name, ex.target.path)
     raw, _ = await ex.read_body()
     body = json_object(raw, "body", ex.config.limits.max_json_depth)
     call = validated(RerankCall, body if body is not None else {}, "")

@@ -78,6 +78,11 @@ FIRST_STAGE = frozenset(
 )
 
 
+def unrecognized_parameter(name: str, path: str) -> RequestError:
+    """The refusal of a URL parameter a call does not take, worded as the engines word it."""
+    return RequestError(name, f"request [{path}] contains unrecognized parameter: [{name}]")
+
+
 def flag(value: str, name: str) -> bool:
     """An Elasticsearch boolean parameter: `true`, `false`, or present without a value."""
     if value in ("", "true"):
@@ -116,7 +121,7 @@ def reranked_params(params: Mapping[str, str], path: str) -> RerankedParams:
                 "scroll", "cannot page a reranked search: use from/size inside the rank window"
             )
         if name not in (*PAGING, "q", *QUERY_STRING_OPTIONS, *RESPONSE) and name not in FIRST_STAGE:
-            raise RequestError(name, f"request [{path}] contains unrecognized parameter: [{name}]")
+            raise unrecognized_parameter(name, path)
     query = None
     if "q" in params:
         options: dict[str, Any] = {"query": params["q"]}

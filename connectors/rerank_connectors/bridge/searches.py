@@ -27,7 +27,7 @@ from rerank_connectors.bridge.formats import from_engine, relay
 from rerank_connectors.bridge.metrics import SEARCHES, STAGE_SECONDS
 from rerank_connectors.bridge.middleware import OUTCOME
 from rerank_connectors.bridge.search_params import flag, reranked_params
-from rerank_connectors.bridge.upstream import Call, EngineThroughBridge, Reply
+from rerank_connectors.bridge.upstream import Call, EngineThroughBridge, Reply, add_returned
 from rerank_connectors.connector import AsyncRerankingSearch
 from rerank_connectors.errors import RequestError, RerankBridgeError
 from rerank_connectors.pipeline import SUMMARY_KEY
@@ -224,8 +224,13 @@ async def _reranked_item(
         params = {**first_stage, **item.header.engine_params()}
         response, returned = await rerank_search(ex, item.index, item.body, item.plan.settings, params, media)
     except RerankBridgeError as error:
-        return {**error.error_body(), "status": error.status}, []
+        return _failed(error), []
     return {**response, "status": 200}, returned
+
+
+def _failed(error: RerankBridgeError) -> dict[str, Any]:
+    """One search of an msearch answered with an error, as the engine writes it."""
+    return {**error.error_body(), "status": error.status}
 
 
 def _renew_points_in_time(ex: Exchange, items: list[MsearchItem], responses: list[Any]) -> None:
@@ -261,14 +266,14 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
     for i in refused:
         error = items[i].refused
         assert error is not None
-        answers[i] = {**error.error_body(), "status": error.status}
+        answers[i] = _failed(error)
     returned: list[tuple[str, str]] = []
     passed = [i for i in range(len(items)) if i not in reranked and i not in refused]
     if passed:
         reply = await _engine_msearch(ex, [items[i] for i in passed], params, media, reading=True)
         if reply.status != 200:
             return from_engine(reply)
-        returned += reply.headers
+        add_returned(returned, reply.headers)
         responses = reply.document()["responses"]
         _renew_points_in_time(ex, [items[i] for i in passed], responses)
         for i, response in zip(passed, responses, strict=True):
@@ -277,7 +282,7 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
     results = await asyncio.gather(*(_reranked_item(ex, items[i], first_stage, media) for i in reranked))
     for i, (result, headers) in zip(reranked, results, strict=True):
         answers[i] = result
-        returned += [h for h in headers if h[0] == "Warning" or h not in returned]
+        add_returned(returned, headers)
     document: dict[str, Any] = {"took": round((time.perf_counter() - started) * 1e3), "responses": answers}
     if "filter_path" in shape:
         document = filter_path(document, shape["filter_path"])

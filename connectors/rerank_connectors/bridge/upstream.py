@@ -14,7 +14,7 @@ with an Elasticsearch-shaped body.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,12 @@ class Upstream:
         raise RuntimeError(f"cannot tell which engine answers at {self.base}: set engine.kind")
 
 
+def add_returned(returned: list[tuple[str, str]], headers: Iterable[tuple[str, str]]) -> None:
+    """The engine's returned headers of one more call, for an answer built from several
+    (a hybrid search, an msearch): each warning counts, the rest once."""
+    returned += [header for header in headers if header[0] == "Warning" or header not in returned]
+
+
 class EngineThroughBridge:
     """The engine as the reranking connector calls it (`search(index, body,
     params)`), reached through the forwarder with the caller's URL parameters
@@ -148,8 +154,7 @@ class EngineThroughBridge:
             "POST", segments, {**self.params, **(params or {})}, dumps(body), self.media.header(False)
         )
         reply = await self.upstream.send(call, self.headers)
-        # A hybrid search makes two calls: each warning counts, the rest once.
-        self.returned += [h for h in reply.headers if h[0] == "Warning" or h not in self.returned]
+        add_returned(self.returned, reply.headers)
         document = reply.document()
         if reply.status >= 300:
             raise EngineError(reply.status, document)
