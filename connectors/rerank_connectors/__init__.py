@@ -4,6 +4,7 @@ Importing this package never imports torch: applications embed it next to
 their search code, and the model runs in the scoring server.
 """
 
+from rerank_connectors.blending import BlendSettings
 from rerank_connectors.client import AsyncRerankClient, Passage, RankedDocument, RerankClient, Reranking
 from rerank_connectors.connector import AsyncRerankingSearch, RerankingSearch
 from rerank_connectors.errors import (
@@ -21,6 +22,7 @@ __all__ = [
     "SUMMARY_KEY",
     "AsyncRerankClient",
     "AsyncRerankingSearch",
+    "BlendSettings",
     "ChunkingSettings",
     "EngineError",
     "Hybrid",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rerank_connectors.blending import normalise
+
 Hit = dict[str, Any]
 
 
@@ -30,13 +32,8 @@ def reciprocal_rank_fusion(
 
 
 def _min_max(hit_list: list[Hit]) -> dict[tuple[str, str], float]:
-    values = [float(hit["_score"] or 0.0) for hit in hit_list]
-    if not values:
-        return {}
-    low, high = min(values), max(values)
-    span = high - low
-    # All equal: every hit is as good as the best, not as bad as the worst.
-    return {hit_key(h): (v - low) / span if span else 1.0 for h, v in zip(hit_list, values, strict=True)}
+    values = normalise([float(hit["_score"] or 0.0) for hit in hit_list], "minmax")
+    return {hit_key(h): v for h, v in zip(hit_list, values, strict=True)}
 
 
 def linear_fusion(lists: list[list[Hit]], weights: list[float], window: int) -> list[tuple[Hit, float]]:

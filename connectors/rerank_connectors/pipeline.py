@@ -2,12 +2,14 @@
 texts to send to the reranker, and how to put the engine's response back
 together. The sync and async connectors share it and differ only in awaiting.
 
-The response keeps the engine's shape. Per hit, `_score` becomes the rerank
-score and `_rerank` records the first stage: {"first_stage_score",
-"first_stage_rank" (from 1), "reranked"}, and, when asked, "best_passage":
-{start, end, score, text?}, offsets into the text the reranker read (the
-hit's fields joined one per line). At the top, `rerank` says whether
-the window was reranked, by which model, and why not if it was not.
+The response keeps the engine's shape. Per hit, `_score` becomes the final
+score (the reranker's, or its blend with the first stage's) and `_rerank`
+keeps both inputs: {"first_stage_score", "first_stage_rank" (from 1),
+"reranked", "reranker_score" (when reranked)}, and, when asked,
+"best_passage": {start, end, score, text?}, offsets into the text the reranker
+read (the hit's fields joined one per line). At the top, `rerank` says whether
+the window was reranked, by which model, how it was blended, and why not if it
+was not.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rerank_connectors.blending import blend
 from rerank_connectors.client import Passage, Reranking
 from rerank_connectors.dialects import Dialect, FirstStageCall
 from rerank_connectors.fusion import Hit, linear_fusion, reciprocal_rank_fusion
@@ -36,13 +39,17 @@ class Candidate:
 
 @dataclass
 class Ranked:
-    """A candidate in its final place: its score, whether the reranker gave it,
-    and the passage of `candidate.text` that score came from."""
+    """A candidate in its final place: its final score, the reranker's own (when
+    it read the candidate), and the passage of `candidate.text` that came from."""
 
     candidate: Candidate
     score: float | None
-    reranked: bool
+    reranker_score: float | None = None
     passage: Passage | None = None
+
+    @property
+    def reranked(self) -> bool:
+        return self.reranker_score is not None
 
 
 def _source_values(node: Any, parts: list[str]) -> list[Any]:
@@ -146,20 +153,22 @@ class SearchPlan:
         settings = self.request.settings
         ordered: list[Ranked]
         if ranking is None:
-            ordered = [Ranked(c, c.first_stage_score, False) for c in candidates]
+            ordered = [Ranked(c, c.first_stage_score) for c in candidates]
         else:
-            ordered = [Ranked(candidates[int(d.id)], d.score, True, d.passage) for d in ranking.documents]
+            ordered = self._reranked(candidates, ranking)
             if settings.min_score is not None:
+                # The threshold is on the model's own score: a blended score is
+                # relative to its window and means nothing across queries.
                 ordered = [
                     entry
                     for entry in ordered
-                    if entry.score is not None and entry.score >= settings.min_score
+                    if entry.reranker_score is not None and entry.reranker_score >= settings.min_score
                 ]
             if settings.top_n is not None:
                 ordered = ordered[: settings.top_n]
             # Hits with no text to read keep their first-stage order, after the scored ones.
             if settings.top_n is None and settings.min_score is None:
-                ordered += [Ranked(c, None, False) for c in candidates if not c.text]
+                ordered += [Ranked(c, None) for c in candidates if not c.text]
         start = self.request.page_from
         page = ordered[start : start + self.request.page_size]
         scores = [entry.score for entry in ordered if entry.score is not None]
@@ -176,12 +185,24 @@ class SearchPlan:
         }
         if ranking is not None:
             summary["model"] = ranking.model
+            if settings.blend is not None:
+                summary["blend"] = settings.blend.describe()
         if failure is not None:
             summary["error"] = failure
         if timings_ms:
             summary["took_ms"] = {stage: round(ms, 3) for stage, ms in timings_ms.items()}
         response[SUMMARY_KEY] = summary
         return response
+
+    def _reranked(self, candidates: list[Candidate], ranking: Reranking) -> list[Ranked]:
+        """The read candidates in their final order: the reranker's, or the blend's."""
+        read = [(candidates[int(d.id)], d) for d in ranking.documents]
+        blending = self.request.settings.blend
+        if blending is None:
+            return [Ranked(c, d.score, d.score, d.passage) for c, d in read]
+        read.sort(key=lambda pair: pair[0].first_stage_rank)
+        order = blend([c.first_stage_score for c, _ in read], [d.score for _, d in read], blending)
+        return [Ranked(read[i][0], final, read[i][1].score, read[i][1].passage) for i, final in order]
 
     def _hit(self, entry: Ranked) -> Hit:
         candidate = entry.candidate
@@ -192,6 +213,8 @@ class SearchPlan:
             "first_stage_rank": candidate.first_stage_rank,
             "reranked": entry.reranked,
         }
+        if entry.reranked:
+            hit[HIT_KEY]["reranker_score"] = entry.reranker_score
         shown = self.request.settings.best_passage
         if entry.passage is not None and shown != "none":
             passage = entry.passage

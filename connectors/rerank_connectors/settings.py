@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
+from rerank_connectors.blending import BlendSettings
 from rerank_connectors.errors import RequestError
 
 DEFAULT_RANK_WINDOW = 50
@@ -76,6 +77,9 @@ class RerankSettings:
     # Each hit's best passage (the span of its reranked text its score came from):
     # in `_rerank.best_passage` as offsets, with its text, or also as a highlight.
     best_passage: Literal["none", "offsets", "text", "highlight"] = "none"
+    # The final score blends the reranker's with the first stage's (blending.py);
+    # None: the reranker's score alone decides, as in every engine's own reranking.
+    blend: BlendSettings | None = None
 
     @classmethod
     def from_dict(cls, section: Any, where: str = "rerank") -> RerankSettings:
