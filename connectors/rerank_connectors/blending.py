@@ -34,7 +34,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NORMALIZERS = ("minmax", "zscore", "rank", "rrf")
+Normalizer = Literal["minmax", "zscore", "rank", "rrf"]
+NORMALIZERS: tuple[Normalizer, ...] = ("minmax", "zscore", "rank", "rrf")
 
 
 class BlendSettings(BaseModel):
@@ -44,7 +45,7 @@ class BlendSettings(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 
     weight: Annotated[float, Field(ge=0, le=1)] = 0.5
-    normalizer: Literal["minmax", "zscore", "rank", "rrf"] = "minmax"
+    normalizer: Normalizer = "minmax"
     rank_constant: Annotated[int, Field(ge=1)] = 60
 
     def describe(self) -> dict[str, float | int | str]:
