@@ -4,6 +4,7 @@ possibly gzipped (`.gz` is read transparently)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 from collections.abc import Iterator
@@ -28,19 +29,33 @@ def _jsonl(folder: Path, name: str) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def collection_name(folder: Path) -> str:
+    """The folder's path as given, less dot segments: `xquad-r/es` stays itself
+    rather than becoming `es`, so two collections never share a name."""
+    parts = [part for part in folder.as_posix().split("/") if part not in ("", ".", "..")]
+    return "/".join(parts) or folder.resolve().name
+
+
 @dataclass(frozen=True)
 class Collection:
     name: str
     corpus: dict[str, dict[str, str]]  # id -> {"title", "text"}
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]  # query id -> doc id -> graded gain
+    # A digest of every passage and every query text (before sampling): cached
+    # scores are keyed by it, so only the same content shares them.
+    fingerprint: str = ""
 
     def passage(self, doc_id: str) -> str:
         doc = self.corpus[doc_id]
         return f"{doc['title']}\n{doc['text']}".strip()
 
 
-def load_collection(folder: Path, max_queries: int | None = None, seed: int = 0) -> Collection:
+def load_collection(
+    folder: Path, max_queries: int | None = None, seed: int = 0, name: str | None = None
+) -> Collection:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
     corpus = {
         str(d["_id"]): {"title": d.get("title") or "", "text": d.get("text") or ""}
         for d in _jsonl(folder, "corpus.jsonl")
@@ -53,13 +68,14 @@ def load_collection(folder: Path, max_queries: int | None = None, seed: int = 0)
                 continue  # header
             query_id, doc_id, gain = parts[0], parts[1], int(parts[2])
             qrels.setdefault(query_id, {})[doc_id] = gain
+    every_query = {str(q["_id"]): q["text"] for q in _jsonl(folder, "queries.jsonl")}
+    digest = hashlib.sha256()
+    for key, value in [*sorted(corpus.items()), *sorted(every_query.items())]:
+        digest.update(json.dumps([key, value], sort_keys=True).encode())
     # Only queries with at least one relevant document count, as in BEIR.
-    queries = {
-        str(q["_id"]): q["text"]
-        for q in _jsonl(folder, "queries.jsonl")
-        if any(g > 0 for g in qrels.get(str(q["_id"]), {}).values())
-    }
+    queries = {q: text for q, text in every_query.items() if any(g > 0 for g in qrels.get(q, {}).values())}
     if max_queries is not None and len(queries) > max_queries:
         chosen = sorted(random.Random(seed).sample(sorted(queries), max_queries))
         queries = {q: queries[q] for q in chosen}
-    return Collection(folder.name, corpus, queries, {q: qrels[q] for q in queries})
+    judged = {q: qrels[q] for q in queries}
+    return Collection(name or collection_name(folder), corpus, queries, judged, digest.hexdigest())

@@ -49,7 +49,7 @@ def index_name(collection: Collection, embed_model: str) -> str:
     for doc_id in sorted(collection.corpus):
         digest.update(doc_id.encode())
         digest.update(collection.passage(doc_id).encode())
-    slug = re.sub(r"[^a-z0-9]+", "-", collection.name.lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", collection.name.lower()).strip("-")[-40:].strip("-")
     return f"rerank-eval-{slug}-{digest.hexdigest()[:12]}"
 
 

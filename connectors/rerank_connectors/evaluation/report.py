@@ -1,9 +1,11 @@
-"""The evaluation's outputs: a terminal table, a JSON file and a PNG plot of
-nDCG@10 against the number of candidates reranked, one line per first stage."""
+"""The evaluation's outputs: a terminal table, a JSON file, a PNG plot of
+nDCG@10 against the number of candidates reranked (one line per first stage),
+and with --tune a table of the cross-validated blends."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +29,50 @@ def table(report: dict[str, Any]) -> str:
     ]
     for row in report["results"]:
         depth = "none" if row["rerank_depth"] == 0 else f"top {row['rerank_depth']}"
-        rerank_ms = f"{row['rerank_ms_p50']:>10.1f}" if "rerank_ms_p50" in row else f"{'':>10}"
+        timed = row.get("rerank_ms_p50")
+        rerank_ms = f"{timed:>10.1f}" if timed is not None else f"{'':>10}"
+        flags = " ".join(f"[{row[key]}]" for key in ("latency_note", "note") if key in row)
         read_as = row.get("long_documents", "head") if row["rerank_depth"] else ""
         lines.append(
             f"{row['stage']:<12} {depth:>9} {read_as:>7} {row['ndcg@10']:>8.4f} {row['mrr@10']:>8.4f} "
-            f"{row[recall]:>11.4f} {row['first_stage_ms_p50']:>9.1f} {rerank_ms}"
+            f"{row[recall]:>11.4f} {row['first_stage_ms_p50']:>9.1f} {rerank_ms} {flags}".rstrip()
         )
     return "\n".join(lines)
+
+
+def _mean_and_interval(summary: dict[str, Any]) -> str:
+    low, high = summary["ci95"]
+    return f"{summary['ndcg@10']:.4f} [{low:.3f}, {high:.3f}]"
+
+
+def tuning_table(report: dict[str, Any]) -> str:
+    """Per stage: nDCG@10 (95 % interval) of the first stage, of reranking alone and
+    of the blend held out, the recommended setting and the verdict."""
+    tuned = report["tuning"]
+    lines = [
+        f"blends tuned by {next(iter(tuned.values()))['folds']}-fold cross-validation "
+        f"(nDCG@10 [95% interval]; the blend's is held out)"
+    ]
+    for stage, result in tuned.items():
+        setting = result["recommended"]
+        chosen = "first stage alone" if not setting["rerank"] else "reranker alone"
+        if setting["rerank"] and setting["weight"] < 1:
+            chosen = f"{setting['normalizer']} w={setting['weight']}"
+        p_first, p_reranked = result["p_value_vs_first_stage"], result["p_value_vs_reranked"]
+        lines.append(
+            f"{stage:<8} first stage {_mean_and_interval(result['first_stage'])}  "
+            f"reranked {_mean_and_interval(result['reranked'])}  "
+            f"blended {_mean_and_interval(result['blended_held_out'])}  "
+            f"p vs first {p_first:.3g}, vs reranked {p_reranked:.3g}"
+        )
+        lines.append(f"{'':<8} recommended: {chosen}. {result['verdict']}")
+    return "\n".join(lines)
+
+
+def stem(report: dict[str, Any]) -> str:
+    """The files' name: the whole collection name and the engine, as one slug."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", report["dataset"]).strip("-")
+    return f"{slug}-{report['engine']}"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -70,8 +109,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 def write(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{report['dataset']}-{report['engine']}"
-    json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
+    json_path, png_path = out / f"{stem(report)}.json", out / f"{stem(report)}.png"
     json_path.write_text(json.dumps(report, indent=2))
     plot(report, png_path)
     return json_path, png_path

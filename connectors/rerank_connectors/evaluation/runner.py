@@ -5,7 +5,8 @@ A pointwise model (cross-encoder, bi-encoder) scores each document on its
 own, so each (query, document) pair is scored once and every depth reuses
 it. A listwise model's scores depend on the whole window: each depth is a
 call of its own. Latencies are real calls: first stage for every query,
-reranking at each depth on the first `latency_queries` queries.
+reranking at each depth on the first `latency_queries` queries. Rankings
+are made from per-query records (records.py), as the tuning makes its own.
 """
 
 from __future__ import annotations
@@ -23,21 +24,26 @@ from rerank_connectors.connector import RerankingSearch
 from rerank_connectors.evaluation.beir import Collection
 from rerank_connectors.evaluation.cache import JsonCache, model_key
 from rerank_connectors.evaluation.measures import evaluate, ranked_run
+from rerank_connectors.evaluation.records import RERANKED, QueryRecord
 from rerank_connectors.settings import Hybrid, KnnSearch, RerankSettings
 
 TEXT_FIELDS = ("title", "text")
 
 
+# Fewer timed calls than this make a median that means little: the row says so.
+MIN_TIMED_CALLS = 10
+
+
 @dataclass
 class StageRun:
-    rankings: dict[str, list[str]] = field(default_factory=dict)
+    windows: dict[str, list[tuple[str, float | None]]] = field(default_factory=dict)
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
     first_stage_ms: list[float] = field(default_factory=list)
 
 
 def run_first_stage(
     search: RerankingSearch, index: str, stage: str, query: str, vector: list[float], depth: int
-) -> tuple[list[str], dict[str, str], float]:
+) -> tuple[list[tuple[str, float | None]], dict[str, str], float]:
     body = {"query": {"multi_match": {"query": query, "fields": list(TEXT_FIELDS)}}, "size": depth}
     settings = RerankSettings(fields=TEXT_FIELDS, query_text=query, rank_window_size=depth)
     knn = KnnSearch(field="vector", query_vector=tuple(vector))
@@ -47,15 +53,21 @@ def run_first_stage(
         result = search.first_stage(index, {"size": depth}, rerank=settings, knn=knn)
     else:
         result = search.first_stage(index, body, rerank=settings, knn=knn, hybrid=Hybrid(method="rrf"))
-    ranking = [c.hit["_id"] for c in result.candidates]
+    window = [(c.hit["_id"], c.first_stage_score) for c in result.candidates]
     texts = {c.hit["_id"]: c.text for c in result.candidates}
-    return ranking, texts, result.timer.ms.get("first_stage", 0.0)
+    return window, texts, result.timer.ms.get("first_stage", 0.0)
 
 
-def _reranked(ranking: list[str], scores: dict[str, float], depth: int) -> list[str]:
-    """The top `depth` by rerank score (ties keep first-stage order), then the rest as they were."""
-    head = sorted(ranking[:depth], key=lambda doc: -scores[doc])
-    return head + ranking[depth:]
+def unchangeable(stage: str, info: Any) -> str | None:
+    """Why reranking a stage's window by this server's model tells nothing new:
+    a bi-encoder reranker that is also the embedding model made the kNN order."""
+    if info.kind != "bi-encoder" or info.model_id != info.embed_model_id:
+        return None
+    if stage == "knn":
+        return "cannot change: the reranker is the model that made the vectors, so it keeps kNN's order"
+    if stage == "hybrid":
+        return "reranking alone keeps only the kNN half: the reranker is the embedding model (blend instead)"
+    return None
 
 
 def evaluate_collection(
@@ -68,9 +80,11 @@ def evaluate_collection(
     latency_queries: int = 20,
     chunking: pb.Chunking | None = None,
     max_document_tokens: int | None = None,
-) -> dict[str, Any]:
-    """With `chunking`, every reranked run is made twice, documents read by their
-    head (cut to the token cap) and as chunks, rows told apart by `long_documents`."""
+) -> tuple[dict[str, Any], list[QueryRecord]]:
+    """The report and, for the documents read by their head, one record per
+    (stage, query). With `chunking`, every reranked run is made twice, documents
+    read by their head (cut to the token cap) and as chunks, rows told apart by
+    `long_documents`."""
     info = reranker.model_info()
     modes = {"head": None, **({"chunks": chunking} if chunking is not None else {})}
     pointwise = info.limits.max_documents_per_pass <= 1
@@ -87,8 +101,8 @@ def evaluate_collection(
         list(zip(query_ids, texts, vectors, strict=True)), desc="first stages"
     ):
         for stage in stages:
-            ranking, passages, ms = run_first_stage(search, index, stage, query, vector, deepest)
-            runs[stage].rankings[query_id] = ranking
+            window, passages, ms = run_first_stage(search, index, stage, query, vector, deepest)
+            runs[stage].windows[query_id] = window
             runs[stage].texts[query_id] = passages
             runs[stage].first_stage_ms.append(ms)
 
@@ -103,9 +117,12 @@ def evaluate_collection(
             return {}
         return {d.id: d.score for d in rerank(query, documents, mode).documents}
 
-    # Rerank scores, per (mode, stage, depth) for listwise models, per (mode, document) for pointwise ones.
-    scores: dict[tuple[str, str, int], dict[str, dict[str, float]]] = {}
-    caches: dict[str, dict[str, dict[str, float]]] = {}
+    def window_documents(stage: str, query_id: str, depth: int) -> list[tuple[str, str]]:
+        texts = runs[stage].texts[query_id]
+        return [(doc, texts[doc]) for doc, _ in runs[stage].windows[query_id][:depth]]
+
+    # Rerank scores per (mode, stage, query, depth).
+    scores: dict[tuple[str, str], dict[str, dict[int, dict[str, float]]]] = {}
     for mode in modes:
         settings = modes[mode]
         reading = (
@@ -113,9 +130,10 @@ def evaluate_collection(
             if settings
             else f"{mode}-{max_document_tokens}"
         )
-        key = f"{model_key(info.model_id, info)}-{collection.name}-{len(collection.corpus)}-{reading}"
-        stored = JsonCache("scores", key)
-        cache = caches[mode] = (stored.load() or {}) if pointwise else {}
+        # Keyed by the content (every passage and query text), never by a folder's name.
+        content = f"{model_key(info.model_id, info)}-{collection.fingerprint[:24]}-{reading}"
+        stored = JsonCache("scores", content)
+        cache = (stored.load() or {}) if pointwise else {}
         for query_id in tqdm(query_ids, desc=f"reranking ({mode})"):
             query = collection.queries[query_id]
             if pointwise:
@@ -124,59 +142,68 @@ def evaluate_collection(
                 known.update(
                     score(query, [(doc, text) for doc, text in union.items() if doc not in known], mode)
                 )
-                continue
             for stage in stages:
-                window = runs[stage].rankings[query_id]
+                by_depth = scores.setdefault((mode, stage), {}).setdefault(query_id, {})
                 for depth in depths:
-                    documents = [(doc, runs[stage].texts[query_id][doc]) for doc in window[:depth]]
-                    scores.setdefault((mode, stage, depth), {})[query_id] = score(query, documents, mode)
+                    documents = window_documents(stage, query_id, depth)
+                    by_depth[depth] = (
+                        {doc: known[doc] for doc, text in documents if text and doc in known}
+                        if pointwise
+                        else score(query, documents, mode)
+                    )
         if pointwise:
             stored.save(cache)
 
     latency: dict[tuple[str, str, int], list[float]] = {}
+    sizes: dict[tuple[str, str, int], list[int]] = {}
     for query_id in query_ids[:latency_queries]:
         for mode in modes:
             for stage in stages:
-                window = runs[stage].rankings[query_id]
                 for depth in depths:
-                    documents = [
-                        (d, runs[stage].texts[query_id][d])
-                        for d in window[:depth]
-                        if runs[stage].texts[query_id][d]
-                    ]
+                    documents = [(d, text) for d, text in window_documents(stage, query_id, depth) if text]
                     if not documents:
                         continue
                     started = time.perf_counter()
                     rerank(collection.queries[query_id], documents, mode)
                     latency.setdefault((mode, stage, depth), []).append((time.perf_counter() - started) * 1e3)
+                    sizes.setdefault((mode, stage, depth), []).append(len(documents))
 
+    records = {
+        mode: [
+            QueryRecord(
+                stage,
+                query_id,
+                collection.queries[query_id],
+                runs[stage].windows[query_id],
+                scores[(mode, stage)][query_id],
+            )
+            for stage in stages
+            for query_id in query_ids
+        ]
+        for mode in modes
+    }
     results = []
     recall_depths = sorted({*depths, deepest})
     for stage in stages:
         first_ms = statistics.median(runs[stage].first_stage_ms)
-        base = evaluate(collection.qrels, ranked_run(runs[stage].rankings), recall_depths)
+        rankings = {r.query_id: r.ranking(deepest, None) for r in records["head"] if r.stage == stage}
+        base = evaluate(collection.qrels, ranked_run(rankings), recall_depths)
         results.append({"stage": stage, "rerank_depth": 0, **base, "first_stage_ms_p50": round(first_ms, 2)})
         for mode in modes:
             for depth in depths:
-                rankings = {}
-                for query_id, ranking in runs[stage].rankings.items():
-                    doc_scores = (
-                        caches[mode][query_id] if pointwise else scores[(mode, stage, depth)][query_id]
-                    )
-                    # Documents with no text were not scored: they stay below the scored ones.
-                    complete = {doc: doc_scores.get(doc, float("-inf")) for doc in ranking}
-                    rankings[query_id] = _reranked(ranking, complete, depth)
+                rankings = {r.query_id: r.ranking(depth, RERANKED) for r in records[mode] if r.stage == stage}
                 metrics = evaluate(collection.qrels, ranked_run(rankings), recall_depths)
-                rerank_ms = latency.get((mode, stage, depth), [0.0])
-                row = {
+                row: dict[str, Any] = {
                     "stage": stage,
                     "rerank_depth": depth,
                     **metrics,
                     "first_stage_ms_p50": round(first_ms, 2),
-                    "rerank_ms_p50": round(statistics.median(rerank_ms), 2),
+                    **latency_summary(latency.get((mode, stage, depth), []), sizes.get((mode, stage, depth))),
                 }
+                if (note := unchangeable(stage, info)) is not None:
+                    row["note"] = note
                 results.append({**row, "long_documents": mode} if chunking is not None else row)
-    return {
+    report = {
         "dataset": collection.name,
         "queries": len(query_ids),
         "documents": len(collection.corpus),
@@ -191,3 +218,19 @@ def evaluate_collection(
         "chunking": {"size": chunking.size, "overlap": chunking.overlap} if chunking is not None else None,
         "results": results,
     }
+    return report, records["head"]
+
+
+def latency_summary(ms: list[float], documents: list[int] | None) -> dict[str, Any]:
+    """The median of the timed calls, how many there were and how many documents
+    each read; under MIN_TIMED_CALLS calls the median is marked as too few."""
+    if not ms or not documents:
+        return {"rerank_ms_p50": None, "rerank_calls": 0}
+    summary: dict[str, Any] = {
+        "rerank_ms_p50": round(statistics.median(ms), 2),
+        "rerank_calls": len(ms),
+        "rerank_documents_p50": statistics.median(documents),
+    }
+    if len(ms) < MIN_TIMED_CALLS:
+        summary["latency_note"] = f"too few calls to trust ({len(ms)} < {MIN_TIMED_CALLS})"
+    return summary
