@@ -173,3 +173,65 @@ def test_max_tokens_per_doc_is_the_token_cap_the_model_reads_to(bridge: RunningB
         assert status == 200
         scores[cap] = body["results"][0]["relevance_score"]
     assert scores[10] < scores[100]
+
+
+def test_a_blend_mixes_the_callers_first_stage_scores_in_before_top_n(bridge: RunningBridge) -> None:
+    plain = post(f"{bridge.url}/v2/rerank", {"query": "river city", "documents": DOCUMENTS})[1]
+    first_stage = [4.0, 3.0, 2.0, 1.0]
+
+    def blended(weight: float, **extra: Any) -> list[dict[str, Any]]:
+        call = {
+            "query": "river city",
+            "documents": DOCUMENTS,
+            "first_stage_scores": first_stage,
+            "blend": {"weight": weight},
+            **extra,
+        }
+        status, body = post(f"{bridge.url}/v2/rerank", call)
+        assert status == 200
+        return list(body["results"])
+
+    # Weight 0: the first stage's order, its min-max scores; weight 1: the model's order.
+    kept = blended(0)
+    assert [r["index"] for r in kept] == [0, 1, 2, 3]
+    assert [r["relevance_score"] for r in kept] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+    assert [r["index"] for r in blended(1)] == [r["index"] for r in plain["results"]]
+    # Half and half: each score is the mean of the two normalised inputs.
+    model = {r["index"]: r["relevance_score"] for r in plain["results"]}
+    low, high = min(model.values()), max(model.values())
+    half = {r["index"]: r["relevance_score"] for r in blended(0.5)}
+    for index, score in half.items():
+        expected = 0.5 * (model[index] - low) / (high - low) + 0.5 * (first_stage[index] - 1.0) / 3.0
+        assert score == pytest.approx(expected, abs=1e-6)
+    # top_n cuts the blended list, not the model's.
+    assert blended(0, top_n=2) == kept[:2]
+
+
+def test_a_blend_without_scores_reads_the_documents_order_and_bad_scores_are_named(
+    bridge: RunningBridge,
+) -> None:
+    call = {"query": "river city", "documents": DOCUMENTS, "blend": {"weight": 0, "normalizer": "rank"}}
+    status, body = post(f"{bridge.url}/v2/rerank", call)
+    scores = [r["relevance_score"] for r in body["results"]]  # written as float32, as the model scores
+    assert status == 200 and scores == pytest.approx([1.0, 1 / 2, 1 / 3, 1 / 4], rel=1e-6)
+    for bad, field in (
+        ({"first_stage_scores": [1.0, 2.0]}, "first_stage_scores"),
+        ({"first_stage_scores": [1.0, "2", 3.0, 4.0]}, "first_stage_scores[1]"),
+        ({"blend": {"weight": -0.1}}, "blend.weight"),
+    ):
+        status, body = post(f"{bridge.url}/v2/rerank", {**call, **bad})
+        assert status == 400 and field in body["message"]
+
+
+def test_the_cohere_sdk_blends_through_its_additional_body_parameters(bridge: RunningBridge) -> None:
+    import cohere
+
+    client = cohere.ClientV2(api_key="unused-without-api-keys", base_url=bridge.url)
+    extra = {"first_stage_scores": [4.0, 3.0, 2.0, 1.0], "blend": {"weight": 0.0}}
+    response = client.rerank(
+        model="fake",
+        query="river city",
+        documents=DOCUMENTS,
+        request_options={"additional_body_parameters": extra},
+    )
+    assert [result.index for result in response.results] == [0, 1, 2, 3]

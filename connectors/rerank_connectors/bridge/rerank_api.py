@@ -6,23 +6,31 @@ Cohere's result objects carry exactly `index` and `relevance_score` (plus
 `document` only when asked): Elasticsearch's Cohere parser rejects unknown
 keys. Errors carry Elasticsearch's shape and, for Cohere and Jina clients, a
 top-level `message`.
+
+Two fields of this bridge's own (a Cohere SDK user sends them through
+`request_options={"additional_body_parameters": ...}`): `blend`, the settings
+of blending.py, and `first_stage_scores`, one per document in the documents'
+order, which is taken as the first stage's. Without scores the blend reads
+that order's ranks. `relevance_score` is then the blended score.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import uuid
 from typing import Annotated, Any
 
 import grpc
 from aiohttp import web
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from rerank_connectors.blending import BlendSettings, blend
 from rerank_connectors.bridge.bodies import json_object
 from rerank_connectors.bridge.exchange import Exchange
 from rerank_connectors.bridge.formats import answer
 from rerank_connectors.bridge.search_params import unrecognized_parameter
-from rerank_connectors.client import Reranking
+from rerank_connectors.client import RankedDocument, Reranking
 from rerank_connectors.errors import RerankBridgeError, reranker_error
 from rerank_connectors.settings import PositiveInt, StrictForm, validated
 
@@ -52,6 +60,8 @@ class RerankCall(StrictForm):
     return_documents: bool | None = None
     # Cohere's scheduling hint; this server has one queue, so it is accepted and unused.
     priority: int | None = None
+    blend: BlendSettings | None = None
+    first_stage_scores: list[float] | None = None
 
     @field_validator("query")
     @classmethod
@@ -60,8 +70,29 @@ class RerankCall(StrictForm):
             raise ValueError("must not be empty")
         return query
 
+    @model_validator(mode="after")
+    def _one_score_per_document(self) -> RerankCall:
+        scores = self.first_stage_scores
+        if scores is not None and len(scores) != len(self.documents):
+            raise ValueError(f"first_stage_scores: {len(scores)} scores for {len(self.documents)} documents")
+        return self
+
     def texts(self) -> list[str]:
         return [document.text for document in self.documents]
+
+
+def blended(call: RerankCall, ranking: Reranking, top_n: int | None) -> Reranking:
+    """The server's scores blended with the first stage's, best first, cut to top_n."""
+    if call.blend is None:
+        return ranking
+    by_index = {document.index: document for document in ranking.documents}
+    count = len(call.documents)
+    first: list[float | None] = list(call.first_stage_scores) if call.first_stage_scores else [None] * count
+    order = blend(first, [by_index[i].score for i in range(count)], call.blend)
+    documents: list[RankedDocument] = [
+        dataclasses.replace(by_index[i], score=score) for i, score in order[:top_n]
+    ]
+    return dataclasses.replace(ranking, documents=documents)
 
 
 # The server's field names for what this API calls otherwise.
@@ -120,13 +151,15 @@ async def _rerank(ex: Exchange, shape: str) -> web.StreamResponse:
         ranking = await ex.state.reranker.rerank(
             call.query,
             [(str(i), text) for i, text in enumerate(call.texts())],
-            top_n=top_n,
+            # A blend needs every document's score: the cut comes after it.
+            top_n=top_n if call.blend is None else None,
             max_document_tokens=call.max_tokens_per_doc,
             model=call.model,
             request_id=ex.request_id,
         )
     except grpc.RpcError as error:
         raise reranker_error(error.code().name, error.details() or "", SERVER_FIELDS) from error
+    ranking = blended(call, ranking, top_n)
     return answer(jina_response(call, ranking) if shape == "jina" else cohere_response(call, ranking))
 
 
