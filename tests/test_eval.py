@@ -8,12 +8,17 @@ import gzip
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
+from bridge_runner import RunningBridge
 from live_fixtures import DATA, Engine
 from long_documents import build as build_long_documents
+from raw_http import send
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
+from rerank_connectors.bridge.config import load_config
+from rerank_connectors.evaluation import report as report_module
 from rerank_connectors.evaluation.arguments import add_arguments
 from rerank_connectors.evaluation.beir import load_collection
 from rerank_connectors.evaluation.cache import model_key
@@ -77,12 +82,25 @@ def test_beir_reader_handles_gzip_headers_and_samples(tmp_path: Path) -> None:
 
 
 def eval_args(engine: Engine, server: BackgroundServer, *argv: str) -> argparse.Namespace:
-    """The command line a user types, parsed by the command's own parser."""
+    """The command line a user types, parsed by the command's own parser. No
+    --engine: the command reads what the node is."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return parser.parse_args(
-        ["--engine", engine.kind, "--engine-url", engine.url, "--reranker", server.address, *argv]
-    )
+    return parser.parse_args(["--engine-url", engine.url, "--reranker", server.address, *argv])
+
+
+@pytest.mark.live
+def test_an_engine_url_of_the_other_kind_is_one_line_before_indexing(
+    engine: Engine, rerank_server: BackgroundServer, tmp_path: Path
+) -> None:
+    other = "opensearch" if engine.kind == "elasticsearch" else "elasticsearch"
+    args = eval_args(engine, rerank_server, "--data", str(make_slice(tmp_path)), "--engine", other)
+    before = set(engine.client.indices.get(index="rerank-eval-*"))
+    with pytest.raises(SystemExit) as stopped:
+        run(args)
+    said = f"--engine-url {engine.url} is {engine.kind}, not {other}: say --engine {engine.kind}"
+    assert str(stopped.value.code) == f"{said}, or leave it out"
+    assert set(engine.client.indices.get(index="rerank-eval-*")) == before
 
 
 @pytest.mark.live
@@ -94,9 +112,10 @@ def test_eval_end_to_end_on_a_real_engine(
         engine,
         rerank_server,
         *("--data", str(folder), "--depths", "5,10", "--stages", "bm25,knn,hybrid"),
-        *("--latency-queries", "3", "--out", str(tmp_path / "out")),
+        *("--latency-queries", "3", "--out", str(tmp_path / "out"), "--tune", "--folds", "3"),
     )
     report = run(args)
+    assert report["engine"] == engine.kind
     rows = {(r["stage"], r["rerank_depth"]): r for r in report["results"]}
     assert set(rows) == {(s, d) for s in ("bm25", "knn", "hybrid") for d in (0, 5, 10)}
     assert report["timed_queries"] == 3
@@ -107,14 +126,66 @@ def test_eval_end_to_end_on_a_real_engine(
     assert rows[("knn", 10)]["ndcg@10"] == pytest.approx(rows[("knn", 0)]["ndcg@10"], abs=1e-9)
     # Reranking never changes which documents are in the window, so recall at the depth holds.
     assert rows[("bm25", 10)]["recall@10"] == pytest.approx(rows[("bm25", 0)]["recall@10"])
-    assert (tmp_path / "out" / f"xquad-en-slice-{engine.kind}.json").exists()
-    assert (tmp_path / "out" / f"xquad-en-slice-{engine.kind}.png").stat().st_size > 5_000
+    # Three calls are too few for a median to mean much: every timed row says so.
+    assert all("too few calls" in row["latency_note"] for row in rows.values() if row["rerank_depth"])
+    assert all("cannot change" in rows[("knn", d)]["note"] for d in (5, 10))
+    # Named by the whole path given, not its last folder.
+    assert report["dataset"].endswith(f"{tmp_path.name}/xquad-en-slice")
+    stem = tmp_path / "out" / report_module.stem(report)
+    assert Path(f"{stem}.json").exists() and Path(f"{stem}.png").stat().st_size > 5_000
+    # One record per stage and query, with both inputs and the rankings made of them.
+    lines = [json.loads(line) for line in Path(f"{stem}.queries.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 * 12 and {line["stage"] for line in lines} == {"bm25", "knn", "hybrid"}
+    for line in lines:
+        window = [doc for doc, _ in line["first_stage"]]
+        assert len(window) == len(set(window)) == 10
+        assert sorted(line["final"]["reranked@10"]) == sorted(window)
+        assert set(line["reranker_scores"]["10"]) <= set(window)
+    assert set(report["tuning"]) == {"bm25", "knn", "hybrid"}
+    # Re-tuned from the records alone (no engine, no server): the same choice.
+    again = run(argparse.Namespace(**{**vars(args), "from_queries": Path(f"{stem}.queries.jsonl")}))
+    assert {stage: t["recommended"] for stage, t in again["tuning"].items()} == {
+        stage: t["recommended"] for stage, t in report["tuning"].items()
+    }
+    apply_snippet(engine, rerank_server, report, tmp_path)
     # Run again: the index is found and reused, not rebuilt.
     indices_before = set(engine.client.indices.get(index="rerank-eval-*"))
     run(args)
     assert set(engine.client.indices.get(index="rerank-eval-*")) == indices_before
     for name in indices_before:
         engine.client.indices.delete(index=name)
+
+
+def apply_snippet(engine: Engine, server: BackgroundServer, report: dict[str, Any], tmp_path: Path) -> None:
+    """The bridge loads each snippet --tune wrote and does what it says: kNN's (the
+    reranker made its vectors, so nothing can beat it) passes searches through
+    untouched; BM25's reranks with the recommended blend, or passes through."""
+    body = {"query": {"multi_match": {"query": "When did Tesla die?", "fields": ["title", "text"]}}}
+    direct = engine.client.search(index=report["index"], body=body)
+    direct_ids = [hit["_id"] for hit in direct["hits"]["hits"]]
+    assert not report["tuning"]["knn"]["rerank"]
+    for stage in ("knn", "bm25"):
+        tuned = report["tuning"][stage]
+        config = load_config(
+            Path(tuned["config_snippet"]), {}, engine_url=engine.url, reranker=server.address
+        )
+        with RunningBridge(config) as bridge:
+            answer = send(
+                bridge.port,
+                "POST",
+                f"/{report['index']}/_search",
+                {"Content-Type": "application/json"},
+                json.dumps(body).encode(),
+            ).json()
+        ids = [hit["_id"] for hit in answer["hits"]["hits"]]
+        if not tuned["rerank"]:
+            assert "rerank" not in answer and ids == direct_ids
+            continue
+        assert answer["rerank"]["reranked"] and answer["rerank"]["rank_window_size"] == tuned["depth"]
+        recommended = {k: v for k, v in tuned["recommended"].items() if k != "rerank"}
+        assert (
+            answer["rerank"].get("blend", recommended if recommended["weight"] == 1 else None) == recommended
+        )
 
 
 def test_long_documents_keep_each_answer_in_the_document_that_holds_it(tmp_path: Path) -> None:

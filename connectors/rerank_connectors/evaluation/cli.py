@@ -177,12 +177,12 @@ def finish(
     queries_path = args.out / f"{report.stem(result)}.queries.jsonl"
     records_module.write(queries_path, records, audit(qrels, records, result))
     result["per_query"] = str(queries_path)
-    json_path, png_path = report.write(result, args.out)
-    print(report.table(result))
+    paths = report.write(result, args.out)
+    if result["results"]:
+        print(report.table(result) + "\n")
     if args.tune:
-        print()
         print(report.tuning_table(result))
-    written = ", ".join(str(p) for p in [json_path, png_path, queries_path, *snippets])
+    written = ", ".join(str(p) for p in [*paths, queries_path, *snippets])
     print(f"\nwrote {written}")
     return result
 

@@ -107,9 +107,12 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
+def write(report: dict[str, Any], out: Path) -> list[Path]:
+    """The JSON, and the plot where there are rows to plot (a re-tune has none)."""
     out.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out / f"{stem(report)}.json", out / f"{stem(report)}.png"
     json_path.write_text(json.dumps(report, indent=2))
+    if not report["results"]:
+        return [json_path]
     plot(report, png_path)
-    return json_path, png_path
+    return [json_path, png_path]
