@@ -142,8 +142,10 @@ def test_eval_end_to_end_on_a_real_engine(
         assert sorted(line["final"]["reranked@10"]) == sorted(window)
         assert set(line["reranker_scores"]["10"]) <= set(window)
     assert set(report["tuning"]) == {"bm25", "knn", "hybrid"}
-    # Re-tuned from the records alone (no engine, no server): the same choice.
-    again = run(argparse.Namespace(**{**vars(args), "from_queries": Path(f"{stem}.queries.jsonl")}))
+    # Re-tuned from the records alone (no engine, no server; gzipped, as the docs keep them): the same choice.
+    packed = tmp_path / "records.queries.jsonl.gz"
+    packed.write_bytes(gzip.compress(Path(f"{stem}.queries.jsonl").read_bytes()))
+    again = run(argparse.Namespace(**{**vars(args), "from_queries": packed, "out": tmp_path / "again"}))
     assert {stage: t["recommended"] for stage, t in again["tuning"].items()} == {
         stage: t["recommended"] for stage, t in report["tuning"].items()
     }

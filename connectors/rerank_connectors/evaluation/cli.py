@@ -226,7 +226,7 @@ def retune(args: argparse.Namespace) -> dict[str, Any]:
     depths = sorted({depth for r in records for depth in r.reranker})
     result = {
         "dataset": collection.name,
-        "engine": args.from_queries.name.removesuffix(".queries.jsonl") + "-retuned",
+        "engine": args.from_queries.name.removesuffix(".gz").removesuffix(".queries.jsonl") + "-retuned",
         "queries": len({r.query_id for r in records}),
         "depths": depths,
         "from_queries": str(args.from_queries),

@@ -5,6 +5,7 @@ user can audit a run and re-tune a blend without the engine or the server
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,13 +73,15 @@ def write(path: Path, records: list[QueryRecord], extras: dict[tuple[str, str], 
 
 
 def read(path: Path) -> list[QueryRecord]:
+    """The records of a file `write` wrote, gzipped or not (by its `.gz` suffix)."""
+    data = path.read_bytes()
+    text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(QueryRecord.from_json(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as error:
-                raise SystemExit(f"{path}:{number}: not a per-query record ({error})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(QueryRecord.from_json(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"{path}:{number}: not a per-query record ({error})") from None
     return records
