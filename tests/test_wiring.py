@@ -26,7 +26,7 @@ from live_fixtures import ROOT, EngineAt
 from rerank_connectors.bridge.config import BridgeConfig
 from rerank_connectors.wiring import opensearch
 from rerank_connectors.wiring.elasticsearch import DEFINITION_HEADER, endpoint_definition
-from rerank_connectors.wiring.endpoints import Bridge
+from rerank_connectors.wiring.endpoints import Bridge, Report
 from rerank_connectors.wiring.engine_http import WiringError
 from rerank_server.app import BackgroundServer
 
@@ -238,32 +238,51 @@ def test_a_deploy_racing_another_task_waits_for_it_instead_of_failing() -> None:
 
 
 class LaggingModelIndex:
-    """An engine whose model index lists a model for a while after its delete, so the
-    connector's delete answers 409 naming it (as ml-commons did in a loaded CI run)."""
+    """An engine whose model index lists models on a connector for a while after their
+    delete (or before the model search sees them), so the connector's delete answers 409
+    naming them, as ml-commons did in loaded CI runs. `owners`: each model's connector."""
 
     kind = "opensearch"
 
-    def __init__(self, lagging: str, refusals: int) -> None:
-        self.lagging, self.refusals, self.deletes = lagging, refusals, 0
+    def __init__(self, owners: dict[str, str], refusals: int) -> None:
+        self.owners, self.refusals = owners, refusals
+        self.connector_deletes, self.model_deletes = 0, list[str]()
 
     def call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
-        self.deletes += 1
-        if self.deletes <= self.refusals:
-            raise WiringError(
-                f"DELETE {path} answered 409: 1 models are still using this connector, please delete "
-                f"or update the models first: [{self.lagging}]"
-            )
+        model = path.rsplit("/models/", 1)[-1].split("/")[0]
+        if method == "GET":
+            if model not in self.owners:
+                return type("Reply", (), {"status": 404, "body": {}})()
+            return type("Reply", (), {"status": 200, "body": {"connector_id": self.owners[model]}})()
+        if method == "DELETE" and "/models/" in path:
+            self.model_deletes.append(model)
+        elif method == "DELETE":
+            self.connector_deletes += 1
+            if self.connector_deletes <= self.refusals:
+                raise WiringError(
+                    f"DELETE {path} answered 409: {len(self.owners)} models are still using this "
+                    f"connector, please delete or update the models first: [{', '.join(self.owners)}]"
+                )
         return type("Reply", (), {"status": 200, "body": {}})()
 
 
 def test_a_connector_delete_waits_out_the_model_index_lag() -> None:
-    engine = LaggingModelIndex("model-old", refusals=2)
-    opensearch._delete_connector(engine, "connector-1", {"model-old"})  # type: ignore[arg-type]
-    assert engine.deletes == 3
+    engine = LaggingModelIndex({"model-old": "connector-1"}, refusals=2)
+    opensearch._delete_connector(engine, "connector-1", {"model-old"}, Report())  # type: ignore[arg-type]
+    assert engine.connector_deletes == 3 and engine.model_deletes == []
+
+
+def test_a_model_on_the_connector_the_search_missed_is_deleted_before_the_connector() -> None:
+    owners = {"model-old": "connector-1", "model-unseen": "connector-1"}
+    engine = LaggingModelIndex(owners, refusals=2)
+    report = Report()
+    opensearch._delete_connector(engine, "connector-1", {"model-old"}, report)  # type: ignore[arg-type]
+    assert engine.model_deletes == ["model-unseen"] and engine.connector_deletes == 3
+    assert f"{'deleted':<9} stale model model-unseen" in report.lines
 
 
 def test_a_connector_still_used_by_a_model_wire_did_not_delete_is_refused_at_once() -> None:
-    engine = LaggingModelIndex("someone-elses-model", refusals=100)
+    engine = LaggingModelIndex({"someone-elses-model": "connector-2"}, refusals=100)
     with pytest.raises(WiringError, match="someone-elses-model"):
-        opensearch._delete_connector(engine, "connector-1", {"model-old"})  # type: ignore[arg-type]
-    assert engine.deletes == 1
+        opensearch._delete_connector(engine, "connector-1", {"model-old"}, Report())  # type: ignore[arg-type]
+    assert engine.connector_deletes == 1 and engine.model_deletes == []

@@ -317,10 +317,17 @@ def _ensure_pipeline(http: EngineHttp, plan: Plan, model_id: str, report: Report
     report.say("created" if reply.status == 404 else "replaced", f"search pipeline {plan.name}")
 
 
-def _delete_connector(http: EngineHttp, connector_id: str, deleted_models: set[str]) -> None:
-    """ml-commons refuses (409) to delete a connector while its model index still lists a
-    model on it, and that index lags behind a model's delete: the refusal is waited out
-    while every model it names is one just deleted."""
+def _delete_model(http: EngineHttp, model_id: str, report: Report) -> None:
+    http.call("POST", f"{ML}/models/{model_id}/_undeploy")
+    http.call("DELETE", f"{ML}/models/{model_id}")
+    report.say("deleted", f"stale model {model_id}")
+
+
+def _delete_connector(http: EngineHttp, connector_id: str, deleted_models: set[str], report: Report) -> None:
+    """ml-commons refuses (409) to delete a connector while its model index lists a model
+    on it. That index lags behind a model's delete, and the model search that found the
+    stale models lags behind a model's creation: a model the refusal names that was just
+    deleted is waited out, one on this connector not yet deleted is deleted now."""
     deadline = time.monotonic() + RETIRE_TIMEOUT_S
     while True:
         try:
@@ -329,8 +336,15 @@ def _delete_connector(http: EngineHttp, connector_id: str, deleted_models: set[s
         except WiringError as error:
             listed = re.search(r"still using this connector.*?: \[([^\]]*)\]", str(error))
             named = {model.strip() for model in listed.group(1).split(",")} if listed else set()
-            if not named or not named <= deleted_models or time.monotonic() > deadline:
+            if not named or time.monotonic() > deadline:
                 raise
+            for model_id in sorted(named - deleted_models):
+                found = http.call("GET", f"{ML}/models/{model_id}", missing_ok=True)
+                if found.status != 404 and found.body.get("connector_id") != connector_id:
+                    raise  # a model on another connector: not this wiring's to delete
+                if found.status != 404:
+                    _delete_model(http, model_id, report)
+                deleted_models.add(model_id)
             time.sleep(0.5)
 
 
@@ -340,11 +354,9 @@ def _retire(http: EngineHttp, connector_ids: list[str], plan: Plan, report: Repo
         deleted = set()
         for model in _search(http, "models", plan.name):
             if model.get("connector_id") == connector_id:
-                http.call("POST", f"{ML}/models/{model['_id']}/_undeploy")
-                http.call("DELETE", f"{ML}/models/{model['_id']}")
+                _delete_model(http, str(model["_id"]), report)
                 deleted.add(str(model["_id"]))
-                report.say("deleted", f"stale model {model['_id']}")
-        _delete_connector(http, connector_id, deleted)
+        _delete_connector(http, connector_id, deleted, report)
         report.say("deleted", f"stale connector {connector_id}")
 
 
