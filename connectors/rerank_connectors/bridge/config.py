@@ -14,7 +14,7 @@ api_keys_env: RERANK_BRIDGE_API_KEYS   # comma-separated; unset or empty: no key
 scoped_keys:                            # keys that may read only some indices: the variable
   TEAM_A_KEY: ["docs-*", "shared"]      # holding the key, and index patterns (fnmatch)
 indices:                                # reranking per index pattern (fnmatch)
-  "docs*": {fields: [title, text], rank_window_size: 50}
+  "docs*": {fields: [title, text], rank_window_size: 50, blend: {weight: 0.8, normalizer: zscore}}
 allow: ["GET /_cluster/health"]         # extra pass-through calls (METHOD /pattern; * and **)
 limits:                                 # defaults shown
   max_body_bytes: 10485760
