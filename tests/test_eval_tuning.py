@@ -165,6 +165,10 @@ def test_mistakes_found_before_anything_starts_are_one_line(tmp_path: Path) -> N
             "no scoring server answers there",
         ),
         (
+            parse("--data", str(DATA / "cmrc2018-trial"), "--engine-url", f"http://127.0.0.1:{free_port()}"),
+            "no engine answers there",
+        ),
+        (
             parse("--data", str(DATA / "cmrc2018-trial"), "--from-queries", str(missing), "--tune"),
             "is not a file",
         ),
