@@ -155,6 +155,7 @@ def test_mistakes_found_before_anything_starts_are_one_line(tmp_path: Path) -> N
     missing = tmp_path / "nope"
     cases = [
         (parse("--data", str(missing)), f"--data: {missing} is not a folder"),
+        (parse("--data", str(missing), "--chunking", "big"), "--chunking: expected SIZE[:OVERLAP]"),
         (parse("--data", str(tmp_path)), "has neither corpus.jsonl nor corpus.jsonl.gz"),
         (
             parse("--data", str(DATA / "cmrc2018-trial"), "--max-queries", "3", "--tune"),

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every argument and the collection are checked before anything is started or indexed."""
     if args.from_queries is not None:
         return retune(args)
-    depths, stages = args.depths, args.stages
+    depths, stages, chunked = args.depths, args.stages, chunking(args.chunking)
     collection = read_collection(args)
     if args.reranker is not None:
         reachable_reranker(args.reranker)
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stages,
             depths,
             latency_queries=args.latency_queries,
-            chunking=chunking(args.chunking),
+            chunking=chunked,
             max_document_tokens=args.max_document_tokens,
         )
     result["engine"] = kind
