@@ -22,6 +22,7 @@ from server_process import start
 
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
+from rerank_server.interceptor import cancelled_code
 
 
 def free_port() -> int:
@@ -173,3 +174,21 @@ def test_health_reports_not_serving_while_shutting_down() -> None:
         assert slow.process.wait(timeout=30) == 0
     finally:
         slow.close()
+
+
+@pytest.mark.parametrize(
+    ("remaining", "budget", "code"),
+    [
+        (-0.01, 0.5, "DEADLINE_EXCEEDED"),
+        # The caller's cancel at its own deadline, seen before the server's (which began later).
+        (0.08, 0.5, "DEADLINE_EXCEEDED"),
+        (0.3, 0.5, "CANCELLED"),
+        (0.9, 30.0, "DEADLINE_EXCEEDED"),
+        (29.7, 30.0, "CANCELLED"),
+        (None, None, "CANCELLED"),  # no deadline at all: the caller left
+    ],
+)
+def test_a_cancel_near_the_deadline_counts_as_the_deadline(
+    remaining: float | None, budget: float | None, code: str
+) -> None:
+    assert cancelled_code(remaining, budget) == code
