@@ -1,9 +1,11 @@
 """Markdown table of `rerank-bridge eval --tune` JSON files (the README's results table):
 per collection, engine and first stage, nDCG@10 of the first stage, of reranking
 alone and of the blend held out, with 95 % intervals, the setting chosen and the
-gate's verdict; then the macro averages per engine and stage.
+gate's verdict; then the macro averages per engine and stage. With `--data` (the
+folder the collections' names are paths in), also the best single settings over
+every collection, from the per-query records: what one fixed default would give.
 
-.venv/bin/python tools/eval_table.py bench/results/eval
+.venv/bin/python tools/eval_table.py bench/results/eval [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -35,6 +37,39 @@ def verdict(tuned: dict[str, Any]) -> str:
     return f"rerank, blended (p = {tuned['p_value_vs_first_stage']:.2g}{'' if significant else ', n.s.'})"
 
 
+def fixed_settings(reports: list[dict[str, Any]], data: Path) -> None:
+    """Each setting of the tuning grid applied to every collection alike (one engine's
+    records: the engines agree on these windows), macro nDCG@10 and the worst loss."""
+    from rerank_connectors.evaluation import records
+    from rerank_connectors.evaluation.beir import load_collection
+    from rerank_connectors.evaluation.tuning import GRID, per_query_ndcg
+
+    means: dict[tuple[str, int], list[float]] = {}
+    for report in reports:
+        if report["engine"] != reports[0]["engine"]:
+            continue
+        qrels = load_collection(data / report["dataset"], report["queries"]).qrels
+        kept = records.read(Path(report["per_query"]))
+        for stage in report["tuning"]:
+            stage_records = [r for r in kept if r.stage == stage]
+            for i, setting in enumerate(GRID):
+                value = float(per_query_ndcg(qrels, stage_records, max(report["depths"]), setting).mean())
+                means.setdefault((stage, i), []).append(value)
+    print()
+    print("| first stage | one setting for every collection | macro nDCG@10 | worst change vs first stage |")
+    print("|---|---|---|---|")
+    for stage in dict.fromkeys(stage for stage, _ in means):
+        ranked = sorted(((statistics.fmean(v), i) for (s, i), v in means.items() if s == stage), reverse=True)
+        # The three best, and the two a user gets without a blend: no reranking, reranking alone.
+        shown = [i for _, i in ranked[:3]] + [i for i in (0, 1) if i not in [j for _, j in ranked[:3]]]
+        for i in shown:
+            mean = statistics.fmean(means[(stage, i)])
+            worst = min(a - b for a, b in zip(means[(stage, i)], means[(stage, 0)], strict=True))
+            setting = GRID[i]
+            name = "first stage alone" if setting is None else chosen({"rerank": True, **setting.describe()})
+            print(f"| {stage} | {name} | {mean:.3f} | {worst:+.3f} |")
+
+
 def main() -> None:
     files = [json.loads(path.read_text()) for path in sorted(Path(sys.argv[1]).glob("*.json"))]
     reports = [report for report in files if "tuning" in report and report["results"]]
@@ -62,6 +97,8 @@ def main() -> None:
     for (engine, stage), rows in sorted(means.items()):
         first, reranked, blended = (statistics.fmean(column) for column in zip(*rows, strict=True))
         print(f"| {engine} | {stage} | {len(rows)} | {first:.3f} | {reranked:.3f} | {blended:.3f} |")
+    if "--data" in sys.argv:
+        fixed_settings(reports, Path(sys.argv[sys.argv.index("--data") + 1]))
 
 
 if __name__ == "__main__":
