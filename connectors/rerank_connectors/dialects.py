@@ -133,6 +133,18 @@ def bulk_helper(kind: str, streaming: bool = False) -> Any:
     return helpers.streaming_bulk if streaming else helpers.bulk
 
 
+def kind_answering(product: str | None, root: Any) -> str | None:
+    """Which engine answered GET /, from its X-Elastic-Product header (Elasticsearch
+    sends it on every answer, and its test distribution refuses GET / itself) and the
+    body (OpenSearch names its distribution there); None where neither says."""
+    if product == "Elasticsearch":
+        return "elasticsearch"
+    version = root.get("version") if isinstance(root, dict) else None
+    if isinstance(version, dict) and version.get("distribution") == "opensearch":
+        return "opensearch"
+    return None
+
+
 def dialect_of(engine_client: Any) -> Dialect:
     module = type(engine_client).__module__
     if module.startswith("elasticsearch"):

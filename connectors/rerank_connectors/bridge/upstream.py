@@ -24,6 +24,7 @@ from yarl import URL
 from rerank_connectors.bridge.bodies import COMPRESSORS, MediaType, dumps
 from rerank_connectors.bridge.boundary import RETURNED_HEADERS, Refused, upstream_url
 from rerank_connectors.bridge.config import BridgeConfig
+from rerank_connectors.dialects import kind_answering
 from rerank_connectors.errors import EngineError
 
 
@@ -118,14 +119,13 @@ class Upstream:
             raise Refused(502, "engine_unreachable_exception", reason) from None
 
     async def engine_kind(self) -> str:
-        """OpenSearch says so at GET /; Elasticsearch marks every response with X-Elastic-Product."""
         reply = await self.send(Call("GET", ()), {}, as_bridge=True)
-        if ("X-Elastic-Product", "Elasticsearch") in reply.headers:
-            return "elasticsearch"
-        info = reply.document() if reply.status == 200 else {}
-        if isinstance(info, dict) and info.get("version", {}).get("distribution") == "opensearch":
-            return "opensearch"
-        raise RuntimeError(f"cannot tell which engine answers at {self.base}: set engine.kind")
+        product = dict(reply.headers).get("X-Elastic-Product")
+        root = reply.document() if reply.status == 200 and product != "Elasticsearch" else None
+        kind = kind_answering(product, root)
+        if kind is None:
+            raise RuntimeError(f"cannot tell which engine answers at {self.base}: set engine.kind")
+        return kind
 
 
 def add_returned(returned: list[tuple[str, str]], headers: Iterable[tuple[str, str]]) -> None:

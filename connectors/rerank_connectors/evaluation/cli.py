@@ -22,7 +22,7 @@ from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_connectors.blending import BlendSettings
 from rerank_connectors.client import RerankClient
 from rerank_connectors.connector import RerankingSearch
-from rerank_connectors.dialects import engine_client
+from rerank_connectors.dialects import engine_client, kind_answering
 from rerank_connectors.evaluation import records as records_module
 from rerank_connectors.evaluation import report
 from rerank_connectors.evaluation.arguments import ENGINES
@@ -78,21 +78,17 @@ def reachable_reranker(address: str) -> None:
 
 
 def engine_kind_at(url: str, asked: str | None) -> str:
-    """What the node at `url` is, checked against --engine when it was given: as the
-    bridge tells it, Elasticsearch marks every answer with X-Elastic-Product (its
-    test distribution refuses GET /) and OpenSearch names itself at its root."""
+    """What the node at `url` is, told as the bridge tells it, and checked against
+    --engine when it was given."""
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/", timeout=15) as answer:
             headers, root = answer.headers, json.loads(answer.read())
     except urllib.error.HTTPError as error:
-        headers, root = error.headers, {}
+        headers, root = error.headers, None
     except Exception as error:  # refused, TLS, a proxy's HTML: say so in one line
         raise SystemExit(f"--engine-url {url}: no engine answers there ({error})") from None
-    if headers.get("X-Elastic-Product") == "Elasticsearch":
-        found = "elasticsearch"
-    elif isinstance(root, dict) and root.get("version", {}).get("distribution") == "opensearch":
-        found = "opensearch"
-    else:
+    found = kind_answering(headers.get("X-Elastic-Product"), root)
+    if found is None:
         raise SystemExit(f"--engine-url {url}: the answer is neither Elasticsearch's nor OpenSearch's")
     if asked is not None and asked != found:
         raise SystemExit(f"--engine-url {url} is {found}, not {asked}: say --engine {found}, or leave it out")
