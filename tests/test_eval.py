@@ -24,6 +24,7 @@ from rerank_connectors.evaluation.beir import load_collection
 from rerank_connectors.evaluation.cache import model_key
 from rerank_connectors.evaluation.cli import run
 from rerank_connectors.evaluation.measures import evaluate, ranked_run
+from rerank_connectors.evaluation.tuning import setting_of
 from rerank_server.app import BackgroundServer
 
 
@@ -184,10 +185,12 @@ def apply_snippet(engine: Engine, server: BackgroundServer, report: dict[str, An
             assert "rerank" not in answer and ids == direct_ids
             continue
         assert answer["rerank"]["reranked"] and answer["rerank"]["rank_window_size"] == tuned["depth"]
-        recommended = {k: v for k, v in tuned["recommended"].items() if k != "rerank"}
-        assert (
-            answer["rerank"].get("blend", recommended if recommended["weight"] == 1 else None) == recommended
-        )
+        recommended = setting_of(tuned["recommended"])
+        assert recommended is not None
+        if recommended.weight == 1:  # the reranker alone: no blend section
+            assert "blend" not in answer["rerank"]
+        else:
+            assert answer["rerank"]["blend"] == recommended.describe()
 
 
 def test_long_documents_keep_each_answer_in_the_document_that_holds_it(tmp_path: Path) -> None:

@@ -21,7 +21,13 @@ from rerank_connectors.evaluation.cli import run
 from rerank_connectors.evaluation.records import RERANKED, QueryRecord
 from rerank_connectors.evaluation.report import stem
 from rerank_connectors.evaluation.runner import latency_summary
-from rerank_connectors.evaluation.tuning import bootstrap_interval, bridge_snippet, paired_p_value, tune
+from rerank_connectors.evaluation.tuning import (
+    bootstrap_interval,
+    bridge_snippet,
+    paired_p_value,
+    setting_of,
+    tune,
+)
 from rerank_connectors.local_engines import free_port
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -57,11 +63,9 @@ def test_a_reranker_that_knows_wins_held_out_and_its_snippet_applies_it(tmp_path
     snippet.write_text(bridge_snippet("docs-*", ["title", "text"], "bm25", tuned))
     settings = load_config(snippet, {}).rerank_for("docs-2026")
     assert settings is not None and settings.fields == ("title", "text") and settings.rank_window_size == 10
-    recommended = tuned["recommended"]
-    if recommended["weight"] < 1:
-        assert settings.blend is not None and settings.blend.describe() == {
-            k: v for k, v in recommended.items() if k != "rerank"
-        }
+    recommended = setting_of(tuned["recommended"])
+    assert recommended is not None
+    assert settings.blend == (recommended if recommended.weight < 1 else None)
 
 
 def test_the_gate_says_do_not_rerank_where_nothing_beats_the_first_stage(tmp_path: Path) -> None:

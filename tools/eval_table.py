@@ -16,18 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rerank_connectors.evaluation.tuning import setting_name
+
 
 def cell(summary: dict[str, Any]) -> str:
     low, high = summary["ci95"]
     return f"{summary['ndcg@10']:.3f} [{low:.2f}, {high:.2f}]"
-
-
-def chosen(setting: dict[str, Any]) -> str:
-    if not setting["rerank"]:
-        return "first stage alone"
-    if setting["weight"] == 1:
-        return "reranker alone"
-    return f"{setting['normalizer']} w={setting['weight']}"
 
 
 def verdict(tuned: dict[str, Any]) -> str:
@@ -42,7 +36,7 @@ def fixed_settings(reports: list[dict[str, Any]], data: Path) -> None:
     records: the engines agree on these windows), macro nDCG@10 and the worst loss."""
     from rerank_connectors.evaluation import records
     from rerank_connectors.evaluation.beir import load_collection
-    from rerank_connectors.evaluation.tuning import GRID, per_query_ndcg
+    from rerank_connectors.evaluation.tuning import GRID, describe, per_query_ndcg
 
     means: dict[tuple[str, int], list[float]] = {}
     for report in reports:
@@ -65,8 +59,7 @@ def fixed_settings(reports: list[dict[str, Any]], data: Path) -> None:
         for i in shown:
             mean = statistics.fmean(means[(stage, i)])
             worst = min(a - b for a, b in zip(means[(stage, i)], means[(stage, 0)], strict=True))
-            setting = GRID[i]
-            name = "first stage alone" if setting is None else chosen({"rerank": True, **setting.describe()})
+            name = setting_name(describe(GRID[i]))
             print(f"| {stage} | {name} | {mean:.3f} | {worst:+.3f} |")
 
 
@@ -82,7 +75,7 @@ def main() -> None:
         for stage, tuned in report["tuning"].items():
             cells = [report["dataset"], report["engine"], str(report["queries"]), stage]
             cells += [cell(tuned["first_stage"]), cell(tuned["reranked"]), cell(tuned["blended_held_out"])]
-            cells += [chosen(tuned["recommended"]), verdict(tuned)]
+            cells += [setting_name(tuned["recommended"]), verdict(tuned)]
             print("| " + " | ".join(cells) + " |")
             means.setdefault((report["engine"], stage), []).append(
                 (

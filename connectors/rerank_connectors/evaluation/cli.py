@@ -30,7 +30,7 @@ from rerank_connectors.evaluation.beir import Collection, load_collection
 from rerank_connectors.evaluation.indexing import ensure_index
 from rerank_connectors.evaluation.records import RERANKED, QueryRecord
 from rerank_connectors.evaluation.runner import TEXT_FIELDS, evaluate_collection
-from rerank_connectors.evaluation.tuning import bridge_snippet, per_query_ndcg, tune
+from rerank_connectors.evaluation.tuning import bridge_snippet, per_query_ndcg, setting_of, tune
 
 
 def chunking(spec: str | None) -> pb.Chunking | None:
@@ -159,6 +159,7 @@ def finish(
     """Tunes (with --tune), writes the report, the per-query records and the
     config snippets, and prints the tables."""
     depth = max(result["depths"])
+    args.out.mkdir(parents=True, exist_ok=True)
     snippets = []
     if args.tune:
         result["tuning"] = {}
@@ -166,7 +167,6 @@ def finish(
             tuned = tune(qrels, [r for r in records if r.stage == stage], depth, args.folds)
             result["tuning"][stage] = tuned
             snippet = args.out / f"{report.stem(result)}-{stage}.bridge.yaml"
-            args.out.mkdir(parents=True, exist_ok=True)
             snippet.write_text(bridge_snippet(pattern, list(TEXT_FIELDS), stage, tuned))
             tuned["config_snippet"] = str(snippet)
             snippets.append(snippet)
@@ -193,9 +193,8 @@ def audit(
         stage_records = [r for r in records if r.stage == stage]
         variants: dict[str, tuple[int, BlendSettings | None]] = {"first_stage": (0, None)}
         variants.update({f"reranked@{d}": (d, RERANKED) for d in result["depths"]})
-        recommended = result.get("tuning", {}).get(stage, {}).get("recommended", {})
-        if recommended.get("rerank"):
-            chosen = BlendSettings(**{k: v for k, v in recommended.items() if k != "rerank"})
+        tuned = result.get("tuning", {}).get(stage)
+        if tuned is not None and (chosen := setting_of(tuned["recommended"])) is not None:
             variants["blended"] = (max(result["depths"]), chosen)
         for name, (depth, setting) in variants.items():
             values = per_query_ndcg(qrels, stage_records, depth, setting)

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rerank_connectors.evaluation.tuning import setting_name
+
 
 def table(report: dict[str, Any]) -> str:
     depths = report["depths"]
@@ -54,10 +56,6 @@ def tuning_table(report: dict[str, Any]) -> str:
         f"(nDCG@10 [95% interval]; the blend's is held out)"
     ]
     for stage, result in tuned.items():
-        setting = result["recommended"]
-        chosen = "first stage alone" if not setting["rerank"] else "reranker alone"
-        if setting["rerank"] and setting["weight"] < 1:
-            chosen = f"{setting['normalizer']} w={setting['weight']}"
         p_first, p_reranked = result["p_value_vs_first_stage"], result["p_value_vs_reranked"]
         lines.append(
             f"{stage:<8} first stage {_mean_and_interval(result['first_stage'])}  "
@@ -65,7 +63,7 @@ def tuning_table(report: dict[str, Any]) -> str:
             f"blended {_mean_and_interval(result['blended_held_out'])}  "
             f"p vs first {p_first:.3g}, vs reranked {p_reranked:.3g}"
         )
-        lines.append(f"{'':<8} recommended: {chosen}. {result['verdict']}")
+        lines.append(f"{'':<8} recommended: {setting_name(result['recommended'])}. {result['verdict']}")
     return "\n".join(lines)
 
 

@@ -78,9 +78,24 @@ def fold_of(count: int, folds: int, seed: int = 0) -> Any:
 
 
 def describe(setting: BlendSettings | None) -> dict[str, Any]:
+    """A setting as the report writes it; `setting_of` reads it back."""
     if setting is None:
         return {"rerank": False}
     return {"rerank": True, **setting.describe()}
+
+
+def setting_of(described: dict[str, Any]) -> BlendSettings | None:
+    if not described["rerank"]:
+        return None
+    return BlendSettings(**{k: v for k, v in described.items() if k != "rerank"})
+
+
+def setting_name(described: dict[str, Any]) -> str:
+    """A setting in a few words, for tables."""
+    setting = setting_of(described)
+    if setting is None:
+        return "first stage alone"
+    return "reranker alone" if setting.weight == 1 else f"{setting.normalizer} w={setting.weight}"
 
 
 @dataclass
@@ -161,7 +176,7 @@ def bridge_snippet(pattern: str, fields: list[str], stage: str, tuned: dict[str,
     if not tuned["rerank"]:
         return "\n".join([*lines, "indices: {}", ""])
     settings: dict[str, Any] = {"fields": fields, "rank_window_size": tuned["depth"]}
-    recommended = {k: v for k, v in tuned["recommended"].items() if k != "rerank"}
-    if recommended["weight"] < 1:
-        settings["blend"] = recommended
+    recommended = setting_of(tuned["recommended"])
+    if recommended is not None and recommended.weight < 1:
+        settings["blend"] = recommended.describe()
     return "\n".join(lines) + "\n" + str(yaml.safe_dump({"indices": {pattern: settings}}, sort_keys=False))
