@@ -147,6 +147,20 @@ def test_min_score_reads_the_rerankers_own_score_under_a_blend() -> None:
     assert [h["_id"] for h in out["hits"]["hits"]] == ["b"]
 
 
+def test_top_n_keeps_the_best_of_the_blended_order() -> None:
+    blended = BlendSettings(weight=0.3)
+    settings = RerankSettings(fields=("t",), query_text="q", rank_window_size=3, top_n=1, blend=blended)
+    plan = SearchPlan(parse_request({"size": 3}, settings), Elasticsearch())
+    hits = [hit("a", 3.0, t="x"), hit("b", 2.0, t="y"), hit("c", 1.0, t="z")]
+    base, candidates = plan.candidates([response(*hits)])
+    # The model puts c first; blended at 0.3 with min-max: a 0.7, b 0.5, c 0.3.
+    documents = [RankedDocument(2, "2", 1.0, False), RankedDocument(1, "1", 0.5, False)]
+    documents.append(RankedDocument(0, "0", 0.0, False))
+    out = plan.respond(base, candidates, Reranking(documents, "m", pb.Usage(), pb.Timings()))
+    assert [h["_id"] for h in out["hits"]["hits"]] == ["a"]
+    assert out["hits"]["hits"][0]["_score"] == pytest.approx(0.7)
+
+
 def test_a_request_blends_through_its_own_section_and_may_turn_a_default_off() -> None:
     defaults = RerankSettings(fields=("t",), query_text="q", blend=BlendSettings(weight=0.7))
     asked = {"ext": {"rerank_bridge": {"rerank": {"blend": {"weight": 0.2, "normalizer": "rrf"}}}}}
