@@ -22,9 +22,12 @@ from rerank_connectors.evaluation.records import RERANKED, QueryRecord
 from rerank_connectors.evaluation.report import stem
 from rerank_connectors.evaluation.runner import latency_summary
 from rerank_connectors.evaluation.tuning import (
+    GRID,
     bootstrap_interval,
     bridge_snippet,
+    describe,
     paired_p_value,
+    per_query_ndcg,
     setting_of,
     tune,
 )
@@ -59,6 +62,9 @@ def test_a_reranker_that_knows_wins_held_out_and_its_snippet_applies_it(tmp_path
     assert tuned["p_value_vs_first_stage"] < 0.001
     low, high = tuned["blended_held_out"]["ci95"]
     assert low <= tuned["blended_held_out"]["ndcg@10"] <= high
+    # The recommendation is the setting best on all the queries (the first of equals).
+    best = max(GRID, key=lambda setting: per_query_ndcg(qrels, records, 10, setting).mean())
+    assert tuned["recommended"] == describe(best)
     snippet = tmp_path / "docs.yaml"
     snippet.write_text(bridge_snippet("docs-*", ["title", "text"], "bm25", tuned))
     settings = load_config(snippet, {}).rerank_for("docs-2026")
