@@ -88,13 +88,19 @@ class Recording:
 
 @pytest.fixture(scope="module")
 def listwise(listwise_dir: Path) -> ListwiseBackend:
-    return ListwiseBackend(listwise_dir, "tiny", resolve_placement("cpu"), 512, 2048)
+    return ListwiseBackend(listwise_dir, "tiny", resolve_placement("cpu", "float32"), 512, 2048)
 
 
 @pytest.fixture(scope="module")
 def small_pass(listwise_dir: Path) -> ListwiseBackend:
     return ListwiseBackend(
-        listwise_dir, "tiny", resolve_placement("cpu"), 512, 2048, max_documents_per_pass=3, pad_batches=True
+        listwise_dir,
+        "tiny",
+        resolve_placement("cpu", "float32"),
+        512,
+        2048,
+        max_documents_per_pass=3,
+        pad_batches=True,
     )
 
 
@@ -105,12 +111,14 @@ def reference(listwise_dir: Path) -> ReferenceListwise:
 
 @pytest.fixture(scope="module")
 def minilm() -> BiEncoderBackend:
-    return load_bi_encoder(builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, 256)
+    return load_bi_encoder(
+        builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu", "float32"), 512, 256
+    )
 
 
 @pytest.fixture(scope="module")
 def cross_encoder(cross_encoder_dir: Path) -> CrossEncoderBackend:
-    return load_cross_encoder(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, 256)
+    return load_cross_encoder(cross_encoder_dir, "tiny-ce", resolve_placement("cpu", "float32"), 512, 256)
 
 
 @given(

@@ -49,7 +49,7 @@ def model_dir(request: pytest.FixtureRequest, listwise_dir: Path, qwen_listwise_
 
 @pytest.fixture(scope="module")
 def backend(model_dir: Path) -> ListwiseBackend:
-    return ListwiseBackend(model_dir, "tiny", resolve_placement("cpu"), 512, 2048)
+    return ListwiseBackend(model_dir, "tiny", resolve_placement("cpu", "float32"), 512, 2048)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,13 @@ def small_pass_backend(model_dir: Path) -> ListwiseBackend:
     """At most 3 documents per pass, so 7 documents need 3 blocks; batches are
     padded as on a GPU."""
     return ListwiseBackend(
-        model_dir, "tiny", resolve_placement("cpu"), 512, 2048, max_documents_per_pass=3, pad_batches=True
+        model_dir,
+        "tiny",
+        resolve_placement("cpu", "float32"),
+        512,
+        2048,
+        max_documents_per_pass=3,
+        pad_batches=True,
     )
 
 
@@ -103,7 +109,9 @@ def test_several_blocks_match_the_reference(
 def test_context_budget_splits_blocks_like_the_reference(
     model_dir: Path, reference: ReferenceListwise
 ) -> None:
-    backend = ListwiseBackend(model_dir, "tiny", resolve_placement("cpu"), 512, 64, context_length=100)
+    backend = ListwiseBackend(
+        model_dir, "tiny", resolve_placement("cpu", "float32"), 512, 64, context_length=100
+    )
     outcome = run_plan(backend, backend.plan_rerank(request("energy", DOCS, max_document_tokens=64)))
     assert outcome.usage.sequences > 1
     expected = reference.scores("energy", DOCS, max_document_tokens=64, context=100)

@@ -82,7 +82,7 @@ SEAM_TEXT = st.lists(
 @pytest.fixture(scope="module", params=["trained-vocabulary", "qwen3-vocabulary"])
 def listwise(request: pytest.FixtureRequest, listwise_dir: Path, qwen_listwise_dir: Path) -> ListwiseBackend:
     folder = listwise_dir if request.param == "trained-vocabulary" else qwen_listwise_dir
-    return ListwiseBackend(folder, "tiny", resolve_placement("cpu"), 512, 2048)
+    return ListwiseBackend(folder, "tiny", resolve_placement("cpu", "float32"), 512, 2048)
 
 
 @pytest.mark.slow
@@ -112,7 +112,7 @@ def test_assembled_prompt_ids_equal_tokenising_the_whole_prompt(
 def test_most_documents_are_spliced_not_tokenised_again(qwen_listwise_dir: Path) -> None:
     """Plain text is spliced; text that starts with whitespace or a combining mark,
     and cut text, goes through the tokenizer with its prefix."""
-    backend = ListwiseBackend(qwen_listwise_dir, "tiny", resolve_placement("cpu"), 512, 2048)
+    backend = ListwiseBackend(qwen_listwise_dir, "tiny", resolve_placement("cpu", "float32"), 512, 2048)
     texts = [
         "A plain passage.",
         "(punctuation first)",

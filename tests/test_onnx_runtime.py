@@ -32,7 +32,7 @@ INT8_TOLERANCE = 0.05
 
 
 def minilm(folder: Path, precision: str) -> BiEncoderBackend:
-    return load_bi_encoder(folder, "minilm", resolve_placement("cpu"), 512, 512, precision)
+    return load_bi_encoder(folder, "minilm", resolve_placement("cpu", "float32"), 512, 512, precision)
 
 
 def passages(count: int, words: int) -> list[str]:

@@ -53,7 +53,9 @@ def test_kinds_are_detected_from_the_folders(listwise_dir: Path, cross_encoder_d
 @pytest.fixture(scope="module", params=["torch", "onnx"])
 def cross_encoder(request: pytest.FixtureRequest, cross_encoder_dir: Path) -> CrossEncoderBackend:
     onnx = "float32" if request.param == "onnx" else None
-    backend = load_cross_encoder(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, 512, onnx)
+    backend = load_cross_encoder(
+        cross_encoder_dir, "tiny-ce", resolve_placement("cpu", "float32"), 512, 512, onnx
+    )
     assert backend.runtime == ("onnxruntime" if onnx else "torch")
     return backend
 
@@ -89,7 +91,9 @@ def test_cross_encoder_truncates_documents_to_the_cap(cross_encoder: CrossEncode
 @pytest.fixture(scope="module", params=["torch", "onnx"])
 def minilm(request: pytest.FixtureRequest, minilm_dir: Path) -> BiEncoderBackend:
     onnx = "float32" if request.param == "onnx" else None
-    return load_bi_encoder(minilm_dir, "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, 512, onnx)
+    return load_bi_encoder(
+        minilm_dir, "all-MiniLM-L6-v2", resolve_placement("cpu", "float32"), 512, 512, onnx
+    )
 
 
 @pytest.fixture(scope="module")

@@ -72,17 +72,19 @@ class _Recording:
 
 @pytest.fixture(scope="module")
 def minilm() -> BiEncoderBackend:
-    return load_bi_encoder(builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu"), 512, CAP)
+    return load_bi_encoder(
+        builtin_minilm_folder(), "all-MiniLM-L6-v2", resolve_placement("cpu", "float32"), 512, CAP
+    )
 
 
 @pytest.fixture(scope="module")
 def cross_encoder(cross_encoder_dir: Path) -> CrossEncoderBackend:
-    return load_cross_encoder(cross_encoder_dir, "tiny-ce", resolve_placement("cpu"), 512, CAP)
+    return load_cross_encoder(cross_encoder_dir, "tiny-ce", resolve_placement("cpu", "float32"), 512, CAP)
 
 
 @pytest.fixture(scope="module")
 def listwise(listwise_dir: Path) -> ListwiseBackend:
-    return ListwiseBackend(listwise_dir, "tiny-listwise", resolve_placement("cpu"), 512, CAP)
+    return ListwiseBackend(listwise_dir, "tiny-listwise", resolve_placement("cpu", "float32"), 512, CAP)
 
 
 def test_bi_encoder_reports_what_the_model_read(minilm: BiEncoderBackend) -> None:

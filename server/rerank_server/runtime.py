@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rerank_bridge_proto.v1 import rerank_pb2
+from rerank_server import metrics
 from rerank_server.backends.base import Backend
 from rerank_server.backends.registry import load_backend, load_embedder
 from rerank_server.config import ServerConfig
+from rerank_server.cpu_features import CpuFeatures
 from rerank_server.errors import Unavailable
 from rerank_server.scheduler import Scheduler
 from rerank_server.validation import RequestLimits
@@ -36,6 +38,7 @@ class Loaded:
             model_id=self.reranker.model_id,
             kind=self.reranker.kind,
             dtype=self.reranker.dtype,
+            dtype_reason=self.reranker.dtype_reason,
             device=self.reranker.device,
             runtime=self.reranker.runtime,
             limits=rerank_pb2.Limits(
@@ -75,21 +78,33 @@ def _quiet_model_loading() -> None:
     transformers.logging.disable_progress_bar()
 
 
-def load(config: ServerConfig, on_worker_death: Callable[[], None] | None = None) -> Loaded:
+def load(
+    config: ServerConfig, on_worker_death: Callable[[], None] | None = None, cpu: CpuFeatures | None = None
+) -> Loaded:
     """Builds the backends, warms them up and starts their schedulers (blocking).
-    `on_worker_death` is called (from the dying thread) if a scheduler's worker dies."""
+    `on_worker_death` is called (from the dying thread) if a scheduler's worker dies;
+    `cpu` describes the CPU an `auto` dtype is chosen for (detected when None)."""
     if config.threads:
         import torch
 
         torch.set_num_threads(config.threads)
     _quiet_model_loading()
-    reranker = load_backend(config)
+    reranker = load_backend(config, cpu)
     log.info(
-        "loaded %s reranker %s on %s (%s)", reranker.kind, reranker.model_id, reranker.device, reranker.dtype
+        "loaded %s reranker %s on %s (%s; %s)",
+        reranker.kind,
+        reranker.model_id,
+        reranker.device,
+        reranker.dtype,
+        reranker.dtype_reason,
     )
-    embedder = load_embedder(config, reranker)
+    metrics.describe_model(reranker, "rerank")
+    embedder = load_embedder(config, reranker, cpu)
     if embedder is not None and embedder is not reranker:
-        log.info("loaded embedding model %s", embedder.model_id)
+        log.info(
+            "loaded embedding model %s (%s; %s)", embedder.model_id, embedder.dtype, embedder.dtype_reason
+        )
+        metrics.describe_model(embedder, "embed")
     for backend in dict.fromkeys(b for b in (reranker, embedder) if b is not None):
         backend.warm_up()
     rerank_scheduler = _scheduler(reranker, config, on_worker_death)

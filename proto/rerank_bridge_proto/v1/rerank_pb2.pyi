@@ -175,7 +175,7 @@ class Limits(_message.Message):
     def __init__(self, max_documents_per_request: _Optional[int] = ..., max_documents_per_pass: _Optional[int] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., context_length: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_embed_texts: _Optional[int] = ..., max_chunks_per_document: _Optional[int] = ..., max_chunks_per_request: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_id", "kind", "dtype", "device", "limits", "embed_model_id", "embed_dimensions", "runtime")
+    __slots__ = ("model_id", "kind", "dtype", "device", "limits", "embed_model_id", "embed_dimensions", "runtime", "dtype_reason")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +184,7 @@ class ModelInfo(_message.Message):
     EMBED_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     EMBED_DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_REASON_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     kind: str
     dtype: str
@@ -192,4 +193,5 @@ class ModelInfo(_message.Message):
     embed_model_id: str
     embed_dimensions: int
     runtime: str
-    def __init__(self, model_id: _Optional[str] = ..., kind: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., embed_model_id: _Optional[str] = ..., embed_dimensions: _Optional[int] = ..., runtime: _Optional[str] = ...) -> None: ...
+    dtype_reason: str
+    def __init__(self, model_id: _Optional[str] = ..., kind: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., embed_model_id: _Optional[str] = ..., embed_dimensions: _Optional[int] = ..., runtime: _Optional[str] = ..., dtype_reason: _Optional[str] = ...) -> None: ...

@@ -54,6 +54,8 @@ class Backend(abc.ABC):
     model_id: str
     device: str = "cpu"
     dtype: str = "float32"
+    # Why that dtype (devices.resolve_placement): reported in ModelInfo and the metrics.
+    dtype_reason: str = ""
     # What runs forward(): "torch", or "onnxruntime" for the exported pointwise models.
     runtime: str = "torch"
     limits: BackendLimits

@@ -109,6 +109,7 @@ class ListwiseBackend(Backend):
         self.placement = placement
         self.device = placement.device.type
         self.dtype = placement.dtype_name
+        self.dtype_reason = placement.dtype_reason
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.truncator = Truncator.of(self.tokenizer, ids_only=True)
         # AutoModel maps model_type qwen3 to the bare decoder and strips the

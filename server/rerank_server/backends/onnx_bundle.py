@@ -108,6 +108,7 @@ def load(
         run=run,
         device="cpu",
         dtype=precision,
+        dtype_reason=f"exported at {precision} ({folder.name}/{MANIFEST})",
         embed_dimensions=int(manifest["embed_dimensions"]),
     )
     backends = {"cross-encoder": CrossEncoderBackend, "bi-encoder": BiEncoderBackend}

@@ -23,6 +23,7 @@ class PointwiseModel:
     run: Runner
     device: str  # "cpu" or "cuda"
     dtype: str  # "float32", "bfloat16", ... or "int8" on ONNX Runtime
+    dtype_reason: str
     embed_dimensions: int = 0  # a bi-encoder's vector size
 
     @property
@@ -44,6 +45,7 @@ class PointwiseBackend(Backend):
         self.truncator = model.truncator
         self.device = model.device
         self.dtype = model.dtype
+        self.dtype_reason = model.dtype_reason
         self.runtime = model.run.name
         # Padded tokens per forward call (bench/pointwise_groups.py varies it).
         self.group_tokens = model.group_tokens

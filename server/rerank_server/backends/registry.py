@@ -14,6 +14,7 @@ from pathlib import Path
 from rerank_server.backends import onnx_bundle
 from rerank_server.backends.base import Backend
 from rerank_server.config import BUILTIN_MINILM, ServerConfig
+from rerank_server.cpu_features import CpuFeatures
 from rerank_server.errors import MissingDependency
 
 KINDS = ("listwise", "cross-encoder", "bi-encoder", "fake")
@@ -63,9 +64,9 @@ def detect_kind(model: Path) -> str:
     raise ValueError(f"{model}: cannot tell its kind from architectures {architectures}: pass --kind")
 
 
-def _build_real(kind: str, model: Path, config: ServerConfig) -> Backend:
+def _build_real(kind: str, model: Path, config: ServerConfig, cpu: CpuFeatures | None) -> Backend:
     try:
-        return _construct(kind, model, config)
+        return _construct(kind, model, config, cpu)
     except ImportError as error:
         raise MissingDependency(error.name or "a model package", "server") from error
 
@@ -83,7 +84,7 @@ def _load_export(folder: Path, config: ServerConfig, kind: str, dtype: str) -> B
     return backend
 
 
-def _construct(kind: str, model: Path, config: ServerConfig) -> Backend:
+def _construct(kind: str, model: Path, config: ServerConfig, cpu: CpuFeatures | None) -> Backend:
     from rerank_server.devices import resolve_placement
 
     onnx_precision = None
@@ -93,7 +94,7 @@ def _construct(kind: str, model: Path, config: ServerConfig) -> Backend:
         onnx_precision = "int8" if config.dtype == "int8" else "float32"
     # The torch model ONNX is exported from is always fp32 on the CPU.
     dtype = "float32" if onnx_precision else config.dtype
-    placement = resolve_placement("cpu" if onnx_precision else config.device, dtype, config.attention)
+    placement = resolve_placement("cpu" if onnx_precision else config.device, dtype, config.attention, cpu)
     name, caps = config.served_name, (config.max_query_tokens, config.max_document_tokens)
     if kind == "listwise":
         from rerank_server.backends.listwise import ListwiseBackend
@@ -112,7 +113,8 @@ def _construct(kind: str, model: Path, config: ServerConfig) -> Backend:
     raise ValueError(f"unknown backend kind {kind!r}; known: {', '.join(KINDS)}")
 
 
-def load_backend(config: ServerConfig) -> Backend:
+def load_backend(config: ServerConfig, cpu: CpuFeatures | None = None) -> Backend:
+    """`cpu`: the CPU features that choose an `auto` dtype; detected when None."""
     if config.model.split("?", 1)[0] == "fake" or config.kind == "fake":
         from rerank_server.backends.fake import FakeBackend
 
@@ -126,10 +128,10 @@ def load_backend(config: ServerConfig) -> Backend:
             raise ValueError(f"{model} is an exported ONNX folder: it runs on the CPU, not {config.device}")
         return _load_export(model, config, config.kind, config.dtype)
     kind = detect_kind(model) if config.kind == "auto" else config.kind
-    return _build_real(kind, model, config)
+    return _build_real(kind, model, config, cpu)
 
 
-def load_embedder(config: ServerConfig, reranker: Backend) -> Backend | None:
+def load_embedder(config: ServerConfig, reranker: Backend, cpu: CpuFeatures | None = None) -> Backend | None:
     """The Embed model: the reranker itself when it embeds, else a separate bi-encoder."""
     spec = config.embed_model
     if spec == "none":
@@ -146,4 +148,4 @@ def load_embedder(config: ServerConfig, reranker: Backend) -> Backend | None:
     folder = resolve_model(spec)
     if onnx_bundle.is_export(folder):
         return _load_export(folder, embed_config, "bi-encoder", "auto")
-    return _build_real("bi-encoder", folder, embed_config)
+    return _build_real("bi-encoder", folder, embed_config, cpu)

@@ -61,6 +61,12 @@ class _NamedInputs(torch.nn.Module):
         return self.call(self.module, {name: value for name, value in given.items() if value is not None})
 
 
+def onnx_reason(precision: str) -> str:
+    if precision == "int8":
+        return "ONNX Runtime int8: --runtime onnx --dtype int8 (dynamic quantisation)"
+    return "ONNX Runtime float32: --runtime onnx runs float32 unless --dtype int8"
+
+
 def make_runner(
     folder: Path,
     name: str,
@@ -123,6 +129,7 @@ def load_cross_encoder(
         run=run,
         device=placement.device.type,
         dtype=onnx_precision or placement.dtype_name,
+        dtype_reason=onnx_reason(onnx_precision) if onnx_precision else placement.dtype_reason,
     )
     return CrossEncoderBackend(model_id, loaded, max_query_tokens, max_document_tokens)
 
@@ -166,6 +173,7 @@ def load_bi_encoder(
         run=run,
         device=placement.device.type,
         dtype=onnx_precision or placement.dtype_name,
+        dtype_reason=onnx_reason(onnx_precision) if onnx_precision else placement.dtype_reason,
         embed_dimensions=int(model.get_embedding_dimension() or 0),
     )
     return BiEncoderBackend(model_id, loaded, max_query_tokens, max_document_tokens)
