@@ -1,6 +1,7 @@
-"""Scoring-server throughput and latency over real gRPC on loopback, with peers.
+"""Scoring-server throughput and latency over real gRPC on loopback, with peers
+and the machine's roofline.
 
-    .venv/bin/python bench/server_throughput.py          # concurrency 1, 4, 16, 64; both peers
+    .venv/bin/python bench/server_throughput.py          # MiniLM fp32, bf16, int8; concurrency 1, 4, 16, 64
     .venv/bin/python bench/server_throughput.py --models minilm --concurrency 1,4 --peers inprocess
 
 `bash tools/install_infinity.sh` installs the infinity peer where `--infinity`
@@ -8,11 +9,16 @@ looks by default; without it the JSON records the peer as not run.
 
 Each model is served by `rerank-bridge serve` in its own process (client threads
 do not share its interpreter); the same requests (50 documents of ~200 tokens)
-go out at each concurrency. Peers, on the same model in the same run:
-`inprocess` calls the model directly (sentence-transformers encode + cosine, one
-call at a time: the server's own overhead is the difference), `infinity` is
-infinity-emb's HTTP server (its own virtual environment; it pins numpy<2 and
-transformers 4.x) asked for the same embeddings. Prints JSON.
+go out at each concurrency. Peers, on the same model in the same run, each at
+its best: `inprocess` calls the model directly (sentence-transformers encode +
+cosine, one call at a time, fp32 and bf16: the server's own overhead is the
+difference); `infinity` is infinity-emb's HTTP server (its own virtual
+environment; it pins numpy<2 and transformers 4.x) asked for the same
+embeddings: each of its CPU engines and dtypes is tried on a few requests and
+the fastest serves every level. The roofline (bench/roofline.py): FLOPs per
+request from MiniLM's shape and the request's token lengths, this machine's
+matrix-multiply rate per precision, so each result's floor and the share of
+the machine it reaches. Prints JSON.
 """
 
 from __future__ import annotations
@@ -36,13 +42,23 @@ import grpc
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 from rerank_server.config import BUILTIN_MINILM
+from roofline import Shape, machine, matmul_rates
 from workload import Call, grpc_caller, load, progress, rerank_requests, start_server, summarise
 
 T = TypeVar("T")
 
 INFINITY = "/var/tmp/rerank-bridge/infinity-venv/bin/infinity_emb"  # where tools/install_infinity.sh puts it
-# The packaged MiniLM served on ONNX Runtime, at each precision.
+# The packaged MiniLM, served by torch at each precision or by ONNX Runtime.
+TORCH_VARIANTS = {"minilm": [], "minilm-fp32": ["--dtype", "float32"], "minilm-bf16": ["--dtype", "bfloat16"]}
 ONNX_VARIANTS = {"minilm-onnx": "float32", "minilm-onnx-int8": "int8"}
+# infinity-emb's CPU settings (engine, dtype): each is tried, the fastest is the peer.
+INFINITY_SETTINGS = [
+    ("torch", "float32"),
+    ("torch", "bfloat16"),
+    ("torch", "int8"),
+    ("optimum", "float32"),
+    ("optimum", "int8"),
+]
 
 
 def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
@@ -51,8 +67,8 @@ def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
 
         vocabulary = "qwen3" if name.endswith("qwen3") else "trained"
         return str(build_listwise(scratch / name, vocabulary=vocabulary)), ["--embed-model", "none"]
-    if name == "minilm":
-        return BUILTIN_MINILM, []
+    if name in TORCH_VARIANTS:
+        return BUILTIN_MINILM, TORCH_VARIANTS[name]
     if name in ONNX_VARIANTS:
         # Linked into the scratch folder, so the export lands there, not in site-packages.
         from rerank_server.backends.registry import builtin_minilm_folder
@@ -92,13 +108,16 @@ def with_tokens(level: dict[str, Any], tokens: int) -> dict[str, Any]:
     return {**level, "tokens_per_s": round(level["requests_per_s"] * tokens, 1)}
 
 
-def in_process_peer(requests: list[pb.RerankRequest], count: int) -> dict[str, Any]:
+def in_process_peer(requests: list[pb.RerankRequest], count: int, dtype: str) -> dict[str, Any]:
     """The model called directly, as an application without a server would."""
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from rerank_server.backends.registry import builtin_minilm_folder
 
     model = SentenceTransformer(str(builtin_minilm_folder()), device="cpu")
+    model.to(getattr(torch, dtype))
+    model.encode([requests[0].query] + [d.text for d in requests[0].documents])  # warm-up
     latencies = []
     started = time.perf_counter()
     for request in requests[:count]:
@@ -107,6 +126,7 @@ def in_process_peer(requests: list[pb.RerankRequest], count: int) -> dict[str, A
         _ = (vectors[1:] @ vectors[0]).tolist()
         latencies.append(time.perf_counter() - begin)
     return {
+        "dtype": dtype,
         "concurrency": 1,
         **summarise(latencies, time.perf_counter() - started, len(requests[0].documents)),
     }
@@ -135,7 +155,7 @@ def infinity_caller(url: str, model_id: str) -> Callable[[], Call]:
     return make
 
 
-def start_infinity(binary: str) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_infinity(binary: str, engine: str, dtype: str) -> tuple[subprocess.Popen[bytes], str, str]:
     from rerank_connectors.local_engines import free_port
     from rerank_server.backends.registry import builtin_minilm_folder
 
@@ -152,6 +172,10 @@ def start_infinity(binary: str) -> tuple[subprocess.Popen[bytes], str, str]:
         "127.0.0.1",
         "--device",
         "cpu",
+        "--engine",
+        engine,
+        "--dtype",
+        dtype,
     ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -176,21 +200,45 @@ def level_batch(
 
 
 def infinity_levels(
-    args: argparse.Namespace, requests: list[pb.RerankRequest], tokens: int
+    args: argparse.Namespace, setting: tuple[str, str], levels: list[int], requests: list[pb.RerankRequest]
 ) -> list[dict[str, Any]]:
-    """infinity-emb's HTTP server on the same model, at the same levels and requests."""
-    infinity, url, model_id = start_infinity(args.infinity)
+    """infinity-emb's HTTP server on the same model at one (engine, dtype), at the given
+    concurrency levels, each sending level_batch(requests)."""
+    infinity, url, model_id = start_infinity(args.infinity, *setting)
     try:
         load(infinity_caller(url, model_id), requests[:2], 1)  # warm-up
         runs = []
-        for concurrency in args.concurrency:
+        for concurrency in levels:
             batch = level_batch(requests, concurrency, args)
-            progress(f"peer infinity: {len(batch)} requests at concurrency {concurrency}")
-            runs.append(with_tokens(load(infinity_caller(url, model_id), batch, concurrency), tokens))
+            progress(f"peer infinity {setting}: {len(batch)} requests at concurrency {concurrency}")
+            runs.append(load(infinity_caller(url, model_id), batch, concurrency))
         return runs
     finally:
         infinity.terminate()
         infinity.wait(timeout=60)
+
+
+def best_infinity(args: argparse.Namespace, requests: list[pb.RerankRequest], tokens: int) -> dict[str, Any]:
+    """Each CPU setting tried at concurrency 4; the fastest then runs every level."""
+    probes = []
+    for engine, dtype in INFINITY_SETTINGS:
+        try:
+            (probe,) = infinity_levels(args, (engine, dtype), [4], requests)
+            probes.append({"engine": engine, "dtype": dtype, "requests_per_s": probe["requests_per_s"]})
+        except RuntimeError as error:  # a setting this CPU or install cannot run
+            probes.append({"engine": engine, "dtype": dtype, "failed": str(error)})
+    ran = [p for p in probes if "requests_per_s" in p]
+    if not ran:
+        return {"not_run": "no infinity setting started", "probes": probes}
+    fastest = max(ran, key=lambda p: p["requests_per_s"])
+    setting = (fastest["engine"], fastest["dtype"])
+    levels = infinity_levels(args, setting, args.concurrency, requests)
+    return {
+        "engine": setting[0],
+        "dtype": setting[1],
+        "probes_at_concurrency_4": probes,
+        "levels": [with_tokens(level, tokens) for level in levels],
+    }
 
 
 def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
@@ -231,18 +279,23 @@ def bench_peers(args: argparse.Namespace, tokens: int) -> dict[str, Any]:
     requests = all_requests(args)
     peers: dict[str, Any] = {}
     if "inprocess" in args.peers:
-        progress("peer: in-process model calls")
-        peers["inprocess"] = with_tokens(in_process_peer(requests, args.min_requests), tokens)
+        runs = []
+        for dtype in ("float32", "bfloat16"):
+            progress(f"peer: in-process model calls in {dtype}")
+            runs.append(with_tokens(in_process_peer(requests, args.min_requests, dtype), tokens))
+        peers["inprocess"] = min(runs, key=lambda run: run["p50_ms"])
+        peers["inprocess_each_dtype"] = runs
     if "infinity" in args.peers:
         if shutil.which(args.infinity) is None:
             peers["infinity"] = {"not_run": f"{args.infinity} not found (bash tools/install_infinity.sh)"}
         else:
-            peers["infinity"] = {"engine": "torch", "levels": infinity_levels(args, requests, tokens)}
+            peers["infinity"] = best_infinity(args, requests, tokens)
     return peers
 
 
 def compare(result: dict[str, Any], peers: dict[str, Any]) -> None:
-    """This server's ratios to the peers, level by level (requests/s; p50 for in-process)."""
+    """This server's ratios to the peers (each at its best), level by level
+    (requests/s; p50 for in-process)."""
     if "inprocess" in peers:
         result["server_overhead_ratio_p50_c1"] = round(
             result["levels"][0]["p50_ms"] / peers["inprocess"]["p50_ms"], 3
@@ -254,14 +307,60 @@ def compare(result: dict[str, Any], peers: dict[str, Any]) -> None:
         }
 
 
+def minilm_flops(request: pb.RerankRequest) -> float:
+    """FLOPs of one request through MiniLM: the query and each document as the
+    server runs them (each its own sequence, cut at the model's length)."""
+    from transformers import AutoTokenizer
+
+    from rerank_server.backends.registry import builtin_minilm_folder
+
+    folder = builtin_minilm_folder()
+    shape = Shape.of(json.loads((folder / "config.json").read_text()))
+    cap = int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])
+    texts = [request.query] + [d.text for d in request.documents]
+    lengths = [min(len(ids), cap) for ids in AutoTokenizer.from_pretrained(str(folder))(texts)["input_ids"]]
+    return sum(shape.sequence_flops(length) for length in lengths)
+
+
+def roofline(results: list[dict[str, Any]], flops: float) -> dict[str, Any]:
+    """Each MiniLM result's floor at its precision and the share of it reached, at
+    concurrency 1 (latency) and at its best level (throughput)."""
+    shape = Shape(layers=6, hidden=384, intermediate=1536, attention_width=384, key_value_width=384)
+    progress("roofline: matrix-multiply rates")
+    rates = matmul_rates(shape, 11600, ["float32", "bfloat16", "int8"])
+    for result in results:
+        rate = rates[result["dtype"]] * 1e9
+        floor_ms = flops / rate * 1e3
+        first = result["levels"][0]
+        best = max(level["requests_per_s"] for level in result["levels"])
+        result["roofline"] = {
+            "floor_ms": round(floor_ms, 1),
+            f"p50_over_floor_c{first['concurrency']}": round(first["p50_ms"] / floor_ms, 2),
+            "share_of_rate_best_level": round(best * flops / rate, 3),
+        }
+    return {"flops_per_request": round(flops), "matmul_gflops": rates, "machine": machine()}
+
+
+def goals(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's goals: >= 3x infinity's best at every level, <= 2.5x the floor at c=1."""
+    ratios = result.get("throughput_ratio_vs_infinity", {})
+    over_floor = result["roofline"].get("p50_over_floor_c1")
+    return {
+        "min_ratio_vs_infinity": min(ratios.values()) if ratios else None,
+        "at_least_3x_infinity_everywhere": bool(ratios) and min(ratios.values()) >= 3,
+        "within_2_5x_of_floor_at_c1": over_floor is not None and over_floor <= 2.5,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--models",
-        default="tiny-listwise,minilm,minilm-onnx,minilm-onnx-int8",
-        help="tiny-listwise, tiny-listwise-qwen3, minilm, minilm-onnx, minilm-onnx-int8 or a folder",
+        default="minilm-fp32,minilm-bf16,minilm-onnx-int8",
+        help="minilm (the server's auto dtype), minilm-fp32, minilm-bf16, minilm-onnx, minilm-onnx-int8, "
+        "tiny-listwise, tiny-listwise-qwen3 or a folder",
     )
     parser.add_argument(
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16, 64]
@@ -279,13 +378,16 @@ def main() -> None:
         results = [bench_model(name, args, Path(scratch)) for name in args.models.split(",")]
     minilm = [r for r in results if r["model"].startswith("minilm")]
     peers = bench_peers(args, minilm[0]["tokens_per_request"]) if minilm and args.peers else {}
+    ceiling = roofline(minilm, minilm_flops(all_requests(args)[0])) if minilm else {}
     for result in minilm:
         compare(result, peers)
+        result["goals"] = goals(result)
     report = {
         "benchmark": "server_throughput",
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "documents": args.documents,
         "words_per_document": args.words,
+        "roofline": ceiling,
         "results": results,
         "peers": peers,
     }

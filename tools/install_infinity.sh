@@ -11,5 +11,5 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet "infinity-emb[server,torch]==0.0.78"
+"$venv/bin/python" -m pip install --quiet "infinity-emb[server,torch,optimum]==0.0.78"
 echo "$venv/bin/infinity_emb"
