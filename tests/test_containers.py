@@ -249,7 +249,8 @@ def test_the_torch_server_image_serves_a_mounted_listwise_model(
             max_query_tokens=512,
             max_document_tokens=2048,
         )
-        backend = ListwiseBackend(listwise_dir, "model", resolve_placement("cpu", "float32"), 512, 2048)
+        # The image picks its precision from the same CPU, as resolve_placement does here.
+        backend = ListwiseBackend(listwise_dir, "model", resolve_placement("cpu"), 512, 2048)
         expected = {d.id: d.score for d in run_plan(backend, backend.plan_rerank(request)).scored}
         for document in ranked.documents:
             assert abs(document.score - expected[document.id]) < 1e-4

@@ -8,6 +8,7 @@ listwise_prompt.py; this module does tokenisation, batching and the maths.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
 from rerank_server.backends.base import Backend, BackendLimits, Plan, Sequence
+from rerank_server.backends.block_budget import activation_bytes_per_token, available_memory, cpu_block_tokens
 from rerank_server.backends.listwise_prompt import (
     DOC_MARKER,
     MAX_DOCUMENTS_PER_PASS,
@@ -32,7 +34,11 @@ from rerank_server.backends.truncation import Truncator
 from rerank_server.devices import Placement
 from rerank_server.domain import RerankOutcome, RerankRequest, ScoredDocument, Usage
 
+log = logging.getLogger(__name__)
+
 PROJECTOR_KEYS = ["projector.0.weight", "projector.2.weight"]
+# Room for a block's fixed text (system prompt, passage tags) in the smallest block.
+PROMPT_FRAME_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -131,13 +137,28 @@ class ListwiseBackend(Backend):
         self._prefix_cache: dict[int, list[int]] = {}
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
-        model_context = int(self.model.config.max_position_embeddings)
         self.limits = BackendLimits(
             max_documents_per_pass=max_documents_per_pass,
-            context_length=min(context_length, model_context) if context_length else model_context,
+            context_length=self._block_tokens(context_length, max_query_tokens, max_document_tokens),
             max_query_tokens=max_query_tokens,
             max_document_tokens=max_document_tokens,
         )
+
+    def _block_tokens(self, context_length: int, max_query_tokens: int, max_document_tokens: int) -> int:
+        """Tokens one block may hold: `context_length` if given, else the model's
+        context, on a CPU capped by the memory free now (block_budget.py)."""
+        model_context = int(self.model.config.max_position_embeddings)
+        if context_length:
+            return min(context_length, model_context)
+        if self.placement.device.type != "cpu":
+            return model_context
+        per_token = activation_bytes_per_token(self.model.config, self.placement.dtype.itemsize)
+        # The smallest useful block: the query twice and one whole document, with room for the frame.
+        floor = min(model_context, 2 * max_query_tokens + max_document_tokens + PROMPT_FRAME_TOKENS)
+        tokens = cpu_block_tokens(model_context, per_token, available_memory(), floor)
+        if tokens < model_context:
+            log.info("listwise blocks capped at %d tokens on this CPU by free memory", tokens)
+        return tokens
 
     def _token_id(self, token: str) -> int:
         token_id = self.tokenizer.convert_tokens_to_ids(token)
@@ -266,10 +287,14 @@ class ListwiseBackend(Backend):
             input_ids[row, offset:] = torch.from_numpy(block.ids)
             mask[row, offset:] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        # use_cache=False: the decoder would otherwise keep every layer's keys and
+        # values for generation (112 KiB a token at the real shape in bf16), which
+        # a single scoring pass never reads.
         hidden = self.model(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device) if min(offsets) != max(offsets) else None,
             position_ids=positions.to(device),
+            use_cache=False,
         ).last_hidden_state
         rows = torch.tensor(
             [r for r, b in enumerate(blocks) for _ in range(len(b.doc_positions) + 1)], device=device
