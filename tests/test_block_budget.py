@@ -25,10 +25,10 @@ QWEN3_0_6B = SimpleNamespace(
 GIB = 2**30
 
 
-def test_bytes_per_token_count_one_layers_live_tensors() -> None:
-    # residual + norm (2 x 1024), query + attention output (2 x 2048), key + value
-    # (2 x 1024), gate + up + product (3 x 3072); bf16 is 2 bytes, fp32 4.
-    assert activation_bytes_per_token(QWEN3_0_6B, 2) == 2 * (2048 + 4096 + 2048 + 9216)
+def test_bytes_per_token_count_every_tensor_one_layer_makes() -> None:
+    # 5 x hidden 1024, 4 x query 2048, 4 x key/value 1024, 4 x intermediate 3072;
+    # bf16 is 2 bytes, fp32 4.
+    assert activation_bytes_per_token(QWEN3_0_6B, 2) == 2 * (5120 + 8192 + 4096 + 12288)
     assert activation_bytes_per_token(QWEN3_0_6B, 4) == 2 * activation_bytes_per_token(QWEN3_0_6B, 2)
 
 
