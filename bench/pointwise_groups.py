@@ -1,6 +1,6 @@
 """How the size of the padded groups a pointwise forward pass runs in changes its
 cost on CPU: one request (the query and 50 SciFact passages of ~200 tokens) through
-the MiniLM backend's forward, on torch, ONNX Runtime fp32 and int8.
+the MiniLM backend's forward, on torch fp32 and bf16, ONNX Runtime fp32 and int8.
 
     .venv/bin/python bench/pointwise_groups.py
     .venv/bin/python bench/pointwise_groups.py --groups 0,1024,2048 --repeats 5
@@ -26,6 +26,14 @@ from rerank_server.devices import resolve_placement
 from rerank_server.domain import Document, RerankRequest
 from workload import rerank_requests
 
+# (label, torch dtype, ONNX precision or None for torch)
+VARIANTS = (
+    ("torch-float32", "float32", None),
+    ("torch-bfloat16", "bfloat16", None),
+    ("onnx-float32", "float32", "float32"),
+    ("onnx-int8", "float32", "int8"),
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -50,8 +58,9 @@ def main() -> None:
         for entry in builtin_minilm_folder().iterdir():
             if entry.name != "onnx":
                 (folder / entry.name).symlink_to(entry)
-        for label, precision in (("torch", None), ("onnx-float32", "float32"), ("onnx-int8", "int8")):
-            backend = load_bi_encoder(folder, "minilm", resolve_placement("cpu"), 512, 512, precision)
+        for label, dtype, precision in VARIANTS:
+            placement = resolve_placement("cpu", dtype)
+            backend = load_bi_encoder(folder, "minilm", placement, 512, 512, precision)
             payloads = [s.payload for s in backend.plan_rerank(request).sequences]
             timings = {}
             for group in [int(g) for g in args.groups.split(",")]:

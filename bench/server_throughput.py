@@ -177,17 +177,23 @@ def start_infinity(binary: str, engine: str, dtype: str) -> tuple[subprocess.Pop
         "--dtype",
         dtype,
     ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=5) as response:
-                return process, url, json.load(response)["data"][0]["id"]
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError("infinity_emb exited while starting") from None
-            time.sleep(1)
+    # Its log goes to a file, so a setting that fails says why in the JSON (the
+    # process keeps its own handle to the file after this one closes).
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=5) as response:
+                    return process, url, json.load(response)["data"][0]["id"]
+            except OSError:
+                if process.poll() is not None:
+                    log.seek(0)
+                    lines = log.read().decode(errors="replace").splitlines()
+                    errors = [line for line in lines if "Error" in line]
+                    raise RuntimeError(f"infinity_emb exited while starting: {errors[-1:]}") from None
+                time.sleep(1)
     process.kill()
     raise RuntimeError("infinity_emb did not start in 300 s")
 
