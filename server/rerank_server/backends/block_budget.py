@@ -27,8 +27,8 @@ def activation_bytes_per_token(config: Any, dtype_bytes: int) -> int:
     key/value width (projection, normalised, rotated, and the attention output or the
     values), four of the feed-forward's (gate, up, activation, product). Layers run
     one after another, so one layer's worth is the peak. An upper bound for long
-    blocks: bench/listwise_cpu.py measured 558 MiB added at 13,645 tokens in bf16
-    at the real shape, where this gives 773 MiB."""
+    blocks: bench/listwise_cpu.py measured 480-558 MiB added (two runs) at 13,645
+    tokens in bf16 at the real shape, where this gives 773 MiB."""
     hidden, intermediate = int(config.hidden_size), int(config.intermediate_size)
     heads = int(config.num_attention_heads)
     head_size = int(getattr(config, "head_dim", None) or hidden // heads)
