@@ -74,6 +74,7 @@ def test_a_cpu_backend_packs_blocks_within_the_memory_cap(
     listwise_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     placement = resolve_placement("cpu", "float32")
+
     def backend() -> ListwiseBackend:
         return ListwiseBackend(listwise_dir, "tiny", placement, 64, 256)
 
