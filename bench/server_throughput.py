@@ -313,6 +313,12 @@ def compare(result: dict[str, Any], peers: dict[str, Any]) -> None:
         }
 
 
+def minilm_shape() -> Shape:
+    from rerank_server.backends.registry import builtin_minilm_folder
+
+    return Shape.of(json.loads((builtin_minilm_folder() / "config.json").read_text()))
+
+
 def minilm_flops(request: pb.RerankRequest) -> float:
     """FLOPs of one request through MiniLM: the query and each document as the
     server runs them (each its own sequence, cut at the model's length)."""
@@ -320,8 +326,7 @@ def minilm_flops(request: pb.RerankRequest) -> float:
 
     from rerank_server.backends.registry import builtin_minilm_folder
 
-    folder = builtin_minilm_folder()
-    shape = Shape.of(json.loads((folder / "config.json").read_text()))
+    folder, shape = builtin_minilm_folder(), minilm_shape()
     cap = int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])
     texts = [request.query] + [d.text for d in request.documents]
     lengths = [min(len(ids), cap) for ids in AutoTokenizer.from_pretrained(str(folder))(texts)["input_ids"]]
@@ -331,9 +336,9 @@ def minilm_flops(request: pb.RerankRequest) -> float:
 def roofline(results: list[dict[str, Any]], flops: float) -> dict[str, Any]:
     """Each MiniLM result's floor at its precision and the share of it reached, at
     concurrency 1 (latency) and at its best level (throughput)."""
-    shape = Shape(layers=6, hidden=384, intermediate=1536, attention_width=384, key_value_width=384)
     progress("roofline: matrix-multiply rates")
-    rates = matmul_rates(shape, 11600, ["float32", "bfloat16", "int8"])
+    # At a request's token count: the feed-forward's shapes as one request fills them.
+    rates = matmul_rates(minilm_shape(), 11600, ["float32", "bfloat16", "int8"])
     for result in results:
         rate = rates[result["dtype"]] * 1e9
         floor_ms = flops / rate * 1e3
