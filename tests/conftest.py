@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -12,6 +13,9 @@ import pytest
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 from rerank_server.app import BackgroundServer
 from rerank_server.config import ServerConfig
+
+if TYPE_CHECKING:  # torch and transformers load only where a test builds a backend
+    from rerank_server.backends.listwise import ListwiseBackend
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +92,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def bridge_examples(request: pytest.FixtureRequest) -> int:
     return int(request.config.getoption("--bridge-examples"))
+
+
+def small_pass_listwise(folder: Path) -> ListwiseBackend:
+    """The listwise model in fp32 with at most 3 documents per pass, so 7 documents
+    need 3 blocks, and batches padded as on a GPU."""
+    from rerank_server.backends.listwise import ListwiseBackend
+    from rerank_server.devices import resolve_placement
+
+    placement = resolve_placement("cpu", "float32")
+    return ListwiseBackend(folder, "tiny", placement, 512, 2048, max_documents_per_pass=3, pad_batches=True)

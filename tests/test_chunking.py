@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import start_server
+from conftest import small_pass_listwise, start_server
 from reference_listwise import ReferenceListwise
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
@@ -93,15 +93,7 @@ def listwise(listwise_dir: Path) -> ListwiseBackend:
 
 @pytest.fixture(scope="module")
 def small_pass(listwise_dir: Path) -> ListwiseBackend:
-    return ListwiseBackend(
-        listwise_dir,
-        "tiny",
-        resolve_placement("cpu", "float32"),
-        512,
-        2048,
-        max_documents_per_pass=3,
-        pad_batches=True,
-    )
+    return small_pass_listwise(listwise_dir)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import small_pass_listwise
 from reference_listwise import ReferenceListwise
 from rerank_server.backends.base import run_plan
 from rerank_server.backends.listwise import ListwiseBackend
@@ -54,17 +55,7 @@ def backend(model_dir: Path) -> ListwiseBackend:
 
 @pytest.fixture(scope="module")
 def small_pass_backend(model_dir: Path) -> ListwiseBackend:
-    """At most 3 documents per pass, so 7 documents need 3 blocks; batches are
-    padded as on a GPU."""
-    return ListwiseBackend(
-        model_dir,
-        "tiny",
-        resolve_placement("cpu", "float32"),
-        512,
-        2048,
-        max_documents_per_pass=3,
-        pad_batches=True,
-    )
+    return small_pass_listwise(model_dir)
 
 
 @pytest.fixture(scope="module")
