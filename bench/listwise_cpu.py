@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from listwise_request_path import QUERY, exact_token_passages
 
 from rerank_server.backends.base import run_plan
 from rerank_server.backends.block_budget import activation_bytes_per_token
@@ -38,7 +38,7 @@ from rerank_server.devices import resolve_placement
 from rerank_server.domain import Document, RerankRequest
 from rerank_server.tiny_models import QWEN3_0_6B, build_listwise
 from roofline import Shape, machine, matmul_rates
-from workload import passages, progress
+from workload import progress, summarise
 
 
 def sizes(text: str) -> list[tuple[int, int]]:
@@ -46,14 +46,11 @@ def sizes(text: str) -> list[tuple[int, int]]:
 
 
 def requests(backend: ListwiseBackend, count: int, documents: int, tokens: int) -> list[RerankRequest]:
-    """SciFact abstracts cut to exactly `tokens` Qwen3 tokens."""
-    pool = [
-        backend.tokenizer.decode(backend.truncator.cut([text], tokens)[0].ids)
-        for text in passages(documents * 3, tokens * 2, seed=documents)
-    ]
+    """SciFact abstracts cut to exactly `tokens` Qwen3 tokens, as listwise_request_path sends."""
+    pool = exact_token_passages(backend, documents, tokens)
     return [
         RerankRequest(
-            query="which proteins does the immune response change in older patients",
+            query=QUERY,
             documents=tuple(Document(str(i), pool[(r + i * 7) % len(pool)]) for i in range(documents)),
             top_n=None,
             instruction="",
@@ -135,20 +132,22 @@ def one(shape_name: str, dtype: str, folder: Path, args: argparse.Namespace) -> 
             continue
         progress(f"{shape_name} {dtype}: {documents} x {tokens} tokens, {len(batch)} requests")
         samples, added = [], 0.0
+        wall = time.perf_counter()
         for request in batch:
             with PeakMemory() as memory:
                 started = time.perf_counter()
                 run_plan(backend, backend.plan_rerank(request))
-                samples.append((time.perf_counter() - started) * 1e3)
+                samples.append(time.perf_counter() - started)
             added = max(added, memory.added)
-        p50 = statistics.median(samples)
+        latency = summarise(samples, time.perf_counter() - wall, documents)
+        p50 = latency["p50_ms"]
         estimate = activation_bytes_per_token(config, placement.dtype.itemsize) * max(blocks) / 2**20
         rows.append(
             {
                 **row,
-                "requests": len(samples),
-                "p50_ms": round(p50, 1),
-                "p95_ms": round(sorted(samples)[max(0, round(0.95 * len(samples)) - 1)], 1),
+                "requests": latency["requests"],
+                "p50_ms": p50,
+                "p95_ms": latency["p95_ms"],
                 "share_of_matmul_rate": round(floor_s * 1e3 / p50, 3),
                 "peak_rss_added_mib": round(added, 1),
                 "estimated_activation_mib": round(estimate, 1),

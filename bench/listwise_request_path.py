@@ -43,17 +43,25 @@ LIMITS = validation.RequestLimits(
 )
 
 
-def wire_requests(backend: ListwiseBackend, count: int, documents: int, tokens: int) -> list[bytes]:
-    """Serialised requests whose documents are exactly `tokens` tokens long."""
-    pool = [
+QUERY = "which proteins does the immune response change in older patients"
+
+
+def exact_token_passages(backend: ListwiseBackend, documents: int, tokens: int) -> list[str]:
+    """A pool of SciFact abstracts (three per document) cut to exactly `tokens` tokens."""
+    return [
         backend.tokenizer.decode(backend.truncator.cut([text], tokens)[0].ids)
         for text in passages(documents * 3, tokens * 2, seed=documents)
     ]
+
+
+def wire_requests(backend: ListwiseBackend, count: int, documents: int, tokens: int) -> list[bytes]:
+    """Serialised requests whose documents are exactly `tokens` tokens long."""
+    pool = exact_token_passages(backend, documents, tokens)
     requests = []
     for r in range(count):
         chosen = [pool[(r + i * 7) % len(pool)] for i in range(documents)]
         message = pb.RerankRequest(
-            query="which proteins does the immune response change in older patients",
+            query=QUERY,
             documents=[pb.Document(id=f"d{i}", text=text) for i, text in enumerate(chosen)],
         )
         requests.append(message.SerializeToString())

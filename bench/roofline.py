@@ -12,6 +12,7 @@ hidden x intermediate), not a vendor's peak: what the kernels reach here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -125,22 +126,29 @@ def matmul_rates(shape: Shape, tokens: int, precisions: Sequence[str]) -> dict[s
     return {p: round(max(measure[p](*s) for s in shapes), 1) for p in precisions}
 
 
+def minilm_shape() -> Shape:
+    """The packaged all-MiniLM-L6-v2's, from its config.json."""
+    from rerank_server.backends.registry import builtin_minilm_folder
+
+    return Shape.of(json.loads((builtin_minilm_folder() / "config.json").read_text()))
+
+
 def machine() -> dict[str, Any]:
     import os
     import platform
 
+    features = cpu_features.detect()
     return {
-        "cpu": cpu_features.detect().name or platform.processor(),
+        "cpu": features.name or platform.processor(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
-        "features": cpu_features.detect().as_dict(),
+        "features": dataclasses.asdict(features),
     }
 
 
 def main() -> None:
-    # all-MiniLM-L6-v2's shape, at the tokens of one 50-document request.
-    minilm = Shape(layers=6, hidden=384, intermediate=1536, attention_width=384, key_value_width=384)
-    rates = matmul_rates(minilm, 11600, ["float32", "bfloat16", "int8"])
+    # At the tokens of one 50-document request.
+    rates = matmul_rates(minilm_shape(), 11600, ["float32", "bfloat16", "int8"])
     print(json.dumps({"benchmark": "roofline", "machine": machine(), "matmul_gflops": rates}, indent=2))
 
 

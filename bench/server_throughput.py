@@ -42,7 +42,7 @@ import grpc
 from rerank_bridge_proto.v1 import rerank_pb2 as pb
 from rerank_bridge_proto.v1 import rerank_pb2_grpc
 from rerank_server.config import BUILTIN_MINILM
-from roofline import Shape, machine, matmul_rates
+from roofline import machine, matmul_rates, minilm_shape
 from workload import Call, grpc_caller, load, progress, rerank_requests, start_server, summarise
 
 T = TypeVar("T")
@@ -311,12 +311,6 @@ def compare(result: dict[str, Any], peers: dict[str, Any]) -> None:
             str(ours["concurrency"]): round(ours["requests_per_s"] / theirs["requests_per_s"], 3)
             for ours, theirs in zip(result["levels"], peers["infinity"]["levels"], strict=True)
         }
-
-
-def minilm_shape() -> Shape:
-    from rerank_server.backends.registry import builtin_minilm_folder
-
-    return Shape.of(json.loads((builtin_minilm_folder() / "config.json").read_text()))
 
 
 def minilm_flops(request: pb.RerankRequest) -> float:

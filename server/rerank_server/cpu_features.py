@@ -39,15 +39,6 @@ class CpuFeatures:
             return "AVX512-VNNI"
         return None
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "amx_bf16": self.amx_bf16,
-            "amx_int8": self.amx_int8,
-            "avx512_bf16": self.avx512_bf16,
-            "avx512_vnni": self.avx512_vnni,
-        }
-
 
 @functools.cache
 def detect() -> CpuFeatures:
