@@ -19,7 +19,7 @@ class Placement:
     dtype: torch.dtype
     attention: str
     # Why this dtype: shown in ModelInfo, the metrics and the start-up log.
-    dtype_reason: str = ""
+    dtype_reason: str
 
     @property
     def dtype_name(self) -> str:
