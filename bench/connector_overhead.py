@@ -3,7 +3,7 @@ in the engine's search calls and in the reranker's RPCs, median over N queries.
 
     .venv/bin/python bench/connector_overhead.py [--queries 200] [--engines elasticsearch,opensearch]
 
-Starts local engine nodes (rerank_connectors.local_engines) and a scoring server with
+Starts local engine nodes (rerank_bridge.devtools.local_engines) and a scoring server with
 the weightless fake model in its own process, indexes XQuAD-R English
 sentences (with the fake model's vectors), then runs BM25, kNN and hybrid
 searches reranked over a 50-hit window. Prints JSON; the target is a median
@@ -20,17 +20,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rerank_connectors import (
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.evaluation.indexing import index_mapping
+from rerank_bridge.search import (
     Hybrid,
     KnnSearch,
     RerankClient,
     Reranking,
     RerankingSearch,
     RerankSettings,
-    local_engines,
 )
-from rerank_connectors.dialects import bulk_helper, engine_client
-from rerank_connectors.evaluation.indexing import index_mapping
+from rerank_bridge.search.dialects import bulk_helper, engine_client
 from server_throughput import start_server
 from workload import progress
 

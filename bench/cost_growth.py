@@ -21,8 +21,8 @@ from typing import Any
 
 import grpc
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
 from server_throughput import serve_each
 from workload import passages, progress
 

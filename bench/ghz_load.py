@@ -1,5 +1,5 @@
 """A ghz load run against `rerank-bridge serve`, through the published descriptor
-set (proto/rerank_bridge_proto/v1/rerank.protoset), as an operator would run it.
+set (proto/rerank_bridge/proto/v1/rerank.protoset), as an operator would run it.
 
     .venv/bin/python bench/ghz_load.py    # MiniLM, 20 passages a request, 200 calls, 8 at a time
     .venv/bin/python bench/ghz_load.py --model fake --total 2000 --concurrency 32
@@ -15,11 +15,11 @@ import json
 import subprocess
 from pathlib import Path
 
-from rerank_server.config import BUILTIN_MINILM
+from rerank_bridge.server.config import BUILTIN_MINILM
 from workload import passages, progress, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
-PROTOSET = ROOT / "proto" / "rerank_bridge_proto" / "v1" / "rerank.protoset"
+PROTOSET = ROOT / "proto" / "rerank_bridge" / "proto" / "v1" / "rerank.protoset"
 GHZ = ROOT / ".tools" / "bin" / "ghz"
 
 

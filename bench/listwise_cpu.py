@@ -31,12 +31,12 @@ from typing import Any
 import torch
 from listwise_request_path import QUERY, exact_token_passages
 
-from rerank_server.backends.base import run_plan
-from rerank_server.backends.block_budget import activation_bytes_per_token
-from rerank_server.backends.listwise import ListwiseBackend
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, RerankRequest
-from rerank_server.tiny_models import QWEN3_0_6B, build_listwise
+from rerank_bridge.devtools.tiny_models import QWEN3_0_6B, build_listwise
+from rerank_bridge.server.backends.base import run_plan
+from rerank_bridge.server.backends.block_budget import activation_bytes_per_token
+from rerank_bridge.server.backends.listwise import ListwiseBackend
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, RerankRequest
 from roofline import Shape, machine, matmul_rates
 from workload import progress, summarise
 

@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_server.app import BackgroundServer
-from rerank_server.backends.listwise_prompt import block_prompt
-from rerank_server.backends.model_files import read_tensors
-from rerank_server.config import ServerConfig
-from rerank_server.devices import resolve_placement
-from rerank_server.tiny_models import QWEN3_0_6B, build_listwise
+from rerank_bridge.devtools.tiny_models import QWEN3_0_6B, build_listwise
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.server.app import BackgroundServer
+from rerank_bridge.server.backends.listwise_prompt import block_prompt
+from rerank_bridge.server.backends.model_files import read_tensors
+from rerank_bridge.server.config import ServerConfig
+from rerank_bridge.server.devices import resolve_placement
 from workload import FILLER, grpc_caller, load, passages, progress, summarise
 
 

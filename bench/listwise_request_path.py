@@ -29,13 +29,13 @@ from typing import Any
 
 import torch
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_server import chunking, validation, wire
-from rerank_server.backends.listwise import BlockInput, BlockOutput, ListwiseBackend
-from rerank_server.backends.listwise_prompt import block_prompt, pack_blocks, strip_markers
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Timings
-from rerank_server.tiny_models import build_listwise
+from rerank_bridge.devtools.tiny_models import build_listwise
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.server import chunking, validation, wire
+from rerank_bridge.server.backends.listwise import BlockInput, BlockOutput, ListwiseBackend
+from rerank_bridge.server.backends.listwise_prompt import block_prompt, pack_blocks, strip_markers
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Timings
 from workload import passages, progress
 
 LIMITS = validation.RequestLimits(

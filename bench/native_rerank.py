@@ -27,9 +27,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rerank_connectors import RerankClient, RerankingSearch, RerankSettings, local_engines
-from rerank_connectors.dialects import bulk_helper, engine_client
-from rerank_connectors.evaluation.indexing import index_mapping
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.evaluation.indexing import index_mapping
+from rerank_bridge.search import RerankClient, RerankingSearch, RerankSettings
+from rerank_bridge.search.dialects import bulk_helper, engine_client
 from workload import progress, start_server
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"

@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from rerank_server.backends.registry import builtin_minilm_folder
-from rerank_server.backends.torch_pointwise import load_bi_encoder
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, RerankRequest
+from rerank_bridge.server.backends.registry import builtin_minilm_folder
+from rerank_bridge.server.backends.torch_pointwise import load_bi_encoder
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, RerankRequest
 from workload import rerank_requests
 
 # (label, torch dtype, ONNX precision or None for torch)

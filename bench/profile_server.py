@@ -127,7 +127,7 @@ def profile_inprocess(args: argparse.Namespace, scratch: Path) -> dict[str, Any]
     """The peer: sentence-transformers' encode, profiled from a thread of this process."""
     from sentence_transformers import SentenceTransformer
 
-    from rerank_server.backends.registry import builtin_minilm_folder
+    from rerank_bridge.server.backends.registry import builtin_minilm_folder
 
     model = SentenceTransformer(str(builtin_minilm_folder()), device="cpu")
     requests = rerank_requests(args.requests, args.documents, args.words)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rerank_server import cpu_features
+from rerank_bridge.server import cpu_features
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def matmul_rates(shape: Shape, tokens: int, precisions: Sequence[str]) -> dict[s
 
 def minilm_shape() -> Shape:
     """The packaged all-MiniLM-L6-v2's, from its config.json."""
-    from rerank_server.backends.registry import builtin_minilm_folder
+    from rerank_bridge.server.backends.registry import builtin_minilm_folder
 
     return Shape.of(json.loads((builtin_minilm_folder() / "config.json").read_text()))
 

@@ -39,9 +39,9 @@ from typing import Any, TypeVar
 
 import grpc
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from rerank_server.config import BUILTIN_MINILM
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
+from rerank_bridge.server.config import BUILTIN_MINILM
 from roofline import machine, matmul_rates, minilm_shape
 from workload import Call, grpc_caller, load, progress, rerank_requests, start_server, summarise
 
@@ -63,7 +63,7 @@ INFINITY_SETTINGS = [
 
 def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
     if name in ("tiny-listwise", "tiny-listwise-qwen3"):
-        from rerank_server.tiny_models import build_listwise
+        from rerank_bridge.devtools.tiny_models import build_listwise
 
         vocabulary = "qwen3" if name.endswith("qwen3") else "trained"
         return str(build_listwise(scratch / name, vocabulary=vocabulary)), ["--embed-model", "none"]
@@ -71,7 +71,7 @@ def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
         return BUILTIN_MINILM, TORCH_VARIANTS[name]
     if name in ONNX_VARIANTS:
         # Linked into the scratch folder, so the export lands there, not in site-packages.
-        from rerank_server.backends.registry import builtin_minilm_folder
+        from rerank_bridge.server.backends.registry import builtin_minilm_folder
 
         folder = scratch / name
         if not folder.exists():
@@ -113,7 +113,7 @@ def in_process_peer(requests: list[pb.RerankRequest], count: int, dtype: str) ->
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from rerank_server.backends.registry import builtin_minilm_folder
+    from rerank_bridge.server.backends.registry import builtin_minilm_folder
 
     model = SentenceTransformer(str(builtin_minilm_folder()), device="cpu")
     model.to(getattr(torch, dtype))
@@ -156,8 +156,8 @@ def infinity_caller(url: str, model_id: str) -> Callable[[], Call]:
 
 
 def start_infinity(binary: str, engine: str, dtype: str) -> tuple[subprocess.Popen[bytes], str, str]:
-    from rerank_connectors.local_engines import free_port
-    from rerank_server.backends.registry import builtin_minilm_folder
+    from rerank_bridge.devtools.local_engines import free_port
+    from rerank_bridge.server.backends.registry import builtin_minilm_folder
 
     folder, port = str(builtin_minilm_folder()), free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -318,7 +318,7 @@ def minilm_flops(request: pb.RerankRequest) -> float:
     server runs them (each its own sequence, cut at the model's length)."""
     from transformers import AutoTokenizer
 
-    from rerank_server.backends.registry import builtin_minilm_folder
+    from rerank_bridge.server.backends.registry import builtin_minilm_folder
 
     folder, shape = builtin_minilm_folder(), minilm_shape()
     cap = int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])

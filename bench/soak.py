@@ -61,9 +61,9 @@ import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rerank_connectors import local_engines
-from rerank_connectors.dialects import bulk_helper, engine_client
-from rerank_server.config import BUILTIN_MINILM
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.server.config import BUILTIN_MINILM
 from workload import progress, start_server, summarise
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # the container helpers

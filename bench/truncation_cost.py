@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rerank_server.backends.base import Backend
-from rerank_server.backends.fake import FakeBackend
-from rerank_server.backends.listwise import ListwiseBackend
-from rerank_server.backends.registry import builtin_minilm_folder
-from rerank_server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, RerankRequest
-from rerank_server.tiny_models import build_cross_encoder, build_listwise
+from rerank_bridge.devtools.tiny_models import build_cross_encoder, build_listwise
+from rerank_bridge.server.backends.base import Backend
+from rerank_bridge.server.backends.fake import FakeBackend
+from rerank_bridge.server.backends.listwise import ListwiseBackend
+from rerank_bridge.server.backends.registry import builtin_minilm_folder
+from rerank_bridge.server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, RerankRequest
 from workload import progress
 
 QUERY_CAP, DOCUMENT_CAP = 512, 2048  # the server's defaults

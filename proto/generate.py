@@ -22,8 +22,8 @@ from pathlib import Path
 
 GRPCIO_TOOLS_VERSION = "1.85.1"
 PROTO_ROOT = Path(__file__).resolve().parent
-PROTO_FILES = ("rerank_bridge_proto/v1/rerank.proto",)
-PROTOSET = "rerank_bridge_proto/v1/rerank.protoset"
+PROTO_FILES = ("rerank_bridge/proto/v1/rerank.proto",)
+PROTOSET = "rerank_bridge/proto/v1/rerank.protoset"
 
 
 def generate(out_dir: Path) -> list[Path]:

@@ -7,9 +7,9 @@ import threading
 
 from aiohttp import web
 
-from rerank_connectors.bridge.app import start_serving
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_connectors.local_engines import free_port
+from rerank_bridge.bridge.app import start_serving
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.devtools.local_engines import free_port
 
 
 class RunningBridge:

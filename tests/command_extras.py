@@ -42,7 +42,7 @@ class OtherExtrasAreNotInstalled:
 
 
 sys.meta_path.insert(0, OtherExtrasAreNotInstalled())
-from rerank_bridge_cli.main import main
+from rerank_bridge.cli.main import main
 
 main(sys.argv[1:])
 """

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from rerank_server.app import BackgroundServer
-from rerank_server.config import ServerConfig
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
+from rerank_bridge.server.app import BackgroundServer
+from rerank_bridge.server.config import ServerConfig
 
 if TYPE_CHECKING:  # torch and transformers load only where a test builds a backend
-    from rerank_server.backends.listwise import ListwiseBackend
+    from rerank_bridge.server.backends.listwise import ListwiseBackend
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from rerank_server.tiny_models import build_cross_encoder, build_listwise
+    from rerank_bridge.devtools.tiny_models import build_cross_encoder, build_listwise
 
     root = tmp_path_factory.mktemp("tiny-models")
     build_listwise(root / "listwise")
@@ -35,8 +35,8 @@ def listwise_dir(tiny_models: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def qwen_listwise_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny listwise model with the real Qwen3 tokenizer (rerank_server.qwen_vocab)."""
-    from rerank_server.tiny_models import build_listwise
+    """The tiny listwise model with the real Qwen3 tokenizer (rerank_bridge.devtools.qwen_vocab)."""
+    from rerank_bridge.devtools.tiny_models import build_listwise
 
     return build_listwise(tmp_path_factory.mktemp("tiny-qwen3") / "listwise", vocabulary="qwen3")
 
@@ -50,7 +50,7 @@ def cross_encoder_dir(tiny_models: Path) -> Path:
 def minilm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The packaged MiniLM's files linked into a folder of the test's own, so an ONNX
     export lands there and not in the installed package."""
-    from rerank_server.backends.registry import builtin_minilm_folder
+    from rerank_bridge.server.backends.registry import builtin_minilm_folder
 
     folder = tmp_path_factory.mktemp("minilm")
     for entry in builtin_minilm_folder().iterdir():
@@ -97,8 +97,8 @@ def bridge_examples(request: pytest.FixtureRequest) -> int:
 def small_pass_listwise(folder: Path) -> ListwiseBackend:
     """The listwise model in fp32 with at most 3 documents per pass, so 7 documents
     need 3 blocks, and batches padded as on a GPU."""
-    from rerank_server.backends.listwise import ListwiseBackend
-    from rerank_server.devices import resolve_placement
+    from rerank_bridge.server.backends.listwise import ListwiseBackend
+    from rerank_bridge.server.devices import resolve_placement
 
     placement = resolve_placement("cpu", "float32")
     return ListwiseBackend(folder, "tiny", placement, 512, 2048, max_documents_per_pass=3, pad_batches=True)

@@ -30,11 +30,12 @@ from typing import Any
 
 import pytest
 
-from rerank_connectors import RerankClient, local_engines
-from rerank_connectors.dialects import bulk_helper, engine_client
-from rerank_connectors.evaluation.indexing import index_mapping
-from rerank_server.app import BackgroundServer
-from rerank_server.config import ServerConfig
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.evaluation.indexing import index_mapping
+from rerank_bridge.search import RerankClient
+from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.server.app import BackgroundServer
+from rerank_bridge.server.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,7 +104,7 @@ class Engine:
 
 
 @pytest.fixture(scope="session")
-def rerank_server() -> Iterator[BackgroundServer]:
+def scoring_server() -> Iterator[BackgroundServer]:
     """The offline default model: reranks and embeds."""
     server = BackgroundServer(ServerConfig(port=0)).start()
     yield server
@@ -111,8 +112,8 @@ def rerank_server() -> Iterator[BackgroundServer]:
 
 
 @pytest.fixture(scope="session")
-def reranker(rerank_server: BackgroundServer) -> Iterator[RerankClient]:
-    with RerankClient(rerank_server.address, timeout=120) as client:
+def reranker(scoring_server: BackgroundServer) -> Iterator[RerankClient]:
+    with RerankClient(scoring_server.address, timeout=120) as client:
         yield client
 
 

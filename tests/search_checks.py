@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from live_fixtures import Engine
 
-from rerank_connectors import RerankClient
+from rerank_bridge.search import RerankClient
 
 WINDOW = 20
 

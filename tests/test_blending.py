@@ -9,12 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_connectors import HIT_KEY, BlendSettings, RankedDocument, RequestError, Reranking, RerankSettings
-from rerank_connectors.blending import NORMALIZERS, Normalizer, blend, first_stage_values, normalise
-from rerank_connectors.dialects import Elasticsearch
-from rerank_connectors.pipeline import SearchPlan
-from rerank_connectors.request_forms import parse_request
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.search import (
+    HIT_KEY,
+    BlendSettings,
+    RankedDocument,
+    RequestError,
+    Reranking,
+    RerankSettings,
+)
+from rerank_bridge.search.blending import NORMALIZERS, Normalizer, blend, first_stage_values, normalise
+from rerank_bridge.search.dialects import Elasticsearch
+from rerank_bridge.search.pipeline import SearchPlan
+from rerank_bridge.search.request_forms import parse_request
 
 scores = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 # Few distinct values, so that ties are common.

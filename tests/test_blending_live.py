@@ -15,7 +15,8 @@ from live_fixtures import Corpus, Engine
 from raw_http import send
 from search_checks import WINDOW, first_stage, ids, match
 
-from rerank_connectors import (
+from rerank_bridge.bridge.config import load_config
+from rerank_bridge.search import (
     HIT_KEY,
     BlendSettings,
     Hybrid,
@@ -24,9 +25,8 @@ from rerank_connectors import (
     RerankingSearch,
     RerankSettings,
 )
-from rerank_connectors.blending import blend
-from rerank_connectors.bridge.config import load_config
-from rerank_server.app import BackgroundServer
+from rerank_bridge.search.blending import blend
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 JSON = {"Content-Type": "application/json"}
@@ -130,14 +130,14 @@ def bridge_from_file(
 
 
 def test_the_bridge_blends_per_index_from_its_file_and_a_request_overrides_it(
-    engine: Engine, rerank_server: BackgroundServer, configured: str, query: str, tmp_path: Path
+    engine: Engine, scoring_server: BackgroundServer, configured: str, query: str, tmp_path: Path
 ) -> None:
     section = {
         "fields": ["text"],
         "rank_window_size": WINDOW,
         "blend": {"weight": 0.3, "normalizer": "zscore"},
     }
-    with bridge_from_file(tmp_path, engine, rerank_server, {"blended-*": section}) as bridge:
+    with bridge_from_file(tmp_path, engine, scoring_server, {"blended-*": section}) as bridge:
         answer = send(bridge.port, "POST", f"/{configured}/_search", JSON, json.dumps(match(query)).encode())
         assert answer.status == 200
         assert_blended(answer.json(), BlendSettings(weight=0.3, normalizer="zscore"))

@@ -7,16 +7,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from rerank_server.backends import listwise
-from rerank_server.backends.block_budget import (
+from rerank_bridge.server.backends import listwise
+from rerank_bridge.server.backends.block_budget import (
     ACTIVATION_SHARE,
     activation_bytes_per_token,
     available_memory,
     cpu_block_tokens,
 )
-from rerank_server.backends.listwise import ListwiseBackend
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, RerankRequest
+from rerank_bridge.server.backends.listwise import ListwiseBackend
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, RerankRequest
 
 # jina-reranker-v3's decoder (Qwen3-0.6B): 16 query heads and 8 key/value heads of 128.
 QWEN3_0_6B = SimpleNamespace(

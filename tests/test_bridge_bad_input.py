@@ -17,8 +17,8 @@ from bridge_runner import RunningBridge
 from live_fixtures import Corpus, Engine
 from raw_http import RawResponse, send
 
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = [pytest.mark.live, pytest.mark.engines("elasticsearch")]
 JSON = {"Content-Type": "application/json"}
@@ -601,8 +601,8 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def bridge(engine: Engine, rerank_server: BackgroundServer) -> Iterator[RunningBridge]:
-    with RunningBridge(BridgeConfig(engine_url=engine.url, reranker=rerank_server.address)) as running:
+def bridge(engine: Engine, scoring_server: BackgroundServer) -> Iterator[RunningBridge]:
+    with RunningBridge(BridgeConfig(engine_url=engine.url, reranker=scoring_server.address)) as running:
         yield running
 
 

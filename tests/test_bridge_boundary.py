@@ -15,9 +15,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_connectors import RerankSettings
-from rerank_connectors.bridge.bodies import MediaType, loads, media_type
-from rerank_connectors.bridge.boundary import (
+from rerank_bridge.bridge.bodies import MediaType, loads, media_type
+from rerank_bridge.bridge.boundary import (
     AllowRule,
     Refused,
     Route,
@@ -28,13 +27,14 @@ from rerank_connectors.bridge.boundary import (
     route_for,
     upstream_url,
 )
-from rerank_connectors.bridge.config import BridgeConfig, load_config
-from rerank_connectors.bridge.contexts import ContextRegistry, duration_seconds
-from rerank_connectors.bridge.filter_path import filter_path
-from rerank_connectors.bridge.scopes import Scope, refuse_reads_of_other_indices
-from rerank_connectors.bridge.search_params import reranked_params
-from rerank_connectors.bridge.searches import plan_search
-from rerank_connectors.errors import (
+from rerank_bridge.bridge.config import BridgeConfig, load_config
+from rerank_bridge.bridge.contexts import ContextRegistry, duration_seconds
+from rerank_bridge.bridge.filter_path import filter_path
+from rerank_bridge.bridge.scopes import Scope, refuse_reads_of_other_indices
+from rerank_bridge.bridge.search_params import reranked_params
+from rerank_bridge.bridge.searches import plan_search
+from rerank_bridge.search import RerankSettings
+from rerank_bridge.search.errors import (
     RERANKER_REPLIES,
     RequestError,
     RerankRejected,

@@ -35,8 +35,8 @@ from hypothesis import strategies as st
 from live_fixtures import Engine
 from raw_http import send
 
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = [pytest.mark.live, pytest.mark.engines("elasticsearch")]
 ALLOW = ("GET /_cluster/health", "GET /_cat/*")
@@ -109,11 +109,11 @@ def permitted(method: str, target: str) -> bool:
 
 @pytest.fixture(scope="module")
 def tapped_bridge(
-    engine: Engine, rerank_server: BackgroundServer
+    engine: Engine, scoring_server: BackgroundServer
 ) -> Iterator[tuple[RunningBridge, EngineTap]]:
     with EngineTap(engine.url) as tap:
         config = BridgeConfig(
-            engine_url=tap.url, engine_kind=engine.kind, reranker=rerank_server.address, allow=ALLOW
+            engine_url=tap.url, engine_kind=engine.kind, reranker=scoring_server.address, allow=ALLOW
         )
         with RunningBridge(config) as bridge:
             yield bridge, tap

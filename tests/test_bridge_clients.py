@@ -16,9 +16,9 @@ import pytest
 from bridge_runner import RunningBridge
 from live_fixtures import Corpus, Engine
 
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_connectors.dialects import engine_client
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.search.dialects import engine_client
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 WINDOW = 20
@@ -26,8 +26,8 @@ RERANK = {"rerank_bridge": {"rerank": {"fields": ["text"], "rank_window_size": W
 
 
 @pytest.fixture(scope="module")
-def bridge(engine: Engine, rerank_server: BackgroundServer) -> Iterator[RunningBridge]:
-    with RunningBridge(BridgeConfig(engine_url=engine.url, reranker=rerank_server.address)) as running:
+def bridge(engine: Engine, scoring_server: BackgroundServer) -> Iterator[RunningBridge]:
+    with RunningBridge(BridgeConfig(engine_url=engine.url, reranker=scoring_server.address)) as running:
         yield running
 
 

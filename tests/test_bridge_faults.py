@@ -20,9 +20,9 @@ from live_fixtures import Corpus, Engine, unavailable
 from raw_http import RawResponse, send
 from server_process import start as start_server
 
-from rerank_connectors import local_engines
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_connectors.dialects import bulk_helper, engine_client
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.search.dialects import bulk_helper, engine_client
 
 pytestmark = [pytest.mark.live, pytest.mark.engines("elasticsearch")]
 TIMEOUT = 2.0  # the bridge's engine and reranker timeouts here
@@ -74,8 +74,10 @@ def _signal(node: local_engines.EngineNode, signum: int) -> None:
 
 
 @pytest.fixture
-def bridge_to_own_engine(own_engine: local_engines.EngineNode, rerank_server: Any) -> Iterator[RunningBridge]:
-    config = BridgeConfig(engine_url=own_engine.url, reranker=rerank_server.address, engine_timeout=TIMEOUT)
+def bridge_to_own_engine(
+    own_engine: local_engines.EngineNode, scoring_server: Any
+) -> Iterator[RunningBridge]:
+    config = BridgeConfig(engine_url=own_engine.url, reranker=scoring_server.address, engine_timeout=TIMEOUT)
     with RunningBridge(config) as bridge:
         yield bridge
 

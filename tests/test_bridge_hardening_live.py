@@ -21,8 +21,8 @@ from bridge_runner import RunningBridge
 from live_fixtures import Engine
 from raw_http import RawResponse, send
 
-from rerank_connectors.bridge.config import BridgeConfig, Limits
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig, Limits
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 JSON = {"Content-Type": "application/json"}
@@ -37,13 +37,13 @@ def engine_port(engine: Engine) -> int:
     return int(engine.url.rsplit(":", 1)[1])
 
 
-def config(engine: Engine, rerank_server: BackgroundServer, **limits: Any) -> BridgeConfig:
-    return BridgeConfig(engine_url=engine.url, reranker=rerank_server.address, limits=Limits(**limits))
+def config(engine: Engine, scoring_server: BackgroundServer, **limits: Any) -> BridgeConfig:
+    return BridgeConfig(engine_url=engine.url, reranker=scoring_server.address, limits=Limits(**limits))
 
 
 @pytest.fixture(scope="module")
-def bridge(engine: Engine, rerank_server: BackgroundServer) -> Iterator[RunningBridge]:
-    with RunningBridge(config(engine, rerank_server)) as running:
+def bridge(engine: Engine, scoring_server: BackgroundServer) -> Iterator[RunningBridge]:
+    with RunningBridge(config(engine, scoring_server)) as running:
         yield running
 
 
@@ -94,11 +94,11 @@ def scroll_freed(engine: Engine, scroll_id: str) -> bool:
 
 
 def test_scrolls_opened_in_yaml_are_counted_and_cleared_at_shutdown(
-    engine: Engine, rerank_server: BackgroundServer
+    engine: Engine, scoring_server: BackgroundServer
 ) -> None:
     """The defect: with a cap of 3, twelve such searches left 24 contexts nobody could clear."""
     opened = []
-    with RunningBridge(config(engine, rerank_server, max_open_scrolls=3)) as bridge:
+    with RunningBridge(config(engine, scoring_server, max_open_scrolls=3)) as bridge:
         statuses = []
         for n in range(12):
             path, headers = (
@@ -129,14 +129,14 @@ def pit_freed(engine: Engine, pit_id: str) -> bool:
 
 
 def test_points_in_time_are_capped_and_closed_at_shutdown(
-    engine: Engine, rerank_server: BackgroundServer
+    engine: Engine, scoring_server: BackgroundServer
 ) -> None:
     path = (
         f"/{engine.index}/_pit"
         if engine.kind == "elasticsearch"
         else f"/{engine.index}/_search/point_in_time"
     )
-    with RunningBridge(config(engine, rerank_server, max_open_points_in_time=2)) as bridge:
+    with RunningBridge(config(engine, scoring_server, max_open_points_in_time=2)) as bridge:
         answers = [send(bridge.port, "POST", f"{path}?keep_alive=5m&format=yaml") for _ in range(3)]
         assert [answer.status for answer in answers] == [200, 200, 429]
         opened = [
@@ -175,10 +175,13 @@ def test_an_msearch_may_use_the_callers_points_in_time(engine: Engine, bridge: R
     assert refused.status == 404 and refused.json()["error"]["field"] == "pit.id"
 
 
-def test_one_caller_cannot_take_every_context(engine: Engine, rerank_server: BackgroundServer) -> None:
+def test_one_caller_cannot_take_every_context(engine: Engine, scoring_server: BackgroundServer) -> None:
     limits = Limits(max_open_scrolls=10, max_open_contexts_per_caller=1)
     bridge_config = BridgeConfig(
-        engine_url=engine.url, reranker=rerank_server.address, api_keys=frozenset({"k1", "k2"}), limits=limits
+        engine_url=engine.url,
+        reranker=scoring_server.address,
+        api_keys=frozenset({"k1", "k2"}),
+        limits=limits,
     )
     search = f"/{engine.index}/_search?scroll=1m&size=1"
     with RunningBridge(bridge_config) as bridge:
@@ -189,9 +192,9 @@ def test_one_caller_cannot_take_every_context(engine: Engine, rerank_server: Bac
         assert "this caller" in second.json()["error"]["reason"]
 
 
-def test_concurrent_openings_cannot_pass_the_cap(engine: Engine, rerank_server: BackgroundServer) -> None:
+def test_concurrent_openings_cannot_pass_the_cap(engine: Engine, scoring_server: BackgroundServer) -> None:
     """The defect: twenty concurrent scroll searches against a cap of three all succeeded."""
-    with RunningBridge(config(engine, rerank_server, max_open_scrolls=3)) as bridge:
+    with RunningBridge(config(engine, scoring_server, max_open_scrolls=3)) as bridge:
         with ThreadPoolExecutor(20) as pool:
             answers = list(
                 pool.map(
@@ -293,9 +296,9 @@ def wait_for(condition: Any, seconds: float = 30) -> None:
 
 
 def test_bodies_that_never_arrive_time_out_while_good_requests_are_served(
-    engine: Engine, rerank_server: BackgroundServer
+    engine: Engine, scoring_server: BackgroundServer
 ) -> None:
-    with RunningBridge(config(engine, rerank_server, body_timeout=10.0)) as bridge:
+    with RunningBridge(config(engine, scoring_server, body_timeout=10.0)) as bridge:
         slow = [partial_body(bridge.port) for _ in range(40)]
         wait_for(lambda: bridge.open_connections >= 40)
         started = time.monotonic()
@@ -315,9 +318,9 @@ def test_bodies_that_never_arrive_time_out_while_good_requests_are_served(
 
 
 def test_past_the_connection_limit_new_connections_get_503_until_room_is_made(
-    engine: Engine, rerank_server: BackgroundServer
+    engine: Engine, scoring_server: BackgroundServer
 ) -> None:
-    with RunningBridge(config(engine, rerank_server, max_connections=8, body_timeout=30.0)) as bridge:
+    with RunningBridge(config(engine, scoring_server, max_connections=8, body_timeout=30.0)) as bridge:
         held = [partial_body(bridge.port) for _ in range(8)]
         wait_for(lambda: bridge.open_connections == 8)
         refused = send(bridge.port, "GET", "/")
@@ -337,7 +340,7 @@ def test_an_abandoned_body_is_counted_as_such_not_as_an_error(
         return sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line))
 
     before = abandoned()
-    with caplog.at_level(logging.INFO, logger="rerank_connectors.bridge"):
+    with caplog.at_level(logging.INFO, logger="rerank_bridge.bridge"):
         for _ in range(3):
             partial_body(bridge.port, f"/{engine.index}/_search").close()
         wait_for(lambda: abandoned() == before + 3)
@@ -364,14 +367,14 @@ class _ErrorPage(http.server.BaseHTTPRequestHandler):
 
 
 def test_an_answer_that_is_not_json_on_a_path_the_bridge_reads_is_a_502(
-    rerank_server: BackgroundServer,
+    scoring_server: BackgroundServer,
 ) -> None:
     balancer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ErrorPage)
     threading.Thread(target=balancer.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{balancer.server_address[1]}"
     try:
         bridge_config = BridgeConfig(
-            engine_url=url, engine_kind="elasticsearch", reranker=rerank_server.address
+            engine_url=url, engine_kind="elasticsearch", reranker=scoring_server.address
         )
         with RunningBridge(bridge_config) as bridge:
             reranked = post(bridge, "/docs/_search", {"query": {"match": {"text": "x"}}, "ext": RERANK})

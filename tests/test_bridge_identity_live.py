@@ -15,9 +15,9 @@ from bridge_runner import RunningBridge
 from live_fixtures import unavailable
 from raw_http import RawResponse, send
 
-from rerank_connectors import local_engines
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 RELEASE = "opensearch-3.4.0-security"
@@ -99,11 +99,11 @@ def secured() -> Iterator[Node]:
 
 
 @pytest.fixture(scope="module")
-def bridge(secured: Node, rerank_server: BackgroundServer) -> Iterator[RunningBridge]:
+def bridge(secured: Node, scoring_server: BackgroundServer) -> Iterator[RunningBridge]:
     admin_user, admin_password = local_engines.SECURITY_ADMIN
     config = BridgeConfig(
         engine_url=secured.url,
-        reranker=rerank_server.address,
+        reranker=scoring_server.address,
         engine_credentials="caller",
         # The bridge's own credentials are the administrator's: no caller may get their reach.
         engine_username=admin_user,

@@ -16,10 +16,10 @@ from bridge_runner import RunningBridge
 from live_fixtures import Corpus, Engine
 from raw_http import RawResponse, send
 
-from rerank_connectors import RerankSettings
-from rerank_connectors.bridge import app as bridge_app
-from rerank_connectors.bridge.config import BridgeConfig, Limits
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge import app as bridge_app
+from rerank_bridge.bridge.config import BridgeConfig, Limits
+from rerank_bridge.search import RerankSettings
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 CONFIGURED = "configured-*"
@@ -27,10 +27,10 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-def bridge(engine: Engine, rerank_server: BackgroundServer) -> Iterator[RunningBridge]:
+def bridge(engine: Engine, scoring_server: BackgroundServer) -> Iterator[RunningBridge]:
     config = BridgeConfig(
         engine_url=engine.url,
-        reranker=rerank_server.address,
+        reranker=scoring_server.address,
         indices=((CONFIGURED, RerankSettings(fields=("text",), rank_window_size=20)),),
         allow=("GET /_cluster/health",),
     )
@@ -204,10 +204,10 @@ def open_scrolls(engine: Engine) -> int:
 
 
 def test_only_the_caller_that_opened_a_scroll_can_continue_or_clear_it(
-    engine: Engine, rerank_server: BackgroundServer
+    engine: Engine, scoring_server: BackgroundServer
 ) -> None:
     config = BridgeConfig(
-        engine_url=engine.url, reranker=rerank_server.address, api_keys=frozenset({"k1", "k2"})
+        engine_url=engine.url, reranker=scoring_server.address, api_keys=frozenset({"k1", "k2"})
     )
     alice, bob = {"Authorization": "Bearer k1"}, {"Authorization": "Bearer k2"}
     baseline = open_scrolls(engine)
@@ -256,10 +256,10 @@ def test_only_the_caller_that_opened_a_scroll_can_continue_or_clear_it(
 
 
 def test_scrolls_are_limited_and_cleared_when_the_bridge_stops(
-    engine: Engine, rerank_server: BackgroundServer
+    engine: Engine, scoring_server: BackgroundServer
 ) -> None:
     config = BridgeConfig(
-        engine_url=engine.url, reranker=rerank_server.address, limits=Limits(max_open_scrolls=1)
+        engine_url=engine.url, reranker=scoring_server.address, limits=Limits(max_open_scrolls=1)
     )
     baseline = open_scrolls(engine)
     with RunningBridge(config) as bridge:
@@ -318,7 +318,7 @@ def test_an_unexpected_error_is_a_shaped_500_with_an_incident_in_the_log(
         raise RuntimeError("a bug")
 
     monkeypatch.setitem(bridge_app.HANDLERS, "root", broken)
-    with caplog.at_level(logging.ERROR, logger="rerank_connectors.bridge"):
+    with caplog.at_level(logging.ERROR, logger="rerank_bridge.bridge"):
         answer = send(bridge.port, "GET", "/")
     assert answer.status == 500 and answer.headers["x-request-id"]
     if engine.kind == "elasticsearch":

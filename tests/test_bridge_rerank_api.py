@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from raw_http import send
 
-from rerank_connectors.bridge.config import BridgeConfig, load_config
-from rerank_connectors.bridge.rerank_api import shortest_float32
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig, load_config
+from rerank_bridge.bridge.rerank_api import shortest_float32
+from rerank_bridge.server.app import BackgroundServer
 
 JSON = {"Content-Type": "application/json"}
 DOCUMENTS = ["the river runs by the city", "a mountain", "rivers and cities", "city river city"]

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from live_fixtures import Engine
 from raw_http import RawResponse, send
 
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 SCOPED, FULL = "key-team-a", "key-everything"
@@ -61,10 +61,10 @@ def indices(engine: Engine) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def bridge(engine: Engine, rerank_server: BackgroundServer, indices: None) -> Iterator[RunningBridge]:
+def bridge(engine: Engine, scoring_server: BackgroundServer, indices: None) -> Iterator[RunningBridge]:
     config = BridgeConfig(
         engine_url=engine.url,
-        reranker=rerank_server.address,
+        reranker=scoring_server.address,
         api_keys=frozenset({FULL}),
         scoped_keys=((SCOPED, SCOPE),),
         allow=("GET /_cluster/health",),

@@ -1,4 +1,4 @@
-"""Chunked scoring of long documents (rerank_server/chunking.py): windows along
+"""Chunked scoring of long documents (rerank_bridge/server/chunking.py): windows along
 the model's own tokens, scores equal to the spec's reference run on the chunk
 list, passages whose offsets slice exactly the text that was scored, and bad
 chunking settings refused with the field named."""
@@ -19,19 +19,19 @@ from hypothesis import strategies as st
 
 from conftest import small_pass_listwise, start_server
 from reference_listwise import ReferenceListwise
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from rerank_connectors import AsyncRerankClient, RerankClient, Reranking
-from rerank_server import chunking, validation
-from rerank_server.backends.base import Backend, Plan, run_plan
-from rerank_server.backends.bi_encoder import BiEncoderBackend
-from rerank_server.backends.cross_encoder import CrossEncoderBackend
-from rerank_server.backends.listwise import ListwiseBackend
-from rerank_server.backends.registry import builtin_minilm_folder
-from rerank_server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Chunking, Document, RerankOutcome, RerankRequest
-from rerank_server.validation import RequestLimits
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
+from rerank_bridge.search import AsyncRerankClient, RerankClient, Reranking
+from rerank_bridge.server import chunking, validation
+from rerank_bridge.server.backends.base import Backend, Plan, run_plan
+from rerank_bridge.server.backends.bi_encoder import BiEncoderBackend
+from rerank_bridge.server.backends.cross_encoder import CrossEncoderBackend
+from rerank_bridge.server.backends.listwise import ListwiseBackend
+from rerank_bridge.server.backends.registry import builtin_minilm_folder
+from rerank_bridge.server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Chunking, Document, RerankOutcome, RerankRequest
+from rerank_bridge.server.validation import RequestLimits
 
 TOLERANCE = 1e-4
 SENTENCES = [

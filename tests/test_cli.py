@@ -16,11 +16,11 @@ import pytest
 from command_extras import run_alone
 from server_process import command, wait_for_port, wait_serving
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from rerank_connectors import RerankClient
-from rerank_connectors.local_engines import free_port
-from rerank_server.config import parse
+from rerank_bridge.devtools.local_engines import free_port
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
+from rerank_bridge.search import RerankClient
+from rerank_bridge.server.config import parse
 
 
 def test_serve_a_model_folder_then_stop_on_sigterm(listwise_dir: Path) -> None:

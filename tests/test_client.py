@@ -10,8 +10,8 @@ import sys
 import grpc
 import pytest
 
-from rerank_connectors import AsyncRerankClient, RerankClient
-from rerank_server.app import BackgroundServer
+from rerank_bridge.search import AsyncRerankClient, RerankClient
+from rerank_bridge.server.app import BackgroundServer
 
 DOCS = [("a", "the river"), ("b", "a city by the river"), ("c", "mountains")]
 
@@ -38,6 +38,6 @@ def test_async_client_matches_the_sync_one(fake_server: BackgroundServer) -> Non
 
 
 def test_importing_the_connectors_does_not_import_torch() -> None:
-    code = "import sys, rerank_connectors; print('torch' in sys.modules)"
+    code = "import sys, rerank_bridge.search; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

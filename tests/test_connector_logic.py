@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_connectors import HIT_KEY, Passage, RankedDocument, RequestError, Reranking, RerankSettings
-from rerank_connectors.dialects import Elasticsearch, OpenSearch
-from rerank_connectors.fusion import linear_fusion, reciprocal_rank_fusion
-from rerank_connectors.pipeline import SearchPlan, hit_text
-from rerank_connectors.request_forms import parse_request
-from rerank_connectors.settings import ChunkingSettings, KnnSearch
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.search import HIT_KEY, Passage, RankedDocument, RequestError, Reranking, RerankSettings
+from rerank_bridge.search.dialects import Elasticsearch, OpenSearch
+from rerank_bridge.search.fusion import linear_fusion, reciprocal_rank_fusion
+from rerank_bridge.search.pipeline import SearchPlan, hit_text
+from rerank_bridge.search.request_forms import parse_request
+from rerank_bridge.search.settings import ChunkingSettings, KnnSearch
 
 SETTINGS = RerankSettings(fields=("title", "body.text"), query_text="q", rank_window_size=5)
 ES_RERANKER = {

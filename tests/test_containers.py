@@ -57,11 +57,12 @@ from raw_http import send
 from server_process import wait_serving
 from testcontainers.core.network import Network
 
-from rerank_connectors import RerankClient, local_engines
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_connectors.dialects import engine_client
-from rerank_server.app import BackgroundServer
-from rerank_server.config import ServerConfig
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.search import RerankClient
+from rerank_bridge.search.dialects import engine_client
+from rerank_bridge.server.app import BackgroundServer
+from rerank_bridge.server.config import ServerConfig
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
@@ -221,10 +222,10 @@ def test_the_torch_server_image_serves_a_mounted_listwise_model(
 ) -> None:
     if (why := why_no_containers([PROJECT_IMAGES["server"]])) is not None:
         unavailable(why)
-    from rerank_server.backends.base import run_plan
-    from rerank_server.backends.listwise import ListwiseBackend
-    from rerank_server.devices import resolve_placement
-    from rerank_server.domain import Document, RerankRequest
+    from rerank_bridge.server.backends.base import run_plan
+    from rerank_bridge.server.backends.listwise import ListwiseBackend
+    from rerank_bridge.server.devices import resolve_placement
+    from rerank_bridge.server.domain import Document, RerankRequest
 
     model = tmp_path / "model"
     shutil.copytree(listwise_dir, model)
@@ -372,7 +373,7 @@ def ranked(bridge: RunningBridge, index: str, query: str) -> tuple[list[tuple[st
 def test_a_three_shard_index_over_three_nodes_reranks_as_a_single_node_index(
     engine: Engine,
     three_nodes: Cluster,
-    rerank_server: BackgroundServer,
+    scoring_server: BackgroundServer,
     corpus: Any,
     record_property: Any,
 ) -> None:
@@ -385,7 +386,7 @@ def test_a_three_shard_index_over_three_nodes_reranks_as_a_single_node_index(
         # GET / (client.info) is 405 on the integ-test distribution.
         nodes = clustered.client.nodes.info(node_id="_local", metric="_none")["nodes"]
         version = next(iter(nodes.values()))["version"]
-        single = BridgeConfig(engine_url=engine.url, engine_kind=engine.kind, reranker=rerank_server.address)
+        single = BridgeConfig(engine_url=engine.url, engine_kind=engine.kind, reranker=scoring_server.address)
         with RunningBridge(single) as one, RunningBridge(single.replace(engine_url=clustered.url)) as three:
             for query in [str(q["text"]) for q in corpus.queries[:20]]:
                 on_one, _ = ranked(one, engine.index, query)

@@ -14,16 +14,16 @@ import pytest
 import torch
 from server_process import start
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from rerank_connectors.local_engines import free_port
-from rerank_server import cpu_features
-from rerank_server.backends.base import run_plan
-from rerank_server.backends.registry import load_backend
-from rerank_server.config import BUILTIN_MINILM, ServerConfig
-from rerank_server.cpu_features import CpuFeatures
-from rerank_server.devices import cpu_dtype, resolve_placement
-from rerank_server.domain import Document, RerankRequest
+from rerank_bridge.devtools.local_engines import free_port
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
+from rerank_bridge.server import cpu_features
+from rerank_bridge.server.backends.base import run_plan
+from rerank_bridge.server.backends.registry import load_backend
+from rerank_bridge.server.config import BUILTIN_MINILM, ServerConfig
+from rerank_bridge.server.cpu_features import CpuFeatures
+from rerank_bridge.server.devices import cpu_dtype, resolve_placement
+from rerank_bridge.server.domain import Document, RerankRequest
 
 SAPPHIRE_RAPIDS = CpuFeatures("Xeon", amx_bf16=True, amx_int8=True, avx512_bf16=True, avx512_vnni=True)
 ZEN4 = CpuFeatures("EPYC", avx512_bf16=True, avx512_vnni=True)

@@ -20,9 +20,9 @@ import yaml
 from command_extras import NEEDS
 from offline_images import PROJECT_IMAGES
 
-from rerank_bridge_cli.main import parser
-from rerank_connectors import local_engines
-from rerank_connectors.bridge.config import load_config
+from rerank_bridge.bridge.config import load_config
+from rerank_bridge.cli.main import parser
+from rerank_bridge.devtools import local_engines
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from live_fixtures import Engine
 
-from rerank_connectors.evaluation.indexing import index_mapping
+from rerank_bridge.evaluation.indexing import index_mapping
 
 pytestmark = pytest.mark.live
 

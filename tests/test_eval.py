@@ -16,16 +16,16 @@ from live_fixtures import DATA, Engine
 from long_documents import build as build_long_documents
 from raw_http import send
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_connectors.bridge.config import load_config
-from rerank_connectors.evaluation import report as report_module
-from rerank_connectors.evaluation.arguments import add_arguments
-from rerank_connectors.evaluation.beir import load_collection
-from rerank_connectors.evaluation.cache import model_key
-from rerank_connectors.evaluation.cli import run
-from rerank_connectors.evaluation.measures import evaluate, ranked_run
-from rerank_connectors.evaluation.tuning import setting_of
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import load_config
+from rerank_bridge.evaluation import report as report_module
+from rerank_bridge.evaluation.arguments import add_arguments
+from rerank_bridge.evaluation.beir import load_collection
+from rerank_bridge.evaluation.cache import model_key
+from rerank_bridge.evaluation.cli import run
+from rerank_bridge.evaluation.measures import evaluate, ranked_run
+from rerank_bridge.evaluation.tuning import setting_of
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.server.app import BackgroundServer
 
 
 def test_metrics_match_a_hand_computed_case() -> None:
@@ -92,10 +92,10 @@ def eval_args(engine: Engine, server: BackgroundServer, *argv: str) -> argparse.
 
 @pytest.mark.live
 def test_an_engine_url_of_the_other_kind_is_one_line_before_indexing(
-    engine: Engine, rerank_server: BackgroundServer, tmp_path: Path
+    engine: Engine, scoring_server: BackgroundServer, tmp_path: Path
 ) -> None:
     other = "opensearch" if engine.kind == "elasticsearch" else "elasticsearch"
-    args = eval_args(engine, rerank_server, "--data", str(make_slice(tmp_path)), "--engine", other)
+    args = eval_args(engine, scoring_server, "--data", str(make_slice(tmp_path)), "--engine", other)
     before = set(engine.client.indices.get(index="rerank-eval-*"))
     with pytest.raises(SystemExit) as stopped:
         run(args)
@@ -106,12 +106,12 @@ def test_an_engine_url_of_the_other_kind_is_one_line_before_indexing(
 
 @pytest.mark.live
 def test_eval_end_to_end_on_a_real_engine(
-    engine: Engine, rerank_server: BackgroundServer, tmp_path: Path
+    engine: Engine, scoring_server: BackgroundServer, tmp_path: Path
 ) -> None:
     folder = make_slice(tmp_path)
     args = eval_args(
         engine,
-        rerank_server,
+        scoring_server,
         *("--data", str(folder), "--depths", "5,10", "--stages", "bm25,knn,hybrid"),
         *("--latency-queries", "3", "--out", str(tmp_path / "out"), "--tune", "--folds", "3"),
     )
@@ -150,7 +150,7 @@ def test_eval_end_to_end_on_a_real_engine(
     assert {stage: t["recommended"] for stage, t in again["tuning"].items()} == {
         stage: t["recommended"] for stage, t in report["tuning"].items()
     }
-    apply_snippet(engine, rerank_server, report, tmp_path)
+    apply_snippet(engine, scoring_server, report, tmp_path)
     # Run again: the index is found and reused, not rebuilt.
     indices_before = set(engine.client.indices.get(index="rerank-eval-*"))
     run(args)
@@ -208,13 +208,13 @@ def test_long_documents_keep_each_answer_in_the_document_that_holds_it(tmp_path:
 
 @pytest.mark.live
 def test_eval_compares_head_truncation_with_chunking(
-    engine: Engine, rerank_server: BackgroundServer, tmp_path: Path
+    engine: Engine, scoring_server: BackgroundServer, tmp_path: Path
 ) -> None:
     folder = tmp_path / "xquad-en-long"
     build_long_documents(folder, paragraphs_per_document=3)
     args = eval_args(
         engine,
-        rerank_server,
+        scoring_server,
         *("--data", str(folder), "--depths", "5", "--stages", "bm25", "--max-queries", "10"),
         *("--latency-queries", "2", "--out", str(tmp_path / "out")),
         *("--chunking", "32:8", "--max-document-tokens", "64"),

@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 import yaml
 
-from rerank_connectors.bridge.config import load_config
-from rerank_connectors.evaluation.arguments import add_arguments
-from rerank_connectors.evaluation.beir import collection_name, load_collection
-from rerank_connectors.evaluation.cli import run
-from rerank_connectors.evaluation.records import RERANKED, QueryRecord
-from rerank_connectors.evaluation.report import stem
-from rerank_connectors.evaluation.runner import latency_summary
-from rerank_connectors.evaluation.tuning import (
+from rerank_bridge.bridge.config import load_config
+from rerank_bridge.devtools.local_engines import free_port
+from rerank_bridge.evaluation.arguments import add_arguments
+from rerank_bridge.evaluation.beir import collection_name, load_collection
+from rerank_bridge.evaluation.cli import run
+from rerank_bridge.evaluation.records import RERANKED, QueryRecord
+from rerank_bridge.evaluation.report import stem
+from rerank_bridge.evaluation.runner import latency_summary
+from rerank_bridge.evaluation.tuning import (
     GRID,
     bootstrap_interval,
     bridge_snippet,
@@ -31,7 +32,6 @@ from rerank_connectors.evaluation.tuning import (
     setting_of,
     tune,
 )
-from rerank_connectors.local_engines import free_port
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -175,6 +175,7 @@ def test_mistakes_found_before_anything_starts_are_one_line(tmp_path: Path) -> N
             parse("--data", str(DATA / "cmrc2018-trial"), "--reranker", f"127.0.0.1:{free_port()}"),
             "no scoring server answers there",
         ),
+        (parse("--data", str(DATA / "cmrc2018-trial")), "--engine-url: required"),
         (
             parse("--data", str(DATA / "cmrc2018-trial"), "--engine-url", f"http://127.0.0.1:{free_port()}"),
             "no engine answers there",
@@ -199,8 +200,8 @@ def test_a_snippet_is_yaml_the_bridge_reads() -> None:
 
 
 def test_rows_that_cannot_change_are_flagged_only_where_the_reranker_made_the_vectors() -> None:
-    from rerank_bridge_proto.v1 import rerank_pb2 as pb
-    from rerank_connectors.evaluation.runner import unchangeable
+    from rerank_bridge.evaluation.runner import unchangeable
+    from rerank_bridge.proto.v1 import rerank_pb2 as pb
 
     same = pb.ModelInfo(model_id="minilm", embed_model_id="minilm", kind="bi-encoder")
     assert "cannot change" in str(unchangeable("knn", same))

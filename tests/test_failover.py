@@ -17,8 +17,8 @@ from collections import Counter
 
 from server_process import launch, start, wait_serving
 
-from rerank_connectors.client import AsyncRerankClient, RerankClient
-from rerank_connectors.local_engines import free_port
+from rerank_bridge.devtools.local_engines import free_port
+from rerank_bridge.search.client import AsyncRerankClient, RerankClient
 
 DOCS = [("a", "the river"), ("b", "a city by the river"), ("c", "mountains")]
 EXPECTED = ["b", "a", "c"]

@@ -9,10 +9,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from conftest import start_server
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from rerank_server.app import BackgroundServer
-from rerank_server.config import ServerConfig
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
+from rerank_bridge.server.app import BackgroundServer
+from rerank_bridge.server.config import ServerConfig
 
 Stub = rerank_pb2_grpc.RerankerStub
 
@@ -189,7 +189,7 @@ def test_a_deadline_that_passes_in_the_queue_gives_deadline_exceeded() -> None:
 def test_a_request_id_that_is_not_a_clean_token_is_replaced_in_the_log(
     fake_stub: Stub, given: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level("INFO", logger="rerank_server.interceptor"):
+    with caplog.at_level("INFO", logger="rerank_bridge.server.interceptor"):
         fake_stub.Rerank(good_request(), timeout=10, metadata=[("x-request-id", given)])
         fake_stub.Rerank(good_request(), timeout=10, metadata=[("x-request-id", "trace-7")])
     lines = [record.getMessage() for record in caplog.records if "method=Rerank" in record.getMessage()]

@@ -12,9 +12,9 @@ import grpc
 import pytest
 
 from conftest import start_server
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from rerank_server.app import BackgroundServer
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
+from rerank_bridge.server.app import BackgroundServer
 
 WORDS = "protein cell river city search engine query passage energy mountain gene water history".split()
 

@@ -1,5 +1,5 @@
 """The scoring server through the gRPC tools users reach for, with the
-published descriptor set (proto/rerank_bridge_proto/v1/rerank.protoset):
+published descriptor set (proto/rerank_bridge/proto/v1/rerank.protoset):
 grpcurl lists, describes and calls it, and ghz runs a short load."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from live_fixtures import unavailable
 
 from conftest import start_server
-from rerank_server.app import BackgroundServer
+from rerank_bridge.server.app import BackgroundServer
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTOSET = ROOT / "proto" / "rerank_bridge_proto" / "v1" / "rerank.protoset"
+PROTOSET = ROOT / "proto" / "rerank_bridge" / "proto" / "v1" / "rerank.protoset"
 REQUEST = {
     "query": "river city",
     "documents": [{"id": "a", "text": "the river"}, {"id": "b", "text": "a city by the river"}],

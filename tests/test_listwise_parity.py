@@ -9,10 +9,10 @@ import pytest
 
 from conftest import small_pass_listwise
 from reference_listwise import ReferenceListwise
-from rerank_server.backends.base import run_plan
-from rerank_server.backends.listwise import ListwiseBackend
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, RerankOutcome, RerankRequest
+from rerank_bridge.server.backends.base import run_plan
+from rerank_bridge.server.backends.listwise import ListwiseBackend
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, RerankOutcome, RerankRequest
 
 TOLERANCE = 1e-4
 DOCS = [

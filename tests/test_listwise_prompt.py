@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reference_listwise import prompt as reference_prompt
-from rerank_server.backends.listwise import ListwiseBackend
-from rerank_server.backends.listwise_prompt import block_prompt, pack_blocks, strip_markers
-from rerank_server.devices import resolve_placement
+from rerank_bridge.server.backends.listwise import ListwiseBackend
+from rerank_bridge.server.backends.listwise_prompt import block_prompt, pack_blocks, strip_markers
+from rerank_bridge.server.devices import resolve_placement
 
 
 def test_prompt_matches_the_spec_template() -> None:

@@ -12,8 +12,10 @@ import pytest
 from live_fixtures import Corpus, Engine
 from search_checks import WINDOW, assert_reranked, first_stage, ids, knn_body, match
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_connectors import (
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools.local_engines import free_port
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.search import (
     HIT_KEY,
     AsyncRerankClient,
     AsyncRerankingSearch,
@@ -26,11 +28,9 @@ from rerank_connectors import (
     RerankRejected,
     RerankSettings,
     RerankUnavailable,
-    local_engines,
 )
-from rerank_connectors.local_engines import free_port
-from rerank_connectors.settings import ChunkingSettings
-from rerank_server.app import BackgroundServer
+from rerank_bridge.search.settings import ChunkingSettings
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 
@@ -270,12 +270,12 @@ def test_opensearch_rerank_ext_syntax(engine: Engine, reranker: RerankClient, qu
 
 
 def test_async_connector_matches_the_sync_one(
-    engine: Engine, search: RerankingSearch, rerank_server: BackgroundServer, query: str
+    engine: Engine, search: RerankingSearch, scoring_server: BackgroundServer, query: str
 ) -> None:
     async def scenario() -> dict[str, Any]:
         client = engine.async_client()
         try:
-            async with AsyncRerankClient(rerank_server.address, timeout=120) as reranker:
+            async with AsyncRerankClient(scoring_server.address, timeout=120) as reranker:
                 searcher = AsyncRerankingSearch(client, reranker)
                 return await searcher.search(
                     engine.index, match(query), rerank=settings(query), knn=KnnSearch(field="vector")

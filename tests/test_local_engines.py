@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from live_fixtures import unavailable
 
-from rerank_connectors import local_engines
+from rerank_bridge.devtools import local_engines
 
 pytestmark = pytest.mark.live
 LAUNCHER = Path(__file__).resolve().parent.parent / "tools" / "local_engines.py"

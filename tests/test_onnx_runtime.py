@@ -11,16 +11,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from rerank_bridge_proto.v1 import rerank_pb2 as pb
-from rerank_bridge_proto.v1 import rerank_pb2_grpc
-from rerank_server.backends import onnx_export
-from rerank_server.backends.base import run_plan
-from rerank_server.backends.bi_encoder import BiEncoderBackend
-from rerank_server.backends.registry import load_backend
-from rerank_server.backends.torch_pointwise import load_bi_encoder
-from rerank_server.config import ServerConfig
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, RerankRequest
+from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.proto.v1 import rerank_pb2_grpc
+from rerank_bridge.server.backends import onnx_export
+from rerank_bridge.server.backends.base import run_plan
+from rerank_bridge.server.backends.bi_encoder import BiEncoderBackend
+from rerank_bridge.server.backends.registry import load_backend
+from rerank_bridge.server.backends.torch_pointwise import load_bi_encoder
+from rerank_bridge.server.config import ServerConfig
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, RerankRequest
 
 pytestmark = pytest.mark.slow
 

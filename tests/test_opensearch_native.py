@@ -20,10 +20,17 @@ from command_extras import run_alone
 from live_fixtures import Corpus, Engine, EngineAt, indexed_corpus, running_engine
 from search_checks import WINDOW, assert_ordered_by_reranker, first_stage, ids, match
 
-from rerank_connectors import Hybrid, KnnSearch, RequestError, RerankClient, RerankingSearch, RerankSettings
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_connectors.local_engines import NEURAL_RELEASE
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.devtools.local_engines import NEURAL_RELEASE
+from rerank_bridge.search import (
+    Hybrid,
+    KnnSearch,
+    RequestError,
+    RerankClient,
+    RerankingSearch,
+    RerankSettings,
+)
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 KEY, ROTATED_KEY = "native-rerank-key", "rotated-rerank-key"
@@ -72,9 +79,9 @@ def neural_engine(corpus: Corpus) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def bridge(neural_engine: Engine, rerank_server: BackgroundServer) -> Iterator[RunningBridge]:
+def bridge(neural_engine: Engine, scoring_server: BackgroundServer) -> Iterator[RunningBridge]:
     keys = frozenset({KEY, ROTATED_KEY})
-    config = BridgeConfig(engine_url=neural_engine.url, reranker=rerank_server.address, api_keys=keys)
+    config = BridgeConfig(engine_url=neural_engine.url, reranker=scoring_server.address, api_keys=keys)
     with RunningBridge(config) as running:
         yield running
 
@@ -135,11 +142,11 @@ def test_query_text_with_quotes_backslashes_and_non_ascii_reaches_the_model_inta
 
 
 def test_with_the_bridge_down_the_search_fails_and_ignore_failure_keeps_the_first_stage(
-    first_wirings: list[Wire], neural_engine: Engine, rerank_server: BackgroundServer, corpus: Corpus
+    first_wirings: list[Wire], neural_engine: Engine, scoring_server: BackgroundServer, corpus: Corpus
 ) -> None:
     query = str(corpus.queries[7]["text"])
     config = BridgeConfig(
-        engine_url=neural_engine.url, reranker=rerank_server.address, api_keys=frozenset({KEY})
+        engine_url=neural_engine.url, reranker=scoring_server.address, api_keys=frozenset({KEY})
     )
     with RunningBridge(config) as doomed:
         for name, extra in (("strict", ()), ("lenient", ("--ignore-failure",))):

@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rerank_server.backends.base import run_plan
-from rerank_server.backends.bi_encoder import BiEncoderBackend
-from rerank_server.backends.cross_encoder import CrossEncoderBackend
-from rerank_server.backends.encodings import run_by_length
-from rerank_server.backends.registry import builtin_minilm_folder, detect_kind
-from rerank_server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, EmbedRequest, RerankRequest
+from rerank_bridge.server.backends.base import run_plan
+from rerank_bridge.server.backends.bi_encoder import BiEncoderBackend
+from rerank_bridge.server.backends.cross_encoder import CrossEncoderBackend
+from rerank_bridge.server.backends.encodings import run_by_length
+from rerank_bridge.server.backends.registry import builtin_minilm_folder, detect_kind
+from rerank_bridge.server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, EmbedRequest, RerankRequest
 
 QUERY = "how do proteins fold"
 DOCS = [

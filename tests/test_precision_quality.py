@@ -15,13 +15,13 @@ import ir_measures
 import pytest
 from ir_measures import nDCG
 
-from rerank_connectors.evaluation import records
-from rerank_connectors.evaluation.beir import load_collection
-from rerank_server.backends.base import Backend, run_plan
-from rerank_server.backends.listwise import ListwiseBackend
-from rerank_server.backends.torch_pointwise import load_bi_encoder
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, RerankRequest
+from rerank_bridge.evaluation import records
+from rerank_bridge.evaluation.beir import load_collection
+from rerank_bridge.server.backends.base import Backend, run_plan
+from rerank_bridge.server.backends.listwise import ListwiseBackend
+from rerank_bridge.server.backends.torch_pointwise import load_bi_encoder
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, RerankRequest
 
 pytestmark = pytest.mark.slow
 

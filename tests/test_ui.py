@@ -15,8 +15,8 @@ import pytest
 from bridge_runner import RunningBridge
 from live_fixtures import Corpus, Engine, unavailable
 
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
 CHROMIUM_FLAGS = [
@@ -42,8 +42,8 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def bridge(engine: Engine, rerank_server: BackgroundServer) -> Iterator[RunningBridge]:
-    with RunningBridge(BridgeConfig(engine_url=engine.url, reranker=rerank_server.address)) as running:
+def bridge(engine: Engine, scoring_server: BackgroundServer) -> Iterator[RunningBridge]:
+    with RunningBridge(BridgeConfig(engine_url=engine.url, reranker=scoring_server.address)) as running:
         yield running
 
 

@@ -23,12 +23,12 @@ from bridge_runner import RunningBridge
 from command_extras import run_alone
 from live_fixtures import ROOT, EngineAt
 
-from rerank_connectors.bridge.config import BridgeConfig
-from rerank_connectors.wiring import opensearch
-from rerank_connectors.wiring.elasticsearch import DEFINITION_HEADER, endpoint_definition
-from rerank_connectors.wiring.endpoints import Bridge, Report
-from rerank_connectors.wiring.engine_http import WiringError
-from rerank_server.app import BackgroundServer
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.server.app import BackgroundServer
+from rerank_bridge.wiring import opensearch
+from rerank_bridge.wiring.elasticsearch import DEFINITION_HEADER, endpoint_definition
+from rerank_bridge.wiring.endpoints import Bridge, Report
+from rerank_bridge.wiring.engine_http import WiringError
 
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 # inference.put_custom's body for the rerank task: every key the specification

@@ -19,10 +19,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rerank_connectors import HIT_KEY, RerankClient, RerankingSearch, RerankSettings, local_engines
-from rerank_connectors.dialects import bulk_helper, engine_client
-from rerank_server.app import BackgroundServer
-from rerank_server.config import ServerConfig
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.search import HIT_KEY, RerankClient, RerankingSearch, RerankSettings
+from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.server.app import BackgroundServer
+from rerank_bridge.server.config import ServerConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 INDEX = "scifact-demo"

@@ -30,7 +30,7 @@ from testcontainers.core.config import testcontainers_config
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
-from rerank_connectors import local_engines
+from rerank_bridge.devtools import local_engines
 
 HEAP = "384m"
 HTTP, TRANSPORT = 9200, 9300

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rerank_connectors.evaluation.tuning import setting_name
+from rerank_bridge.evaluation.tuning import setting_name
 
 
 def cell(summary: dict[str, Any]) -> str:
@@ -34,9 +34,9 @@ def verdict(tuned: dict[str, Any]) -> str:
 def fixed_settings(reports: list[dict[str, Any]], data: Path) -> None:
     """Each setting of the tuning grid applied to every collection alike (one engine's
     records: the engines agree on these windows), macro nDCG@10 and the worst loss."""
-    from rerank_connectors.evaluation import records
-    from rerank_connectors.evaluation.beir import load_collection
-    from rerank_connectors.evaluation.tuning import GRID, describe, per_query_ndcg
+    from rerank_bridge.evaluation import records
+    from rerank_bridge.evaluation.beir import load_collection
+    from rerank_bridge.evaluation.tuning import GRID, describe, per_query_ndcg
 
     means: dict[tuple[str, int], list[float]] = {}
     for report in reports:

@@ -1,6 +1,6 @@
-"""Command-line entry to rerank_connectors.local_engines (fetch or start an engine node)."""
+"""Command-line entry to rerank_bridge.devtools.local_engines (fetch or start an engine node)."""
 
-from rerank_connectors.local_engines import main
+from rerank_bridge.devtools.local_engines import main
 
 if __name__ == "__main__":
     main()

@@ -39,8 +39,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rerank_connectors import local_engines
-from rerank_server import __version__
+from rerank_bridge.devtools import local_engines
+from rerank_bridge.server import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = ROOT / "docker" / "offline"
@@ -68,7 +68,7 @@ JDK_TOOLS = re.compile(
 
 
 # The files docker/Dockerfile's `code` stage copies into the project's images.
-SOURCE = ("pyproject.toml", "README.md", "proto", "server", "connectors")
+SOURCE = ("pyproject.toml", "README.md", "proto", "server", "connectors", "tools/rerank_bridge")
 SOURCE_LABEL = "rerank-bridge.source-digest"
 
 

@@ -1,0 +1,290 @@
+"""`_search` and `_msearch`: which searches the bridge reranks, and running them.
+
+A search is reranked when its body asks for it (see request_forms) or its
+index is configured under `indices:`. A configured index still passes a
+search through untouched, counted and logged with the reason, when there is
+nothing for a reranker to do: a cursor (scroll, search_after, pit), an
+explicit sort, `size: 0`, the engine's own retriever, or no full-text clause
+to take the query text from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from rerank_bridge.bridge import cursors, passthrough
+from rerank_bridge.bridge.bodies import MediaType, dumps, json_object, ndjson_lines
+from rerank_bridge.bridge.boundary import Refused, index_expression
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.bridge.exchange import Exchange
+from rerank_bridge.bridge.filter_path import filter_path
+from rerank_bridge.bridge.formats import from_engine, relay
+from rerank_bridge.bridge.metrics import SEARCHES, STAGE_SECONDS
+from rerank_bridge.bridge.middleware import OUTCOME
+from rerank_bridge.bridge.search_params import flag, reranked_params
+from rerank_bridge.bridge.upstream import Call, EngineThroughBridge, Reply, add_returned
+from rerank_bridge.search.connector import AsyncRerankingSearch
+from rerank_bridge.search.errors import RequestError, RerankBridgeError
+from rerank_bridge.search.pipeline import SUMMARY_KEY
+from rerank_bridge.search.request_forms import CURSORS, has_rerank_form, infer_query_text
+from rerank_bridge.search.settings import RerankSettings, StrictForm, validated
+
+
+@dataclass(frozen=True)
+class Plan:
+    settings: RerankSettings | None  # None: the engine answers it as it is
+    # Why it passes through (metrics and the log line); a reranked search's
+    # outcome is known once it ran.
+    passes: str = ""
+
+
+def _by_score(sort: Any) -> bool:
+    """Whether a sort is relevance only (`"_score"`, `{"_score": "desc"}`, or a list of those)."""
+    if isinstance(sort, list):
+        return all(_by_score(part) for part in sort)
+    return sort == "_score" or (isinstance(sort, dict) and list(sort) == ["_score"])
+
+
+def _why_not_rerank(body: dict[str, Any], params: dict[str, str], settings: RerankSettings) -> str | None:
+    if "scroll" in params or any(cursor in body for cursor in CURSORS):
+        return "cursor"
+    if "retriever" in body:
+        return "engine_retriever"
+    if "sort" in params or not _by_score(body.get("sort", "_score")):
+        return "sorted"
+    if params.get("size", body.get("size")) in (0, "0"):
+        return "size_0"
+    query = {"query_string": {"query": params["q"]}} if "q" in params else body.get("query")
+    if not settings.query_text and infer_query_text(query) is None:
+        return "no_query_text"
+    return None
+
+
+def plan_search(config: BridgeConfig, index: str, body: dict[str, Any], params: dict[str, str]) -> Plan:
+    configured = config.rerank_for(index)
+    if has_rerank_form(body):
+        return Plan(configured or RerankSettings())
+    if configured is None:
+        return Plan(None, "pass_through")
+    reason = _why_not_rerank(body, params, configured)
+    return Plan(None, f"not_reranked_{reason}") if reason else Plan(configured)
+
+
+def _record(ex: Exchange, outcome: str) -> None:
+    """Counted in rerank_bridge_searches_total and written in the request's log line."""
+    SEARCHES.labels(outcome).inc()
+    ex.request.setdefault(OUTCOME, []).append(outcome)
+
+
+async def rerank_search(
+    ex: Exchange,
+    index: str,
+    body: dict[str, Any],
+    settings: RerankSettings,
+    first_stage: dict[str, str],
+    media: MediaType,
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """One reranked search through the connector, its first stage through the forwarder."""
+    started = time.perf_counter()
+    engine = EngineThroughBridge(ex.state.upstream, ex.reading_headers(media), first_stage, media)
+    searcher = AsyncRerankingSearch(engine, ex.state.reranker, dialect=ex.state.dialect)
+    response = await searcher.search(index, body, rerank=settings, request_id=ex.request_id)
+    summary = response[SUMMARY_KEY]
+    for stage, ms in summary.get("took_ms", {}).items():
+        STAGE_SECONDS.labels(stage).observe(ms / 1e3)
+    STAGE_SECONDS.labels("total").observe(time.perf_counter() - started)
+    _record(ex, "reranked" if summary["reranked"] else "fail_open" if "error" in summary else "no_text")
+    return response, engine.returned
+
+
+async def search(ex: Exchange) -> web.StreamResponse:
+    raw, media = await ex.read_body()
+    body = json_object(raw, "body", ex.config.limits.max_json_depth)
+    ex.check_body(body)
+    index = await ex.indices(ex.route.index, ex.target.params.get("expand_wildcards"))
+    plan = plan_search(ex.config, ex.route.index, body or {}, dict(ex.target.params))
+    if plan.settings is None:
+        _record(ex, plan.passes)
+        return await passthrough.search(ex, index, body, media)
+    wanted = ex.answer_format
+    params = reranked_params(ex.target.params, ex.target.path)
+    response, returned = await rerank_search(
+        ex, index, params.apply(body), plan.settings, params.first_stage, media
+    )
+    if params.filter_path is not None:
+        response = filter_path(response, params.filter_path)
+    return wanted.render(response, pretty=params.pretty, headers=returned)
+
+
+class MsearchHeader(StrictForm):
+    """One search's header line: where it runs and the engine options it carries."""
+
+    index: str | list[str] | None = None
+    search_type: str | None = None
+    preference: str | None = None
+    routing: str | None = None
+    request_cache: bool | None = None
+    allow_no_indices: bool | None = None
+    expand_wildcards: str | list[str] | None = None
+    ignore_unavailable: bool | None = None
+    ignore_throttled: bool | None = None
+    allow_partial_search_results: bool | None = None
+    ccs_minimize_roundtrips: bool | None = None
+
+    def engine_params(self) -> dict[str, str]:
+        """The options as the URL parameters of a single search."""
+        return {name: _url_value(value) for name, value in self if name != "index" and value is not None}
+
+
+def _url_value(value: bool | str | list[str]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return ",".join(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class MsearchItem:
+    header: MsearchHeader
+    body: dict[str, Any]
+    index: str
+    plan: Plan
+    # Set where a scoped key's search names an index outside its scope: that search
+    # alone is answered with the error, as the engines' security answers per search.
+    refused: Refused | None = None
+    # The keep-alive of the caller's point in time this search names, if it names one.
+    pit_keep_alive: float | None = None
+
+
+# msearch URL parameters that also act on a reranked search's first stage.
+MSEARCH_FIRST_STAGE = (
+    "ccs_minimize_roundtrips",
+    "error_trace",
+    "human",
+    "max_concurrent_shard_requests",
+    "pre_filter_shard_size",
+    "rest_total_hits_as_int",
+    "search_type",
+    "typed_keys",
+)
+
+
+async def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
+    if len(lines) % 2:
+        raise RequestError("body", "msearch needs a header line and a body line for each search")
+    count, limit = len(lines) // 2, ex.config.limits.max_msearch_searches
+    if count == 0:
+        raise RequestError("body", "msearch holds no search")
+    if count > limit:
+        raise RequestError("body", f"msearch holds {count} searches; the bridge's limit is {limit}")
+    items = []
+    for i in range(count):
+        where = f"searches[{i}]"
+        header = validated(MsearchHeader, lines[2 * i], f"{where}.header")
+        body = lines[2 * i + 1]
+        if not isinstance(body, dict):
+            raise RequestError(f"{where}.body", f"must be a JSON object, got {type(body).__name__}")
+        ex.check_body(body, f"{where}.body")
+        pit_keep_alive = cursors.checked_pit(ex, body)
+        named = ",".join(header.index) if isinstance(header.index, list) else header.index
+        index = index_expression(named, f"{where}.header.index") if named else ex.route.index
+        plan = plan_search(ex.config, index, body, {})
+        wildcards = _url_value(header.expand_wildcards) if header.expand_wildcards is not None else None
+        try:
+            scoped = await ex.indices(index, wildcards, f"{where}.header.index")
+        except Refused as refusal:
+            items.append(MsearchItem(header, body, index, plan, refusal, pit_keep_alive))
+            continue
+        if scoped != index:
+            header = header.model_copy(update={"index": scoped})
+        items.append(MsearchItem(header, body, scoped, plan, None, pit_keep_alive))
+    return items
+
+
+async def _engine_msearch(
+    ex: Exchange, items: list[MsearchItem], params: dict[str, str], media: MediaType, reading: bool
+) -> Reply:
+    lines = [dumps(line) for item in items for line in (item.header.model_dump(exclude_none=True), item.body)]
+    # A scoped key's searches each name their checked indices (_items), so the URL names none.
+    segments = ("_msearch",) if ex.scope is not None else ex.target.segments
+    call = Call(ex.method, segments, params, b"\n".join(lines) + b"\n", media.header(True))
+    headers = ex.reading_headers(media) if reading else ex.headers
+    return await ex.state.upstream.send(call, headers, ex.content_encoding)
+
+
+async def _reranked_item(
+    ex: Exchange, item: MsearchItem, first_stage: dict[str, str], media: MediaType
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    assert item.plan.settings is not None
+    try:
+        params = {**first_stage, **item.header.engine_params()}
+        response, returned = await rerank_search(ex, item.index, item.body, item.plan.settings, params, media)
+    except RerankBridgeError as error:
+        return _failed(error), []
+    return {**response, "status": 200}, returned
+
+
+def _failed(error: RerankBridgeError) -> dict[str, Any]:
+    """One search of an msearch answered with an error, as the engine writes it."""
+    return {**error.error_body(), "status": error.status}
+
+
+def _renew_points_in_time(ex: Exchange, items: list[MsearchItem], responses: list[Any]) -> None:
+    """The ids the engine handed back for the caller's points in time, remembered."""
+    for item, response in zip(items, responses, strict=True):
+        new_id = response.get("pit_id") if isinstance(response, dict) else None
+        if item.pit_keep_alive is not None and isinstance(new_id, str):
+            ex.state.points_in_time.renewed(item.body["pit"]["id"], new_id, ex.owner, item.pit_keep_alive)
+
+
+async def msearch(ex: Exchange) -> web.StreamResponse:
+    started = time.perf_counter()
+    raw, media = await ex.read_body(ndjson_allowed=True)
+    items = await _items(ex, ndjson_lines(raw, ex.config.limits.max_json_depth))
+    for item in items:
+        if item.plan.settings is None and item.refused is None:
+            _record(ex, item.plan.passes)
+    params = passthrough.engine_params(ex.target)
+    refused = [i for i, item in enumerate(items) if item.refused is not None]
+    reranked = [i for i, item in enumerate(items) if item.plan.settings is not None and i not in refused]
+    if not reranked and not refused:
+        if not any(item.pit_keep_alive is not None for item in items):
+            return from_engine(await _engine_msearch(ex, items, params, media, reading=False))
+        # Read, for the points in time the engine may have given new ids; relayed as it came.
+        reply = await _engine_msearch(ex, items, ex.params_for_reading(params), media, reading=True)
+        if reply.status == 200:
+            _renew_points_in_time(ex, items, reply.document()["responses"])
+        return relay(reply, ex.answer_format)
+    # Mixed: the bridge builds the answer, so it applies filter_path, pretty and format itself.
+    wanted = ex.answer_format
+    shape = {name: params.pop(name) for name in ("filter_path", "pretty", "format") if name in params}
+    answers: list[Any] = [None] * len(items)
+    for i in refused:
+        error = items[i].refused
+        assert error is not None
+        answers[i] = _failed(error)
+    returned: list[tuple[str, str]] = []
+    passed = [i for i in range(len(items)) if i not in reranked and i not in refused]
+    if passed:
+        reply = await _engine_msearch(ex, [items[i] for i in passed], params, media, reading=True)
+        if reply.status != 200:
+            return from_engine(reply)
+        add_returned(returned, reply.headers)
+        responses = reply.document()["responses"]
+        _renew_points_in_time(ex, [items[i] for i in passed], responses)
+        for i, response in zip(passed, responses, strict=True):
+            answers[i] = response
+    first_stage = {name: params[name] for name in MSEARCH_FIRST_STAGE if name in params}
+    results = await asyncio.gather(*(_reranked_item(ex, items[i], first_stage, media) for i in reranked))
+    for i, (result, headers) in zip(reranked, results, strict=True):
+        answers[i] = result
+        add_returned(returned, headers)
+    document: dict[str, Any] = {"took": round((time.perf_counter() - started) * 1e3), "responses": answers}
+    if "filter_path" in shape:
+        document = filter_path(document, shape["filter_path"])
+    pretty = "pretty" in shape and flag(shape["pretty"], "pretty")
+    return wanted.render(document, pretty=pretty, headers=returned)

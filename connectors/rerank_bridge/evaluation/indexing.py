@@ -1,0 +1,106 @@
+"""Indexing a collection for evaluation: BM25 text fields and a vector field
+filled by the scoring server's Embed. An index whose name carries the
+fingerprint of the corpus and of the embedding model is reused as it is."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from tqdm import tqdm
+
+from rerank_bridge.evaluation.beir import Collection
+from rerank_bridge.evaluation.cache import JsonCache, model_key
+from rerank_bridge.search.client import RerankClient
+from rerank_bridge.search.dialects import bulk_helper, dialect_of
+
+EMBED_BATCH = 128
+
+
+def index_mapping(engine: Any, dimensions: int, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Text fields (title and text, or the `properties` given), and a cosine HNSW
+    `vector` field in the syntax of the engine behind the client (the Lucene engine
+    on OpenSearch: the Maven build of k-NN has no native libraries)."""
+    kind = dialect_of(engine).name
+    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
+    if kind == "opensearch" and int(engine.info()["version"]["number"].split(".")[0]) >= 3:
+        # k-NN 3.x rebuilds vectors into _source from doc values ("derived source").
+        # On 3.5 one scroll over such an index breaks every later search there that
+        # fetches _source (503, all shards failed): keep the vectors in _source.
+        settings["index.knn.derived_source.enabled"] = False
+    if kind == "elasticsearch":
+        vector: dict[str, Any] = {
+            "type": "dense_vector",
+            "dims": dimensions,
+            "index": True,
+            "similarity": "cosine",
+        }
+    else:
+        settings["index.knn"] = True
+        method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
+        vector = {"type": "knn_vector", "dimension": dimensions, "method": method}
+    fields = properties if properties is not None else {"title": {"type": "text"}, "text": {"type": "text"}}
+    return {"settings": settings, "mappings": {"properties": {**fields, "vector": vector}}}
+
+
+def index_name(collection: Collection, embed_model: str) -> str:
+    digest = hashlib.sha256(embed_model.encode())
+    for doc_id in sorted(collection.corpus):
+        digest.update(doc_id.encode())
+        digest.update(collection.passage(doc_id).encode())
+    slug = re.sub(r"[^a-z0-9]+", "-", collection.name.lower()).strip("-")[-40:].strip("-")
+    return f"rerank-eval-{slug}-{digest.hexdigest()[:12]}"
+
+
+def ensure_index(engine: Any, kind: str, collection: Collection, reranker: RerankClient) -> str:
+    info = reranker.model_info()
+    if not info.embed_model_id:
+        raise RuntimeError("the scoring server serves no Embed model: start it with --embed-model")
+    # A server on int8 embeds with int8 too: its vectors get an index of their own.
+    name = index_name(collection, model_key(info.embed_model_id, info))
+    if engine.indices.exists(index=name):
+        count = engine.count(index=name)["count"]
+        if count == len(collection.corpus):
+            return name  # same corpus, same model: reuse
+        engine.indices.delete(index=name)
+    engine.indices.create(index=name, body=index_mapping(engine, info.embed_dimensions))
+    ids = list(collection.corpus)
+    vectors = embed_corpus(collection, ids, reranker, JsonCache("vectors", name))
+    bulk = bulk_helper(kind)
+    for start in range(0, len(ids), 500):
+        actions = [
+            {"_index": name, "_id": doc_id, "_source": _source(collection, doc_id, vector)}
+            for doc_id, vector in zip(ids[start : start + 500], vectors[start : start + 500], strict=True)
+        ]
+        bulk(engine, actions)
+    engine.indices.refresh(index=name)
+    return name
+
+
+def _source(collection: Collection, doc_id: str, vector: list[float] | None) -> dict[str, Any]:
+    """A document without text (Cranfield has two) is indexed without a vector:
+    BM25 and kNN simply never find it, and it stays in the corpus count."""
+    source: dict[str, Any] = dict(collection.corpus[doc_id])
+    if vector is not None:
+        source["vector"] = vector
+    return source
+
+
+def embed_corpus(
+    collection: Collection, ids: list[str], reranker: RerankClient, cache: JsonCache
+) -> list[Any]:
+    """Every passage's vector (None for an empty passage), cached per corpus and model."""
+    cached = cache.load()
+    if cached is not None and len(cached) == len(ids):
+        return list(cached)
+    vectors: list[Any] = []
+    with tqdm(total=len(ids), desc=f"embedding {collection.name}", unit="doc") as bar:
+        for start in range(0, len(ids), EMBED_BATCH):
+            batch = ids[start : start + EMBED_BATCH]
+            texts = [collection.passage(doc_id) for doc_id in batch]
+            present = iter(reranker.embed([t for t in texts if t.strip()], timeout=600))
+            vectors.extend(next(present) if text.strip() else None for text in texts)
+            bar.update(len(batch))
+    cache.save(vectors)
+    return vectors

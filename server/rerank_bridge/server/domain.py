@@ -1,0 +1,100 @@
+"""Transport-free request and result types shared by validation, backends and the scheduler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+
+
+# How a document's score comes from its chunks' (rerank_bridge/server/chunking.py says why these two).
+AGGREGATIONS = ("max", "mean")
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """Token windows of `size` tokens, neighbours sharing `overlap`, at most
+    `max_chunks` per document; a document scores as `aggregation` of its chunks."""
+
+    size: int
+    overlap: int
+    aggregation: str  # "max" or "mean"
+    max_chunks: int
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    query: str
+    documents: tuple[Document, ...]
+    top_n: int | None
+    instruction: str
+    max_query_tokens: int
+    max_document_tokens: int
+    return_embeddings: bool = False
+    chunking: Chunking | None = None
+    return_passages: bool = False
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    texts: tuple[str, ...]
+    max_tokens: int
+
+
+@dataclass
+class Usage:
+    query_tokens: int = 0
+    document_tokens: int = 0
+    total_tokens: int = 0
+    truncated_documents: int = 0
+    sequences: int = 0
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class Passage:
+    """[start, end) in code points of the document's text, and that span's score."""
+
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class ScoredDocument:
+    index: int
+    id: str
+    score: float
+    truncated: bool = False
+    embedding: tuple[float, ...] | None = None
+    passage: Passage | None = None
+
+
+@dataclass
+class RerankOutcome:
+    """Scores for every document, in input order (ranking is a separate step)."""
+
+    scored: list[ScoredDocument]
+    usage: Usage
+    query_embedding: tuple[float, ...] | None = None
+
+    def ranked(self, top_n: int | None) -> list[ScoredDocument]:
+        """Best first; equal scores keep input order (sorted() is stable)."""
+        ordered = sorted(self.scored, key=lambda doc: -doc.score)
+        return ordered if top_n is None else ordered[:top_n]
+
+
+@dataclass
+class EmbedOutcome:
+    vectors: list[tuple[float, ...]]
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True)
+class Timings:
+    queue_ms: float
+    compute_ms: float

@@ -1,0 +1,45 @@
+"""`rerank-bridge export`: a cross-encoder or bi-encoder written as an exported ONNX
+folder (backends/onnx_bundle.py), which `rerank-bridge serve` runs without torch.
+
+    rerank-bridge export --model builtin:all-MiniLM-L6-v2 --dtype int8 --out /models/minilm-int8
+
+The flags come from here without importing anything heavy; torch, transformers
+and ONNX's exporter are imported when it runs (the [server,onnx] extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rerank_bridge.server.config import BUILTIN_MINILM, ServerConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", default=BUILTIN_MINILM, help=f"the model folder to export (default {BUILTIN_MINILM})"
+    )
+    parser.add_argument(
+        "--kind", default="auto", choices=["auto", "cross-encoder", "bi-encoder"], help="as serve's --kind"
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "int8"],
+        help="precision of the graph (int8: ONNX Runtime's dynamic quantisation, per channel)",
+    )
+    parser.add_argument("--model-name", default="", help="name it is served under (default: the folder's)")
+    parser.add_argument("--out", type=Path, required=True, help="a new or empty folder to write")
+
+
+def run(args: argparse.Namespace) -> None:
+    from rerank_bridge.server.backends import onnx_bundle
+    from rerank_bridge.server.backends.registry import load_backend
+
+    config = ServerConfig(
+        model=args.model, kind=args.kind, runtime="onnx", dtype=args.dtype, model_name=args.model_name
+    )
+    manifest = onnx_bundle.write(load_backend(config), args.out)
+    print(json.dumps({"exported": str(args.out), **manifest}, indent=2), file=sys.stdout)

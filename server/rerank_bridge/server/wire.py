@@ -1,0 +1,62 @@
+"""Domain results to rerank.v1 messages."""
+
+from __future__ import annotations
+
+from rerank_bridge.proto.v1 import rerank_pb2
+from rerank_bridge.server.domain import EmbedOutcome, Passage, RerankOutcome, Timings, Usage
+
+
+def usage_message(usage: Usage) -> rerank_pb2.Usage:
+    return rerank_pb2.Usage(
+        query_tokens=usage.query_tokens,
+        document_tokens=usage.document_tokens,
+        total_tokens=usage.total_tokens,
+        truncated_documents=usage.truncated_documents,
+        sequences=usage.sequences,
+        chunks=usage.chunks,
+    )
+
+
+def _passage(passage: Passage | None) -> rerank_pb2.Passage | None:
+    if passage is None:
+        return None
+    return rerank_pb2.Passage(start=passage.start, end=passage.end, score=passage.score)
+
+
+def timings_message(timings: Timings, total_ms: float) -> rerank_pb2.Timings:
+    return rerank_pb2.Timings(queue_ms=timings.queue_ms, compute_ms=timings.compute_ms, total_ms=total_ms)
+
+
+def rerank_response(
+    outcome: RerankOutcome, top_n: int | None, timings: Timings, total_ms: float, model: str
+) -> rerank_pb2.RerankResponse:
+    results = [
+        rerank_pb2.RerankResult(
+            index=doc.index,
+            id=doc.id,
+            score=doc.score,
+            truncated=doc.truncated,
+            embedding=doc.embedding or (),
+            best_passage=_passage(doc.passage),
+        )
+        for doc in outcome.ranked(top_n)
+    ]
+    return rerank_pb2.RerankResponse(
+        results=results,
+        usage=usage_message(outcome.usage),
+        timings=timings_message(timings, total_ms),
+        model=model,
+        query_embedding=outcome.query_embedding or (),
+    )
+
+
+def embed_response(
+    outcome: EmbedOutcome, timings: Timings, total_ms: float, model: str
+) -> rerank_pb2.EmbedResponse:
+    return rerank_pb2.EmbedResponse(
+        embeddings=[rerank_pb2.Embedding(values=v) for v in outcome.vectors],
+        dimensions=len(outcome.vectors[0]) if outcome.vectors else 0,
+        usage=usage_message(outcome.usage),
+        timings=timings_message(timings, total_ms),
+        model=model,
+    )
