@@ -30,7 +30,7 @@ from rerank_bridge.search import (
     RerankingSearch,
     RerankSettings,
 )
-from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.search.dialects import DIALECTS
 from server_throughput import start_server
 from workload import progress
 
@@ -86,7 +86,7 @@ def index_corpus(
 def measure(
     kind: str, url: str, address: str, queries: list[str], docs: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    client, bulk = engine_client(kind, url), bulk_helper(kind)
+    client, bulk = DIALECTS[kind].client(url), DIALECTS[kind].bulk_helper()
     reranker = TimedRerankClient(address)
     index = index_corpus(kind, client, bulk, reranker, docs)
     engine_time = [0.0]

@@ -30,7 +30,7 @@ from typing import Any
 from rerank_bridge.devtools import local_engines
 from rerank_bridge.evaluation.indexing import index_mapping
 from rerank_bridge.search import RerankClient, RerankingSearch, RerankSettings
-from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.search.dialects import DIALECTS
 from workload import progress, start_server
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"
@@ -78,7 +78,7 @@ def index(client: Any, reranker: RerankClient, docs: list[dict[str, Any]]) -> No
     dims = reranker.model_info().embed_dimensions
     client.indices.create(index=INDEX, body=index_mapping(client, dims, {"text": {"type": "text"}}))
     actions = [{"_index": INDEX, "_id": d["_id"], "_source": {"text": d["text"]}} for d in docs]
-    bulk_helper("opensearch")(client, actions, refresh=True)
+    DIALECTS["opensearch"].bulk_helper()(client, actions, refresh=True)
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -92,8 +92,8 @@ def summary(samples: list[float]) -> dict[str, float]:
 def measure(
     engine_url: str, bridge_url: str, address: str, queries: list[str], window: int
 ) -> dict[str, Any]:
-    client = engine_client("opensearch", engine_url)
-    through = engine_client("opensearch", bridge_url)  # the same client, pointed at the bridge
+    client = DIALECTS["opensearch"].client(engine_url)
+    through = DIALECTS["opensearch"].client(bridge_url)  # the same client, pointed at the bridge
     reranker = RerankClient(address)
     search = RerankingSearch(client, reranker)
 
@@ -162,7 +162,7 @@ def main() -> None:
             bridge_process, bridge_url = start_bridge(node.url, address)
             wire(node.url, bridge_url)
             with RerankClient(address) as reranker:
-                index(engine_client("opensearch", node.url), reranker, docs)
+                index(DIALECTS["opensearch"].client(node.url), reranker, docs)
             results = measure(node.url, bridge_url, address, queries, args.window)
     finally:
         if bridge_process is not None:

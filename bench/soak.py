@@ -62,7 +62,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rerank_bridge.devtools import local_engines
-from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.config import BUILTIN_MINILM
 from workload import progress, start_server, summarise
 
@@ -102,14 +102,14 @@ class Corpus:
 def prepare_engine(url: str, kind: str, window: int, shards: int = 1, replicas: int = 0) -> Corpus:
     """Indexes the passages; returns the questions, each one's window as the engine ranks
     it, and which shard holds each passage."""
-    client = engine_client(kind, url)
+    client = DIALECTS[kind].client(url)
     if client.indices.exists(index=INDEX):
         client.indices.delete(index=INDEX)
     settings = {"number_of_shards": shards, "number_of_replicas": replicas}
     body = {"settings": settings, "mappings": {"properties": {"text": {"type": "text"}}}}
     client.indices.create(index=INDEX, body=body)
     docs = read_jsonl(DATA / "corpus.jsonl")
-    bulk_helper(kind)(
+    DIALECTS[kind].bulk_helper()(
         client, ({"_index": INDEX, "_id": d["_id"], "text": d["text"]} for d in docs), refresh=True
     )
     wanted = "green" if replicas else "yellow"  # the REST call: opensearch-py reads timeout= as its own

@@ -33,7 +33,7 @@ import pytest
 from rerank_bridge.devtools import local_engines
 from rerank_bridge.evaluation.indexing import index_mapping
 from rerank_bridge.search import RerankClient
-from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.config import ServerConfig
 
@@ -208,7 +208,7 @@ def engine(engine_url: EngineAt, corpus: Corpus) -> Iterator[Engine]:
 def indexed_corpus(at: EngineAt, corpus: Corpus, shards: int = 1, replicas: int = 0) -> Iterator[Engine]:
     """A fresh index of the corpus (text, language, article, vector), deleted afterwards."""
     kind, url = at.kind, at.url
-    client = engine_client(kind, url)
+    client = DIALECTS[kind].client(url)
     index = f"rerank-bridge-test-{uuid.uuid4().hex[:8]}"
     properties = {"text": {"type": "text"}, "lang": {"type": "keyword"}, "article": {"type": "keyword"}}
     body = index_mapping(client, len(corpus.vectors[0]), properties)
@@ -227,7 +227,7 @@ def indexed_corpus(at: EngineAt, corpus: Corpus, shards: int = 1, replicas: int 
         }
         for doc, vector in zip(corpus.docs, corpus.vectors, strict=True)
     ]
-    bulk_helper(kind)(client, actions, chunk_size=500, refresh=True)
+    DIALECTS[kind].bulk_helper()(client, actions, chunk_size=500, refresh=True)
     yield Engine(kind, url, client, index, at.origin)
     client.indices.delete(index=index)
     client.close()

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.search import (
     HIT_KEY,
     BlendSettings,
@@ -127,7 +126,7 @@ def test_a_blended_response_scores_by_the_blend_and_keeps_both_inputs() -> None:
     )
     documents = [RankedDocument(2, "3", 4.0, False), RankedDocument(1, "1", 1.0, False)]
     documents.append(RankedDocument(0, "0", 0.0, False))
-    out = plan.respond(base, candidates, Reranking(documents, "m", pb.Usage(), pb.Timings()))
+    out = plan.respond(base, candidates, Reranking(documents, "m"))
     hits = out["hits"]["hits"]
     # As in the arithmetic test above; the hit without text stays after the read ones.
     assert [h["_id"] for h in hits] == ["c", "a", "b", "n"]
@@ -150,7 +149,7 @@ def test_min_score_reads_the_rerankers_own_score_under_a_blend() -> None:
     plan = SearchPlan(parse_request({"size": 3}, settings), Elasticsearch())
     base, candidates = plan.candidates([response(hit("a", 3.0, t="x"), hit("b", 2.0, t="y"))])
     documents = [RankedDocument(1, "1", 0.9, False), RankedDocument(0, "0", 0.2, False)]
-    out = plan.respond(base, candidates, Reranking(documents, "m", pb.Usage(), pb.Timings()))
+    out = plan.respond(base, candidates, Reranking(documents, "m"))
     assert [h["_id"] for h in out["hits"]["hits"]] == ["b"]
 
 
@@ -163,7 +162,7 @@ def test_top_n_keeps_the_best_of_the_blended_order() -> None:
     # The model puts c first; blended at 0.3 with min-max: a 0.7, b 0.5, c 0.3.
     documents = [RankedDocument(2, "2", 1.0, False), RankedDocument(1, "1", 0.5, False)]
     documents.append(RankedDocument(0, "0", 0.0, False))
-    out = plan.respond(base, candidates, Reranking(documents, "m", pb.Usage(), pb.Timings()))
+    out = plan.respond(base, candidates, Reranking(documents, "m"))
     assert [h["_id"] for h in out["hits"]["hits"]] == ["a"]
     assert out["hits"]["hits"][0]["_score"] == pytest.approx(0.7)
 

@@ -32,7 +32,7 @@ from rerank_bridge.bridge.contexts import ContextRegistry, duration_seconds
 from rerank_bridge.bridge.filter_path import filter_path
 from rerank_bridge.bridge.scopes import Scope, refuse_reads_of_other_indices
 from rerank_bridge.bridge.search_params import reranked_params
-from rerank_bridge.bridge.searches import plan_search
+from rerank_bridge.bridge.searches import PassThrough, Reranked, read_search
 from rerank_bridge.search import RerankSettings
 from rerank_bridge.search.errors import (
     RERANKER_REPLIES,
@@ -534,10 +534,19 @@ def test_body_features_that_read_other_indices(body: dict[str, Any], field: str)
 )
 def test_what_a_configured_index_reranks(body: dict[str, Any], params: dict[str, str], passes: str) -> None:
     config = BridgeConfig("http://es:9200", indices=(("docs*", RerankSettings(fields=("t",))),))
-    plan = plan_search(config, "docs-1", body, params)
-    assert plan.passes == passes and (plan.settings is None) == bool(passes)
-    assert plan_search(config, "other", body, params).passes == "pass_through"
-    assert plan_search(config, "other", {**body, "ext": {"rerank_bridge": {}}}, params).settings is not None
+    read = read_search(config, "docs-1", body, params, "/docs-1/_search")
+    if passes:
+        assert read == PassThrough(passes)
+    else:
+        assert isinstance(read, Reranked) and read.request.settings.fields == ("t",)
+    assert read_search(config, "other", body, params, "/other/_search") == PassThrough("pass_through")
+    # A body that asks for reranking is always read as one: reranked, or refused for what it lacks.
+    asked = {**body, "ext": {"rerank_bridge": {"fields": ["t"]}}}
+    try:
+        read = read_search(config, "other", asked, params, "/other/_search")
+    except RequestError:
+        return
+    assert isinstance(read, Reranked)
 
 
 @given(st.text(alphabet="0123456789abcdefABCDEF-_.xyz", max_size=40))

@@ -17,7 +17,7 @@ from bridge_runner import RunningBridge
 from live_fixtures import Corpus, Engine
 
 from rerank_bridge.bridge.config import BridgeConfig
-from rerank_bridge.search.dialects import engine_client
+from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.app import BackgroundServer
 
 pytestmark = pytest.mark.live
@@ -34,7 +34,7 @@ def bridge(engine: Engine, scoring_server: BackgroundServer) -> Iterator[Running
 @pytest.fixture
 def through(engine: Engine, bridge: RunningBridge) -> Iterator[Any]:
     """The engine's official client, pointed at the bridge."""
-    client = engine_client(engine.kind, bridge.url)
+    client = DIALECTS[engine.kind].client(bridge.url)
     yield client
     client.close()
 

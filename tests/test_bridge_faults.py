@@ -22,7 +22,7 @@ from server_process import start as start_server
 
 from rerank_bridge.bridge.config import BridgeConfig
 from rerank_bridge.devtools import local_engines
-from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.search.dialects import DIALECTS
 
 pytestmark = [pytest.mark.live, pytest.mark.engines("elasticsearch")]
 TIMEOUT = 2.0  # the bridge's engine and reranker timeouts here
@@ -59,9 +59,9 @@ def own_engine(corpus: Corpus) -> Iterator[local_engines.EngineNode]:
         node = local_engines.start("elasticsearch")
     except Exception as error:
         unavailable(f"cannot start a local elasticsearch node: {error}")
-    client = engine_client("elasticsearch", node.url)
+    client = DIALECTS["elasticsearch"].client(node.url)
     english = [doc for doc in corpus.docs if doc["metadata"]["lang"] == "en"]
-    bulk_helper("elasticsearch")(
+    DIALECTS["elasticsearch"].bulk_helper()(
         client, ({"_index": "passages", "_id": d["_id"], "text": d["text"]} for d in english), refresh=True
     )
     yield node
@@ -101,7 +101,7 @@ def test_engine_paused_past_the_timeout_answers_504_in_time(
     finally:
         _signal(own_engine, signal.SIGCONT)
     answer, _ = post(bridge, "/passages/_search", plain)
-    direct = engine_client("elasticsearch", own_engine.url).search(index="passages", body=plain)
+    direct = DIALECTS["elasticsearch"].client(own_engine.url).search(index="passages", body=plain)
     assert answer.status == 200 and ids(answer.json()) == ids(dict(direct.body))
 
 

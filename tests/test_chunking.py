@@ -21,7 +21,7 @@ from conftest import small_pass_listwise, start_server
 from reference_listwise import ReferenceListwise
 from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.proto.v1 import rerank_pb2_grpc
-from rerank_bridge.search import AsyncRerankClient, RerankClient, Reranking
+from rerank_bridge.search import AsyncRerankClient, ChunkingSettings, RerankClient, Reranking
 from rerank_bridge.server import chunking, validation
 from rerank_bridge.server.backends.base import Backend, Plan, run_plan
 from rerank_bridge.server.backends.bi_encoder import BiEncoderBackend
@@ -326,7 +326,7 @@ def test_chunking_with_embeddings_is_refused(chunk_stub: rerank_pb2_grpc.Reranke
 def test_the_clients_send_chunking_and_read_the_passages(chunk_server_address: str) -> None:
     words = " ".join(f"w{i}" for i in range(40))
     documents = [("long", words), ("short", "w3 only")]
-    settings = pb.Chunking(enabled=True, size=10, overlap=0)
+    settings = ChunkingSettings(size=10, overlap=0)
     with RerankClient(chunk_server_address) as client:
         synced = client.rerank("w30 w31", documents, chunking=settings, return_passages=True)
         plain = client.rerank("w30 w31", documents)

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.search import HIT_KEY, Passage, RankedDocument, RequestError, Reranking, RerankSettings
 from rerank_bridge.search.dialects import Elasticsearch, OpenSearch
 from rerank_bridge.search.fusion import linear_fusion, reciprocal_rank_fusion
@@ -80,7 +79,7 @@ def test_knn_calls_follow_each_engines_syntax() -> None:
 
 def ranking(*pairs: tuple[str, float]) -> Reranking:
     documents = [RankedDocument(int(i), i, score, False) for i, score in pairs]
-    return Reranking(documents, "m", pb.Usage(), pb.Timings())
+    return Reranking(documents, "m")
 
 
 def test_hits_without_text_are_kept_after_the_scored_ones() -> None:
@@ -205,8 +204,6 @@ def test_the_best_passage_is_added_to_the_hit_and_as_a_highlight() -> None:
     ranking = Reranking(
         [RankedDocument(0, "0", 0.9, False, best), RankedDocument(1, "1", 0.1, False)],
         "m",
-        pb.Usage(),
-        pb.Timings(),
     )
     first, second = plan.respond(base, candidates, ranking)["hits"]["hits"]
     assert first[HIT_KEY]["best_passage"] == {

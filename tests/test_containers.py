@@ -60,7 +60,7 @@ from testcontainers.core.network import Network
 from rerank_bridge.bridge.config import BridgeConfig
 from rerank_bridge.devtools import local_engines
 from rerank_bridge.search import RerankClient
-from rerank_bridge.search.dialects import engine_client
+from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.config import ServerConfig
 
@@ -291,7 +291,7 @@ def test_images_are_healthy_on_the_port_they_are_given_and_drain_on_sigterm(cont
     release = local_engines.release_for("elasticsearch")
     slow = "fake?warmup_s=15&forward_s=2"
     with Network() as network, single_node(release, network, "engine") as engine_url:
-        client = engine_client("elasticsearch", engine_url)
+        client = DIALECTS["elasticsearch"].client(engine_url)
         client.index(index="docs", id="1", document={"text": "the river runs through the old city"})
         client.index(index="docs", id="2", document={"text": "a city by a river"}, refresh=True)
         with (
@@ -492,7 +492,7 @@ def test_the_compose_stack_answers_a_reranked_search_through_the_bridge(
             except OSError:
                 assert time.monotonic() < deadline, "the compose bridge never answered"
                 time.sleep(2)
-        client = engine_client("elasticsearch", elasticsearch)
+        client = DIALECTS["elasticsearch"].client(elasticsearch)
         for doc_id, text in DOCS:
             client.index(index="docs-compose", id=doc_id, document={"text": text})
         client.indices.refresh(index="docs-compose")

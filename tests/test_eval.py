@@ -24,7 +24,7 @@ from rerank_bridge.evaluation.cache import model_key
 from rerank_bridge.evaluation.cli import run
 from rerank_bridge.evaluation.measures import evaluate, ranked_run
 from rerank_bridge.evaluation.tuning import setting_of
-from rerank_bridge.proto.v1 import rerank_pb2 as pb
+from rerank_bridge.search.client import ModelInfo
 from rerank_bridge.server.app import BackgroundServer
 
 
@@ -63,13 +63,13 @@ def make_slice(root: Path, documents: int = 250, queries: int = 12) -> Path:
 
 def test_cached_scores_tell_runtimes_and_precisions_apart() -> None:
     infos = [
-        pb.ModelInfo(model_id="minilm", dtype="float32", runtime="torch"),
-        pb.ModelInfo(model_id="minilm", dtype="float32", runtime="onnxruntime"),
-        pb.ModelInfo(model_id="minilm", dtype="int8", runtime="onnxruntime"),
+        ModelInfo(model_id="minilm", dtype="float32", runtime="torch"),
+        ModelInfo(model_id="minilm", dtype="float32", runtime="onnxruntime"),
+        ModelInfo(model_id="minilm", dtype="int8", runtime="onnxruntime"),
     ]
     assert len({model_key(info.model_id, info) for info in infos}) == 3
     # A server older than ModelInfo.runtime ran torch: its cache stays valid.
-    older = pb.ModelInfo(model_id="minilm", dtype="float32")
+    older = ModelInfo(model_id="minilm", dtype="float32")
     assert model_key("minilm", older) == model_key("minilm", infos[0])
 
 

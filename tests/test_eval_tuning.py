@@ -201,13 +201,13 @@ def test_a_snippet_is_yaml_the_bridge_reads() -> None:
 
 def test_rows_that_cannot_change_are_flagged_only_where_the_reranker_made_the_vectors() -> None:
     from rerank_bridge.evaluation.runner import unchangeable
-    from rerank_bridge.proto.v1 import rerank_pb2 as pb
+    from rerank_bridge.search.client import ModelInfo
 
-    same = pb.ModelInfo(model_id="minilm", embed_model_id="minilm", kind="bi-encoder")
+    same = ModelInfo(model_id="minilm", embed_model_id="minilm", kind="bi-encoder")
     assert "cannot change" in str(unchangeable("knn", same))
     assert "only the kNN half" in str(unchangeable("hybrid", same))
     assert unchangeable("bm25", same) is None
     # A different embedding model (eval --embed-model), or a reranker that reads pairs: every row can move.
-    other = pb.ModelInfo(model_id="minilm", embed_model_id="e5", kind="bi-encoder")
-    cross = pb.ModelInfo(model_id="bge", embed_model_id="bge", kind="cross-encoder")
+    other = ModelInfo(model_id="minilm", embed_model_id="e5", kind="bi-encoder")
+    cross = ModelInfo(model_id="bge", embed_model_id="bge", kind="cross-encoder")
     assert all(unchangeable(stage, info) is None for stage in ("knn", "hybrid") for info in (other, cross))

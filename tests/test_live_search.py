@@ -14,7 +14,6 @@ from search_checks import WINDOW, assert_reranked, first_stage, ids, knn_body, m
 
 from rerank_bridge.devtools import local_engines
 from rerank_bridge.devtools.local_engines import free_port
-from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.search import (
     HIT_KEY,
     AsyncRerankClient,
@@ -314,7 +313,7 @@ def test_chunked_rerank_gives_each_hit_its_best_passage(
     direct = reranker.rerank(
         query,
         list(texts.items()),
-        chunking=pb.Chunking(enabled=True, size=8, overlap=2),
+        chunking=ChunkingSettings(size=8, overlap=2),
         return_passages=True,
     )
     hits = response["hits"]["hits"]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from rerank_bridge.devtools import local_engines
 from rerank_bridge.search import HIT_KEY, RerankClient, RerankingSearch, RerankSettings
-from rerank_bridge.search.dialects import bulk_helper, engine_client
+from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.config import ServerConfig
 
@@ -45,7 +45,7 @@ def index_scifact(client: Any, kind: str) -> None:
         for doc in read_corpus()
     )
     with tqdm(total=5183, desc="indexing SciFact", unit="doc") as bar:
-        for ok, _ in bulk_helper(kind, streaming=True)(client, actions, chunk_size=500):
+        for ok, _ in DIALECTS[kind].bulk_helper(streaming=True)(client, actions, chunk_size=500):
             bar.update(1 if ok else 0)
     client.indices.refresh(index=INDEX)
 
@@ -106,7 +106,7 @@ def main() -> None:
             )
             node = local_engines.start(args.engine)
             url = node.url
-        client = engine_client(args.engine, url, timeout=60)
+        client = DIALECTS[args.engine].client(url, timeout=60)
         index_scifact(client, args.engine)
         judged = relevant_docs()
         queries = [json.loads(line) for line in (DATA / "queries.jsonl").open()]

@@ -255,15 +255,11 @@ async def close_remaining(state: BridgeState) -> None:
     if remaining := state.scrolls.remaining():
         call = Call("DELETE", ("_search", "scroll"), {}, dumps({"scroll_id": remaining}), "application/json")
         await state.upstream.send(call, {}, as_bridge=True)
-    pits = state.points_in_time.remaining()
-    if pits and state.kind == "elasticsearch":
-        for pit_id in pits:  # Elasticsearch closes one per call
+    if pits := state.points_in_time.remaining():
+        for segments, body in state.dialect.pit_closes(pits):
             await state.upstream.send(
-                Call("DELETE", ("_pit",), {}, dumps({"id": pit_id}), "application/json"), {}, as_bridge=True
+                Call("DELETE", segments, {}, dumps(body), "application/json"), {}, as_bridge=True
             )
-    elif pits:
-        call = Call("DELETE", ("_search", "point_in_time"), {}, dumps({"pit_id": pits}), "application/json")
-        await state.upstream.send(call, {}, as_bridge=True)
 
 
 def registries(limits: Limits) -> tuple[ContextRegistry, ContextRegistry]:

@@ -17,7 +17,7 @@ from rerank_bridge.bridge.formats import AnswerFormat, accepted_format, answer_f
 from rerank_bridge.bridge.scopes import Scope, refuse_reads_of_other_indices
 from rerank_bridge.bridge.upstream import Call, Upstream
 from rerank_bridge.search.client import AsyncRerankClient
-from rerank_bridge.search.dialects import Dialect, Elasticsearch, OpenSearch
+from rerank_bridge.search.dialects import DIALECTS, Dialect
 from rerank_bridge.search.errors import EngineError
 
 
@@ -32,7 +32,7 @@ class BridgeState:
 
     @property
     def dialect(self) -> Dialect:
-        return Elasticsearch() if self.kind == "elasticsearch" else OpenSearch()
+        return DIALECTS[self.kind]
 
 
 STATE: web.AppKey[BridgeState] = web.AppKey("state", BridgeState)

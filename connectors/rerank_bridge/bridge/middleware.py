@@ -24,7 +24,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 # The metrics label of the route a request took; set as dispatch learns it.
 ROUTE: web.RequestKey[str] = web.RequestKey("route", str)
-# What the bridge did with the searches of a request (searches.plan_search).
+# What the bridge did with the searches of a request (searches.read_search).
 OUTCOME: web.RequestKey[list[str]] = web.RequestKey("outcome", list)
 
 
@@ -61,9 +61,8 @@ async def every_answer(request: web.Request, handler: Handler) -> web.StreamResp
         response = _unexpected(request_id)
     response.headers["X-Request-Id"] = request_id
     state = request.app.get(STATE)
-    if state is not None and state.kind == "elasticsearch":
-        # Elasticsearch's clients refuse answers without it, errors included.
-        response.headers["X-Elastic-Product"] = "Elasticsearch"
+    if state is not None and state.kind:
+        response.headers.update(state.dialect.product_headers)
     route = request[ROUTE]
     REQUESTS.labels(route, str(response.status)).inc()
     outcomes: list[str] = request.get(OUTCOME, [])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,21 +27,28 @@ from rerank_bridge.bridge.filter_path import filter_path
 from rerank_bridge.bridge.formats import from_engine, relay
 from rerank_bridge.bridge.metrics import SEARCHES, STAGE_SECONDS
 from rerank_bridge.bridge.middleware import OUTCOME
-from rerank_bridge.bridge.search_params import flag, reranked_params
+from rerank_bridge.bridge.search_params import RerankedParams, flag, reranked_params
 from rerank_bridge.bridge.upstream import Call, EngineThroughBridge, Reply, add_returned
 from rerank_bridge.search.connector import AsyncRerankingSearch
 from rerank_bridge.search.errors import RequestError, RerankBridgeError
 from rerank_bridge.search.pipeline import SUMMARY_KEY
-from rerank_bridge.search.request_forms import CURSORS, has_rerank_form, infer_query_text
+from rerank_bridge.search.request_forms import CURSORS, SearchRequest, has_rerank_form, parse_request
 from rerank_bridge.search.settings import RerankSettings, StrictForm, validated
 
 
 @dataclass(frozen=True)
-class Plan:
-    settings: RerankSettings | None  # None: the engine answers it as it is
-    # Why it passes through (metrics and the log line); a reranked search's
-    # outcome is known once it ran.
-    passes: str = ""
+class PassThrough:
+    """A search the engine answers as it is, and why (the metric's label and the log line)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reranked:
+    """A search the bridge reranks: read once, and what the URL adds to its answer."""
+
+    request: SearchRequest
+    params: RerankedParams
 
 
 def _by_score(sort: Any) -> bool:
@@ -50,7 +58,8 @@ def _by_score(sort: Any) -> bool:
     return sort == "_score" or (isinstance(sort, dict) and list(sort) == ["_score"])
 
 
-def _why_not_rerank(body: dict[str, Any], params: dict[str, str], settings: RerankSettings) -> str | None:
+def _nothing_to_rerank(body: dict[str, Any], params: Mapping[str, str]) -> str | None:
+    """Why a configured index's search is not reranked, read off its keys alone."""
     if "scroll" in params or any(cursor in body for cursor in CURSORS):
         return "cursor"
     if "retriever" in body:
@@ -59,20 +68,30 @@ def _why_not_rerank(body: dict[str, Any], params: dict[str, str], settings: Rera
         return "sorted"
     if params.get("size", body.get("size")) in (0, "0"):
         return "size_0"
-    query = {"query_string": {"query": params["q"]}} if "q" in params else body.get("query")
-    if not settings.query_text and infer_query_text(query) is None:
-        return "no_query_text"
     return None
 
 
-def plan_search(config: BridgeConfig, index: str, body: dict[str, Any], params: dict[str, str]) -> Plan:
+def read_search(
+    config: BridgeConfig, index: str, body: dict[str, Any], params: Mapping[str, str], path: str
+) -> Reranked | PassThrough:
+    """The one reading of a search: parsed for the connector, or the reason it passes
+    through. A search is reranked when its body asks for it (request_forms) or its
+    index is configured; a configured index's search passes through when there is
+    nothing for a reranker to do, and when no query text can be taken from it."""
     configured = config.rerank_for(index)
-    if has_rerank_form(body):
-        return Plan(configured or RerankSettings())
-    if configured is None:
-        return Plan(None, "pass_through")
-    reason = _why_not_rerank(body, params, configured)
-    return Plan(None, f"not_reranked_{reason}") if reason else Plan(configured)
+    asked = has_rerank_form(body)
+    if not asked:
+        if configured is None:
+            return PassThrough("pass_through")
+        if reason := _nothing_to_rerank(body, params):
+            return PassThrough(f"not_reranked_{reason}")
+    url = reranked_params(params, path)
+    try:
+        return Reranked(parse_request(url.apply(body), configured or RerankSettings()), url)
+    except RequestError as error:
+        if not asked and error.field == "rerank.query_text":
+            return PassThrough("not_reranked_no_query_text")
+        raise
 
 
 def _record(ex: Exchange, outcome: str) -> None:
@@ -82,18 +101,13 @@ def _record(ex: Exchange, outcome: str) -> None:
 
 
 async def rerank_search(
-    ex: Exchange,
-    index: str,
-    body: dict[str, Any],
-    settings: RerankSettings,
-    first_stage: dict[str, str],
-    media: MediaType,
+    ex: Exchange, index: str, request: SearchRequest, first_stage: dict[str, str], media: MediaType
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """One reranked search through the connector, its first stage through the forwarder."""
     started = time.perf_counter()
     engine = EngineThroughBridge(ex.state.upstream, ex.reading_headers(media), first_stage, media)
     searcher = AsyncRerankingSearch(engine, ex.state.reranker, dialect=ex.state.dialect)
-    response = await searcher.search(index, body, rerank=settings, request_id=ex.request_id)
+    response = await searcher.search_parsed(index, request, request_id=ex.request_id)
     summary = response[SUMMARY_KEY]
     for stage, ms in summary.get("took_ms", {}).items():
         STAGE_SECONDS.labels(stage).observe(ms / 1e3)
@@ -107,18 +121,15 @@ async def search(ex: Exchange) -> web.StreamResponse:
     body = json_object(raw, "body", ex.config.limits.max_json_depth)
     ex.check_body(body)
     index = await ex.indices(ex.route.index, ex.target.params.get("expand_wildcards"))
-    plan = plan_search(ex.config, ex.route.index, body or {}, dict(ex.target.params))
-    if plan.settings is None:
-        _record(ex, plan.passes)
+    read = read_search(ex.config, ex.route.index, body or {}, dict(ex.target.params), ex.target.path)
+    if isinstance(read, PassThrough):
+        _record(ex, read.reason)
         return await passthrough.search(ex, index, body, media)
     wanted = ex.answer_format
-    params = reranked_params(ex.target.params, ex.target.path)
-    response, returned = await rerank_search(
-        ex, index, params.apply(body), plan.settings, params.first_stage, media
-    )
-    if params.filter_path is not None:
-        response = filter_path(response, params.filter_path)
-    return wanted.render(response, pretty=params.pretty, headers=returned)
+    response, returned = await rerank_search(ex, index, read.request, read.params.first_stage, media)
+    if read.params.filter_path is not None:
+        response = filter_path(response, read.params.filter_path)
+    return wanted.render(response, pretty=read.params.pretty, headers=returned)
 
 
 class MsearchHeader(StrictForm):
@@ -152,12 +163,20 @@ class MsearchItem:
     header: MsearchHeader
     body: dict[str, Any]
     index: str
-    plan: Plan
+    # A search whose body is wrong is answered with its error alone, as the engine does.
+    read: Reranked | PassThrough | RerankBridgeError
     # Set where a scoped key's search names an index outside its scope: that search
     # alone is answered with the error, as the engines' security answers per search.
     refused: Refused | None = None
     # The keep-alive of the caller's point in time this search names, if it names one.
     pit_keep_alive: float | None = None
+
+    @property
+    def error(self) -> RerankBridgeError | None:
+        """What this search alone is answered with: its scope's refusal, else its own mistake."""
+        if self.refused is not None:
+            return self.refused
+        return self.read if isinstance(self.read, RerankBridgeError) else None
 
 
 # msearch URL parameters that also act on a reranked search's first stage.
@@ -192,16 +211,20 @@ async def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
         pit_keep_alive = cursors.checked_pit(ex, body)
         named = ",".join(header.index) if isinstance(header.index, list) else header.index
         index = index_expression(named, f"{where}.header.index") if named else ex.route.index
-        plan = plan_search(ex.config, index, body, {})
+        read: Reranked | PassThrough | RerankBridgeError
+        try:
+            read = read_search(ex.config, index, body, {}, ex.target.path)
+        except RerankBridgeError as error:
+            read = error
         wildcards = _url_value(header.expand_wildcards) if header.expand_wildcards is not None else None
         try:
             scoped = await ex.indices(index, wildcards, f"{where}.header.index")
         except Refused as refusal:
-            items.append(MsearchItem(header, body, index, plan, refusal, pit_keep_alive))
+            items.append(MsearchItem(header, body, index, read, refusal, pit_keep_alive))
             continue
         if scoped != index:
             header = header.model_copy(update={"index": scoped})
-        items.append(MsearchItem(header, body, scoped, plan, None, pit_keep_alive))
+        items.append(MsearchItem(header, body, scoped, read, None, pit_keep_alive))
     return items
 
 
@@ -219,10 +242,10 @@ async def _engine_msearch(
 async def _reranked_item(
     ex: Exchange, item: MsearchItem, first_stage: dict[str, str], media: MediaType
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    assert item.plan.settings is not None
+    assert isinstance(item.read, Reranked)
     try:
         params = {**first_stage, **item.header.engine_params()}
-        response, returned = await rerank_search(ex, item.index, item.body, item.plan.settings, params, media)
+        response, returned = await rerank_search(ex, item.index, item.read.request, params, media)
     except RerankBridgeError as error:
         return _failed(error), []
     return {**response, "status": 200}, returned
@@ -246,11 +269,11 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
     raw, media = await ex.read_body(ndjson_allowed=True)
     items = await _items(ex, ndjson_lines(raw, ex.config.limits.max_json_depth))
     for item in items:
-        if item.plan.settings is None and item.refused is None:
-            _record(ex, item.plan.passes)
+        if isinstance(item.read, PassThrough) and item.error is None:
+            _record(ex, item.read.reason)
     params = passthrough.engine_params(ex.target)
-    refused = [i for i, item in enumerate(items) if item.refused is not None]
-    reranked = [i for i, item in enumerate(items) if item.plan.settings is not None and i not in refused]
+    refused = [i for i, item in enumerate(items) if item.error is not None]
+    reranked = [i for i, item in enumerate(items) if isinstance(item.read, Reranked) and i not in refused]
     if not reranked and not refused:
         if not any(item.pit_keep_alive is not None for item in items):
             return from_engine(await _engine_msearch(ex, items, params, media, reading=False))
@@ -264,7 +287,7 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
     shape = {name: params.pop(name) for name in ("filter_path", "pretty", "format") if name in params}
     answers: list[Any] = [None] * len(items)
     for i in refused:
-        error = items[i].refused
+        error = items[i].error
         assert error is not None
         answers[i] = _failed(error)
     returned: list[tuple[str, str]] = []

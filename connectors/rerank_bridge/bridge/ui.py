@@ -15,6 +15,7 @@ from rerank_bridge.bridge.formats import answer
 from rerank_bridge.bridge.searches import rerank_search
 from rerank_bridge.search.errors import RequestError
 from rerank_bridge.search.pipeline import HIT_KEY, SUMMARY_KEY
+from rerank_bridge.search.request_forms import parse_request
 from rerank_bridge.search.settings import RerankSettings
 
 UI_PAGE = """<!doctype html>
@@ -123,7 +124,7 @@ async def compare(ex: Exchange) -> web.StreamResponse:
     window = 50
     body = {"query": {"multi_match": {"query": query, "fields": fields}}, "size": window}
     settings = RerankSettings(fields=tuple(fields), query_text=query, rank_window_size=window)
-    response, _ = await rerank_search(ex, index, body, settings, {}, MediaType())
+    response, _ = await rerank_search(ex, index, parse_request(body, settings), {}, MediaType())
     hits = response["hits"]["hits"]
     reranked = [
         {

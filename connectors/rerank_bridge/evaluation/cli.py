@@ -25,25 +25,22 @@ from rerank_bridge.evaluation.indexing import ensure_index
 from rerank_bridge.evaluation.records import RERANKED, QueryRecord
 from rerank_bridge.evaluation.runner import TEXT_FIELDS, evaluate_collection
 from rerank_bridge.evaluation.tuning import bridge_snippet, per_query_ndcg, setting_of, tune
-from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.search.blending import BlendSettings
 from rerank_bridge.search.client import RerankClient
 from rerank_bridge.search.connector import RerankingSearch
-from rerank_bridge.search.dialects import engine_client, kind_answering
+from rerank_bridge.search.dialects import DIALECTS, kind_answering
+from rerank_bridge.search.settings import ChunkingSettings
 
 
-def chunking(spec: str | None) -> pb.Chunking | None:
+def chunking(spec: str | None) -> ChunkingSettings | None:
     """`SIZE[:OVERLAP]` as the server's chunking settings."""
     if not spec:
         return None
     size, _, overlap = spec.partition(":")
     try:
-        settings = pb.Chunking(enabled=True, size=int(size))
-        if overlap:
-            settings.overlap = int(overlap)
-    except ValueError:
+        return ChunkingSettings(size=int(size), overlap=int(overlap) if overlap else None)
+    except ValueError:  # not a number, or pydantic's ValidationError (a ValueError) for a bad one
         raise SystemExit(f"--chunking: expected SIZE[:OVERLAP] in tokens, got {spec!r}") from None
-    return settings
 
 
 def read_collection(args: argparse.Namespace) -> Collection:
@@ -124,10 +121,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             stack.callback(server.stop)
             address = server.start().address
-        engine = engine_client(kind, args.engine_url, timeout=300)
+        engine = DIALECTS[kind].client(args.engine_url, timeout=300)
         stack.callback(engine.close)
         reranker = stack.enter_context(RerankClient(address, timeout=600))
-        index = ensure_index(engine, kind, collection, reranker)
+        index = ensure_index(engine, collection, reranker)
         result, records = evaluate_collection(
             RerankingSearch(engine, reranker),
             reranker,

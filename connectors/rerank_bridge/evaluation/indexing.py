@@ -13,33 +13,17 @@ from tqdm import tqdm
 from rerank_bridge.evaluation.beir import Collection
 from rerank_bridge.evaluation.cache import JsonCache, model_key
 from rerank_bridge.search.client import RerankClient
-from rerank_bridge.search.dialects import bulk_helper, dialect_of
+from rerank_bridge.search.dialects import dialect_of
 
 EMBED_BATCH = 128
 
 
 def index_mapping(engine: Any, dimensions: int, properties: dict[str, Any] | None = None) -> dict[str, Any]:
     """Text fields (title and text, or the `properties` given), and a cosine HNSW
-    `vector` field in the syntax of the engine behind the client (the Lucene engine
-    on OpenSearch: the Maven build of k-NN has no native libraries)."""
-    kind = dialect_of(engine).name
-    settings: dict[str, Any] = {"number_of_shards": 1, "number_of_replicas": 0}
-    if kind == "opensearch" and int(engine.info()["version"]["number"].split(".")[0]) >= 3:
-        # k-NN 3.x rebuilds vectors into _source from doc values ("derived source").
-        # On 3.5 one scroll over such an index breaks every later search there that
-        # fetches _source (503, all shards failed): keep the vectors in _source.
-        settings["index.knn.derived_source.enabled"] = False
-    if kind == "elasticsearch":
-        vector: dict[str, Any] = {
-            "type": "dense_vector",
-            "dims": dimensions,
-            "index": True,
-            "similarity": "cosine",
-        }
-    else:
-        settings["index.knn"] = True
-        method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
-        vector = {"type": "knn_vector", "dimension": dimensions, "method": method}
+    `vector` field in the syntax of the engine behind the client."""
+    major = int(engine.info()["version"]["number"].split(".")[0])
+    vector_settings, vector = dialect_of(engine).vector_index(dimensions, major)
+    settings = {"number_of_shards": 1, "number_of_replicas": 0, **vector_settings}
     fields = properties if properties is not None else {"title": {"type": "text"}, "text": {"type": "text"}}
     return {"settings": settings, "mappings": {"properties": {**fields, "vector": vector}}}
 
@@ -53,7 +37,7 @@ def index_name(collection: Collection, embed_model: str) -> str:
     return f"rerank-eval-{slug}-{digest.hexdigest()[:12]}"
 
 
-def ensure_index(engine: Any, kind: str, collection: Collection, reranker: RerankClient) -> str:
+def ensure_index(engine: Any, collection: Collection, reranker: RerankClient) -> str:
     info = reranker.model_info()
     if not info.embed_model_id:
         raise RuntimeError("the scoring server serves no Embed model: start it with --embed-model")
@@ -67,7 +51,7 @@ def ensure_index(engine: Any, kind: str, collection: Collection, reranker: Reran
     engine.indices.create(index=name, body=index_mapping(engine, info.embed_dimensions))
     ids = list(collection.corpus)
     vectors = embed_corpus(collection, ids, reranker, JsonCache("vectors", name))
-    bulk = bulk_helper(kind)
+    bulk = dialect_of(engine).bulk_helper()
     for start in range(0, len(ids), 500):
         actions = [
             {"_index": name, "_id": doc_id, "_source": _source(collection, doc_id, vector)}

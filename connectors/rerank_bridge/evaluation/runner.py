@@ -22,10 +22,9 @@ from rerank_bridge.evaluation.beir import Collection
 from rerank_bridge.evaluation.cache import JsonCache, model_key
 from rerank_bridge.evaluation.measures import evaluate, ranked_run
 from rerank_bridge.evaluation.records import RERANKED, QueryRecord
-from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.search.client import RerankClient
 from rerank_bridge.search.connector import RerankingSearch
-from rerank_bridge.search.settings import Hybrid, KnnSearch, RerankSettings
+from rerank_bridge.search.settings import ChunkingSettings, Hybrid, KnnSearch, RerankSettings
 
 TEXT_FIELDS = ("title", "text")
 
@@ -78,7 +77,7 @@ def evaluate_collection(
     stages: list[str],
     depths: list[int],
     latency_queries: int = 20,
-    chunking: pb.Chunking | None = None,
+    chunking: ChunkingSettings | None = None,
     max_document_tokens: int | None = None,
 ) -> tuple[dict[str, Any], list[QueryRecord]]:
     """The report and, for the documents read by their head, one record per
@@ -215,7 +214,9 @@ def evaluate_collection(
         "depths": depths,
         "timed_queries": len(query_ids[:latency_queries]),
         "max_document_tokens": max_document_tokens,
-        "chunking": {"size": chunking.size, "overlap": chunking.overlap} if chunking is not None else None,
+        "chunking": {"size": chunking.size, "overlap": chunking.overlap or 0}
+        if chunking is not None
+        else None,
         "results": results,
     }
     return report, records["head"]

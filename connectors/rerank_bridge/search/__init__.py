@@ -5,7 +5,16 @@ their search code, and the model runs in the scoring server.
 """
 
 from rerank_bridge.search.blending import BlendSettings
-from rerank_bridge.search.client import AsyncRerankClient, Passage, RankedDocument, RerankClient, Reranking
+from rerank_bridge.search.client import (
+    AsyncRerankClient,
+    ModelInfo,
+    Passage,
+    RankedDocument,
+    RerankClient,
+    Reranking,
+    Tls,
+    Usage,
+)
 from rerank_bridge.search.connector import AsyncRerankingSearch, RerankingSearch
 from rerank_bridge.search.errors import (
     EngineError,
@@ -27,6 +36,7 @@ __all__ = [
     "EngineError",
     "Hybrid",
     "KnnSearch",
+    "ModelInfo",
     "Passage",
     "RankedDocument",
     "RequestError",
@@ -37,4 +47,6 @@ __all__ = [
     "RerankUnavailable",
     "Reranking",
     "RerankingSearch",
+    "Tls",
+    "Usage",
 ]

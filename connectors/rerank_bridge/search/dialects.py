@@ -1,9 +1,13 @@
-"""Where Elasticsearch and OpenSearch differ for the first stage: kNN syntax,
-native hybrid fusion, and how their clients are called and fail."""
+"""Every way Elasticsearch and OpenSearch differ, in one place: kNN syntax, native
+hybrid fusion, the official client and its bulk helper (each package imported only
+when asked for), raw REST calls, the product header, the vector field mapping,
+and how points in time close. One instance per engine: `DIALECTS[kind]`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from rerank_bridge.search.errors import EngineError, RequestError
@@ -21,6 +25,31 @@ class FirstStageCall:
 
 class Dialect:
     name = ""
+    # Headers every answer from this engine carries (Elasticsearch's clients refuse
+    # answers without its product header, errors included).
+    product_headers: Mapping[str, str] = MappingProxyType({})
+
+    def client(
+        self, url: str, timeout: float = 120, auth: tuple[str, str] | None = None, ca_certs: str | None = None
+    ) -> Any:
+        """The official synchronous client, with basic auth and a CA bundle where given."""
+        raise NotImplementedError
+
+    def bulk_helper(self, streaming: bool = False) -> Any:
+        """The official bulk helper: `bulk`, or `streaming_bulk` to report progress per document."""
+        raise NotImplementedError
+
+    def perform_request(self, client: Any, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+        """One raw REST call through the official client."""
+        raise NotImplementedError
+
+    def vector_index(self, dimensions: int, major_version: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(index settings, mapping) for a cosine HNSW vector field."""
+        raise NotImplementedError
+
+    def pit_closes(self, pit_ids: list[str]) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+        """The DELETE requests (path segments, body) that close these points in time."""
+        raise NotImplementedError
 
     def knn_clause(self, knn: KnnSearch, vector: list[float], k: int) -> dict[str, Any]:
         raise NotImplementedError
@@ -44,6 +73,30 @@ def _without_query(base: dict[str, Any]) -> dict[str, Any]:
 
 class Elasticsearch(Dialect):
     name = "elasticsearch"
+
+    product_headers = MappingProxyType({"X-Elastic-Product": "Elasticsearch"})
+
+    def client(
+        self, url: str, timeout: float = 120, auth: tuple[str, str] | None = None, ca_certs: str | None = None
+    ) -> Any:
+        from elasticsearch import Elasticsearch as Client
+
+        options: dict[str, Any] = {"ca_certs": ca_certs} if ca_certs else {}
+        return Client(url, request_timeout=timeout, basic_auth=auth, **options)
+
+    def bulk_helper(self, streaming: bool = False) -> Any:
+        from elasticsearch import helpers
+
+        return helpers.streaming_bulk if streaming else helpers.bulk
+
+    def perform_request(self, client: Any, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+        return client.perform_request(method, path, headers=headers, body=body)
+
+    def vector_index(self, dimensions: int, major_version: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {}, {"type": "dense_vector", "dims": dimensions, "index": True, "similarity": "cosine"}
+
+    def pit_closes(self, pit_ids: list[str]) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+        return [(("_pit",), {"id": pit_id}) for pit_id in pit_ids]  # one per call
 
     def knn_clause(self, knn: KnnSearch, vector: list[float], k: int) -> dict[str, Any]:
         clause: dict[str, Any] = {
@@ -73,6 +126,36 @@ class Elasticsearch(Dialect):
 
 class OpenSearch(Dialect):
     name = "opensearch"
+
+    def client(
+        self, url: str, timeout: float = 120, auth: tuple[str, str] | None = None, ca_certs: str | None = None
+    ) -> Any:
+        from opensearchpy import OpenSearch as Client
+
+        options: dict[str, Any] = {"ca_certs": ca_certs} if ca_certs else {}
+        return Client(url, timeout=timeout, http_auth=auth, **options)
+
+    def bulk_helper(self, streaming: bool = False) -> Any:
+        from opensearchpy import helpers
+
+        return helpers.streaming_bulk if streaming else helpers.bulk
+
+    def perform_request(self, client: Any, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+        return client.transport.perform_request(method, path, body=body)
+
+    def vector_index(self, dimensions: int, major_version: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        # The Lucene engine: the Maven build of k-NN has no native libraries.
+        settings: dict[str, Any] = {"index.knn": True}
+        if major_version >= 3:
+            # k-NN 3.x rebuilds vectors into _source from doc values ("derived source").
+            # On 3.5 one scroll over such an index breaks every later search there that
+            # fetches _source (503, all shards failed): keep the vectors in _source.
+            settings["index.knn.derived_source.enabled"] = False
+        method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
+        return settings, {"type": "knn_vector", "dimension": dimensions, "method": method}
+
+    def pit_closes(self, pit_ids: list[str]) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+        return [(("_search", "point_in_time"), {"pit_id": pit_ids})]
 
     def knn_clause(self, knn: KnnSearch, vector: list[float], k: int) -> dict[str, Any]:
         inner: dict[str, Any] = {"vector": vector, "k": k}
@@ -104,35 +187,6 @@ class OpenSearch(Dialect):
         return {"index": index, "body": call.body, "params": call.params or None}
 
 
-def engine_client(
-    kind: str,
-    url: str,
-    timeout: float = 120,
-    auth: tuple[str, str] | None = None,
-    ca_certs: str | None = None,
-) -> Any:
-    """The official synchronous client of an engine kind (its package imported only then),
-    with basic auth and a CA bundle where given."""
-    options: dict[str, Any] = {"ca_certs": ca_certs} if ca_certs else {}
-    if kind == "elasticsearch":
-        from elasticsearch import Elasticsearch
-
-        return Elasticsearch(url, request_timeout=timeout, basic_auth=auth, **options)
-    from opensearchpy import OpenSearch
-
-    return OpenSearch(url, timeout=timeout, http_auth=auth, **options)
-
-
-def bulk_helper(kind: str, streaming: bool = False) -> Any:
-    """The official bulk helper of an engine kind: `bulk`, or `streaming_bulk`
-    where the caller reports progress per document."""
-    if kind == "elasticsearch":
-        from elasticsearch import helpers
-    else:
-        from opensearchpy import helpers  # type: ignore[no-redef]
-    return helpers.streaming_bulk if streaming else helpers.bulk
-
-
 def kind_answering(product: str | None, root: Any) -> str | None:
     """Which engine answered GET /, from its X-Elastic-Product header (Elasticsearch
     sends it on every answer, and its test distribution refuses GET / itself) and the
@@ -145,12 +199,16 @@ def kind_answering(product: str | None, root: Any) -> str | None:
     return None
 
 
+DIALECTS: dict[str, Dialect] = {"elasticsearch": Elasticsearch(), "opensearch": OpenSearch()}
+
+
 def dialect_of(engine_client: Any) -> Dialect:
+    """The dialect of an official client (either major, sync or async)."""
     module = type(engine_client).__module__
     if module.startswith("elasticsearch"):
-        return Elasticsearch()
+        return DIALECTS["elasticsearch"]
     if module.startswith("opensearchpy"):
-        return OpenSearch()
+        return DIALECTS["opensearch"]
     raise TypeError(f"not an Elasticsearch or OpenSearch client: {type(engine_client).__name__}")
 
 

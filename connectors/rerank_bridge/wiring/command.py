@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from rerank_bridge.search.dialects import engine_client
+from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.wiring import elasticsearch, opensearch
 from rerank_bridge.wiring.endpoints import Bridge
 from rerank_bridge.wiring.engine_http import EngineHttp, WiringError
@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> None:
     if not 0 <= args.keyword_weight <= 1:
         sys.exit("rerank-bridge wire: --keyword-weight must be between 0 and 1")
     auth = (args.engine_user, os.environ.get(args.engine_password_env, "")) if args.engine_user else None
-    client = engine_client(args.engine, args.engine_url, auth=auth, ca_certs=args.engine_ca_certs or None)
+    client = DIALECTS[args.engine].client(args.engine_url, auth=auth, ca_certs=args.engine_ca_certs or None)
     http = EngineHttp(args.engine, client)
     bridge = Bridge(args.bridge_url, os.environ.get(args.api_key_env, ""), args.model)
     try:

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rerank_bridge.search.dialects import engine_error, response_body
+from rerank_bridge.search.dialects import DIALECTS, engine_error, response_body
 
 JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
 
@@ -32,10 +32,7 @@ class EngineHttp:
         """One request; an engine error raises WiringError naming the call, or gives
         a 404 Reply back when `missing_ok`."""
         try:
-            if self.kind == "elasticsearch":
-                raw = self.client.perform_request(method, path, headers=JSON_HEADERS, body=body)
-            else:
-                raw = self.client.transport.perform_request(method, path, body=body)
+            raw = DIALECTS[self.kind].perform_request(self.client, method, path, body, JSON_HEADERS)
         except Exception as error:
             refused = engine_error(error)
             if refused is None:

@@ -1,0 +1,96 @@
+"""The rerank.v1 gRPC client.
+
+It speaks in plain Python types (ids and texts in, ranked ids and scores out;
+`client_messages`) so callers never handle protobuf messages, and it keeps one
+channel per target for its lifetime: open one per application, not per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from rerank_bridge.search import client_messages as messages
+from rerank_bridge.search.client_messages import ModelInfo, Reranking
+from rerank_bridge.search.client_transport import (
+    Addresses,
+    Targets,
+    Tls,
+    call_metadata,
+    last_failure,
+    unless_gone,
+)
+from rerank_bridge.search.settings import ChunkingSettings
+
+
+class AsyncRerankClient:
+    """`address`: one gRPC target ("host:port", or "dns:///name:port" for every
+    replica behind a name), or several, called in turn: a call whose target answers
+    that its server is gone (SERVER_GONE: down, draining, shutting down, or none of its
+    servers SERVING) moves on to the next target within the call's deadline."""
+
+    def __init__(
+        self,
+        address: Addresses,
+        timeout: float = 30.0,
+        max_message_bytes: int = 16 * 1024 * 1024,
+        tls: Tls | None = None,
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._targets = Targets(aio, address, max_message_bytes, tls)
+
+    async def _call(self, method: str, request: Any, timeout: float | None, request_id: str | None) -> Any:
+        failure: grpc.RpcError | None = None
+        for stub, left in self._targets.attempts(timeout or self.timeout):
+            try:
+                return await getattr(stub, method)(request, timeout=left, metadata=call_metadata(request_id))
+            except grpc.RpcError as error:
+                failure = unless_gone(error)
+        raise last_failure(failure)
+
+    async def rerank(
+        self,
+        query: str,
+        documents: Sequence[tuple[str, str]],
+        top_n: int | None = None,
+        instruction: str = "",
+        max_document_tokens: int | None = None,
+        timeout: float | None = None,
+        request_id: str | None = None,
+        model: str = "",
+        chunking: ChunkingSettings | None = None,
+        return_passages: bool = False,
+    ) -> Reranking:
+        """Scores (id, text) pairs against the query; raises grpc.RpcError on failure.
+        `model`, when given, must name the served model (else NOT_FOUND). `chunking`
+        scores long documents as token windows; `return_passages` gives each result
+        the passage its score came from."""
+        request = messages.rerank_request(
+            query, documents, top_n, instruction, max_document_tokens, model, chunking, return_passages
+        )
+        return messages.reranking(await self._call("Rerank", request, timeout, request_id))
+
+    async def embed(
+        self, texts: Sequence[str], timeout: float | None = None, request_id: str | None = None
+    ) -> list[list[float]]:
+        response = await self._call("Embed", messages.embed_request(texts), timeout, request_id)
+        return messages.embeddings(response)
+
+    async def model_info(self) -> ModelInfo:
+        return messages.model_info(
+            await self._call("GetModelInfo", messages.model_info_request(), None, None)
+        )
+
+    async def close(self) -> None:
+        for channel in self._targets.channels:
+            await channel.close()
+
+    async def __aenter__(self) -> AsyncRerankClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
