@@ -1,7 +1,7 @@
 """Regenerate the Python stubs of the rerank.v1 contract.
 
 The generated files are committed so that installing the package needs no
-code generator; tests/test_proto_fresh.py regenerates them into a temporary
+code generator; tests/proto/test_proto_fresh.py regenerates them into a temporary
 folder and fails on any difference. The generator version is pinned because
 its output (and the protobuf runtime it requires) changes between releases.
 

@@ -77,7 +77,7 @@ def fake_stub(fake_server: BackgroundServer) -> Iterator[rerank_pb2_grpc.Reranke
         yield rerank_pb2_grpc.RerankerStub(channel)
 
 
-pytest_plugins = ["live_fixtures"]
+pytest_plugins = ["support.live_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A Docker engine for the container tests (tests/test_containers.py).
+# A Docker engine for the container tests (tests/deployment/test_containers.py).
 #   bash tools/docker_engine.sh start   # a dockerd that answers, else why not (exit 1)
 #   bash tools/docker_engine.sh stop    # stops the dockerd `start` started, if it did
 # `start` uses an engine that already answers; otherwise, as root with apt, it installs

@@ -13,7 +13,7 @@ fi
 # The venv holds the newest client majors (elasticsearch 9, opensearch-py 3);
 # the older majors, for the matrix's older engines (Elasticsearch 8.19,
 # OpenSearch 2.19), go to an overlay that tests put first on PYTHONPATH
-# (tests/test_version_matrix.py). Their other dependencies are the venv's.
+# (tests/search/test_version_matrix.py). Their other dependencies are the venv's.
 .venv/bin/python -m pip install --quiet --no-deps --upgrade --target .clients/previous \
   "elasticsearch>=8.19,<9" "elastic-transport>=8.15.1,<9" "opensearch-py>=2.8,<3"
 # grpcurl and ghz (the tests and the README call the server with them), built

@@ -50,7 +50,8 @@ from pydantic import Field
 from rerank_bridge.bridge.boundary import AllowRule
 from rerank_bridge.bridge.contexts import duration_seconds
 from rerank_bridge.search.errors import RequestError
-from rerank_bridge.search.settings import RerankSettings, StrictForm, validated
+from rerank_bridge.search.settings import RerankSettings
+from rerank_bridge.search.strict_json import StrictForm, validated
 
 
 @dataclass(frozen=True)

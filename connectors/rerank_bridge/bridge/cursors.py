@@ -31,7 +31,7 @@ from rerank_bridge.bridge.formats import answer, relay
 from rerank_bridge.bridge.search_params import unrecognized_parameter
 from rerank_bridge.bridge.upstream import Call, Reply
 from rerank_bridge.search.errors import RequestError
-from rerank_bridge.search.settings import StrictForm, validated
+from rerank_bridge.search.strict_json import StrictForm, validated
 
 # Answer-shaping parameters the scroll and point-in-time APIs take besides their own.
 SHAPING = ("rest_total_hits_as_int", "pretty", "human", "error_trace", "format")

@@ -32,7 +32,7 @@ from rerank_bridge.bridge.search_params import unrecognized_parameter
 from rerank_bridge.search.blending import BlendSettings, blend
 from rerank_bridge.search.client import RankedDocument, Reranking
 from rerank_bridge.search.errors import RerankBridgeError, reranker_error
-from rerank_bridge.search.settings import PositiveInt, StrictForm, validated
+from rerank_bridge.search.strict_json import PositiveInt, StrictForm, validated
 
 
 class DocumentObject(StrictForm):

@@ -33,7 +33,8 @@ from rerank_bridge.search.connector import AsyncRerankingSearch
 from rerank_bridge.search.errors import RequestError, RerankBridgeError
 from rerank_bridge.search.pipeline import SUMMARY_KEY
 from rerank_bridge.search.request_forms import CURSORS, SearchRequest, has_rerank_form, parse_request
-from rerank_bridge.search.settings import RerankSettings, StrictForm, validated
+from rerank_bridge.search.settings import RerankSettings
+from rerank_bridge.search.strict_json import StrictForm, validated
 
 
 @dataclass(frozen=True)

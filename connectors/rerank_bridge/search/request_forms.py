@@ -23,16 +23,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from rerank_bridge.search.errors import RequestError
-from rerank_bridge.search.settings import (
-    MAX_RANK_WINDOW,
-    ChunkingSettings,
-    Hybrid,
-    KnnSearch,
-    PositiveInt,
-    RerankSettings,
-    StrictForm,
-    validated,
-)
+from rerank_bridge.search.settings import MAX_RANK_WINDOW, ChunkingSettings, Hybrid, KnnSearch, RerankSettings
+from rerank_bridge.search.strict_json import PositiveInt, StrictForm, validated
 
 # Elasticsearch's own default for text_similarity_reranker.
 ES_RERANKER_WINDOW = 10

@@ -28,7 +28,7 @@ RETIRE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
-class Plan:
+class OpenSearchWiring:
     name: str = "rerank-bridge"
     document_fields: tuple[str, ...] = ("text",)
     rerank: bool = True
@@ -119,7 +119,7 @@ def settings_fix(missing: list[MissingSetting]) -> dict[str, Any]:
     return {"persistent": {setting.key: setting.needed for setting in missing}}
 
 
-def require_plugins(http: EngineHttp, plan: Plan) -> None:
+def require_plugins(http: EngineHttp, plan: OpenSearchWiring) -> None:
     nodes = http.call(
         "GET", "/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.plugins.classname"
     ).body
@@ -151,7 +151,7 @@ def _search(http: EngineHttp, kind: str, name: str) -> list[dict[str, Any]]:
     return [{"_id": hit["_id"], **hit["_source"]} for hit in hits if hit["_source"].get("name") == name]
 
 
-def connector_definition(bridge: Bridge, plan: Plan) -> dict[str, Any]:
+def connector_definition(bridge: Bridge, plan: OpenSearchWiring) -> dict[str, Any]:
     fields = [
         '"documents": ${parameters.documents}',
         '"query": "${parameters.query}"',
@@ -188,7 +188,9 @@ def _description(bridge: Bridge, definition: dict[str, Any]) -> str:
     return f"rerank-bridge at {bridge.rerank_url} [definition {fingerprint(definition)}]"
 
 
-def _ensure_connector(http: EngineHttp, bridge: Bridge, plan: Plan, report: Report) -> tuple[str, list[str]]:
+def _ensure_connector(
+    http: EngineHttp, bridge: Bridge, plan: OpenSearchWiring, report: Report
+) -> tuple[str, list[str]]:
     definition = connector_definition(bridge, plan)
     description = _description(bridge, definition)
     existing = _search(http, "connectors", plan.name)
@@ -202,7 +204,7 @@ def _ensure_connector(http: EngineHttp, bridge: Bridge, plan: Plan, report: Repo
     return str(created["connector_id"]), stale
 
 
-def _ensure_model_group(http: EngineHttp, plan: Plan, report: Report) -> str:
+def _ensure_model_group(http: EngineHttp, plan: OpenSearchWiring, report: Report) -> str:
     groups = _search(http, "model_groups", plan.name)
     if groups:
         report.say("unchanged", f"model group {groups[0]['_id']}")
@@ -257,7 +259,7 @@ def _deploy(http: EngineHttp, model_id: str) -> bool:
     raise WiringError(f"model {model_id}: its state kept changing while it was being deployed")
 
 
-def _ensure_model(http: EngineHttp, connector_id: str, plan: Plan, report: Report) -> str:
+def _ensure_model(http: EngineHttp, connector_id: str, plan: OpenSearchWiring, report: Report) -> str:
     models = [m for m in _search(http, "models", plan.name) if m.get("connector_id") == connector_id]
     if models:
         model_id = str(models[0]["_id"])
@@ -277,7 +279,7 @@ def _ensure_model(http: EngineHttp, connector_id: str, plan: Plan, report: Repor
     return model_id
 
 
-def pipeline_definition(plan: Plan, model_id: str) -> dict[str, Any]:
+def pipeline_definition(plan: OpenSearchWiring, model_id: str) -> dict[str, Any]:
     pipeline: dict[str, Any] = {"description": f"rerank-bridge: {plan.name}"}
     if plan.hybrid == "normalization":
         weights = [plan.keyword_weight, round(1 - plan.keyword_weight, 6)]
@@ -307,7 +309,7 @@ def pipeline_definition(plan: Plan, model_id: str) -> dict[str, Any]:
     return pipeline
 
 
-def _ensure_pipeline(http: EngineHttp, plan: Plan, model_id: str, report: Report) -> None:
+def _ensure_pipeline(http: EngineHttp, plan: OpenSearchWiring, model_id: str, report: Report) -> None:
     wanted = pipeline_definition(plan, model_id)
     reply = http.call("GET", f"/_search/pipeline/{plan.name}", missing_ok=True)
     if reply.status != 404 and reply.body.get(plan.name) == wanted:
@@ -348,7 +350,7 @@ def _delete_connector(http: EngineHttp, connector_id: str, deleted_models: set[s
             time.sleep(0.5)
 
 
-def _retire(http: EngineHttp, connector_ids: list[str], plan: Plan, report: Report) -> None:
+def _retire(http: EngineHttp, connector_ids: list[str], plan: OpenSearchWiring, report: Report) -> None:
     """Undeploys and deletes the models on stale connectors, then the connectors."""
     for connector_id in connector_ids:
         deleted = set()
@@ -360,7 +362,7 @@ def _retire(http: EngineHttp, connector_ids: list[str], plan: Plan, report: Repo
         report.say("deleted", f"stale connector {connector_id}")
 
 
-def wire(http: EngineHttp, bridge: Bridge, plan: Plan, apply_settings: bool = False) -> Report:
+def wire(http: EngineHttp, bridge: Bridge, plan: OpenSearchWiring, apply_settings: bool = False) -> Report:
     report = Report()
     require_plugins(http, plan)
     if plan.rerank:

@@ -1,4 +1,4 @@
-"""The rerank.v1 servicer: a thin translator (wire -> domain -> scheduler -> wire)."""
+"""The rerank.v1 servicer: a thin translator (messages -> domain -> scheduler -> response_messages)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from grpc import aio
 
 from rerank_bridge.proto.v1 import rerank_pb2, rerank_pb2_grpc
-from rerank_bridge.server import chunking, validation, wire
+from rerank_bridge.server import chunking, response_messages, validation
 from rerank_bridge.server.domain import Timings, Usage
 from rerank_bridge.server.errors import DeadlineExceeded, Unimplemented
 from rerank_bridge.server.metrics import LATENCY, TOKENS
@@ -54,7 +54,9 @@ class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
         outcome, timings = await loaded.rerank_scheduler.run(plan, deadline)
         record("Rerank", timings, outcome.usage)
         total_ms = (time.perf_counter() - started) * 1e3
-        return wire.rerank_response(outcome, domain.top_n, timings, total_ms, loaded.reranker.model_id)
+        return response_messages.rerank_response(
+            outcome, domain.top_n, timings, total_ms, loaded.reranker.model_id
+        )
 
     async def Embed(
         self, request: rerank_pb2.EmbedRequest, context: aio.ServicerContext
@@ -70,7 +72,7 @@ class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
         outcome, timings = await loaded.embed_scheduler.run(plan, deadline)
         record("Embed", timings, outcome.usage)
         total_ms = (time.perf_counter() - started) * 1e3
-        return wire.embed_response(outcome, timings, total_ms, loaded.embedder.model_id)
+        return response_messages.embed_response(outcome, timings, total_ms, loaded.embedder.model_id)
 
     async def GetModelInfo(
         self, request: rerank_pb2.GetModelInfoRequest, context: aio.ServicerContext

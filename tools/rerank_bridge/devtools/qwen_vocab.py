@@ -12,7 +12,7 @@ does, without the hub.
 A tiktoken rank file gives no merge list. BPE merges the adjacent pair whose
 joined bytes rank lowest, so every way of splitting a ranked string into two
 ranked strings is a merge, ordered by the rank of the string it makes.
-tests/test_qwen_vocab.py checks the result against the package's own encoder.
+tests/devtools/test_qwen_vocab.py checks the result against the package's own encoder.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def splices_cleanly(text: str) -> bool:
     normalisation joins to what precedes it (rare text: it costs only a second
     tokenisation). The document's end needs no rule: its marker is an added
     token, where the tokenizer splits the text before anything else.
-    tests/test_listwise_prompt.py checks this against whole-prompt tokenisation
+    tests/server/test_listwise_prompt.py checks this against whole-prompt tokenisation
     with both tokenizers (and fails when the whitespace rule is dropped).
     """
     if not text:

