@@ -21,8 +21,7 @@ EMBED_BATCH = 128
 def index_mapping(engine: Any, dimensions: int, properties: dict[str, Any] | None = None) -> dict[str, Any]:
     """Text fields (title and text, or the `properties` given), and a cosine HNSW
     `vector` field in the syntax of the engine behind the client."""
-    major = int(engine.info()["version"]["number"].split(".")[0])
-    vector_settings, vector = dialect_of(engine).vector_index(dimensions, major)
+    vector_settings, vector = dialect_of(engine).vector_index(engine, dimensions)
     settings = {"number_of_shards": 1, "number_of_replicas": 0, **vector_settings}
     fields = properties if properties is not None else {"title": {"type": "text"}, "text": {"type": "text"}}
     return {"settings": settings, "mappings": {"properties": {**fields, "vector": vector}}}

@@ -43,8 +43,8 @@ class Dialect:
         """One raw REST call through the official client."""
         raise NotImplementedError
 
-    def vector_index(self, dimensions: int, major_version: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(index settings, mapping) for a cosine HNSW vector field."""
+    def vector_index(self, client: Any, dimensions: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(index settings, mapping) for a cosine HNSW vector field on the engine behind `client`."""
         raise NotImplementedError
 
     def pit_closes(self, pit_ids: list[str]) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
@@ -92,7 +92,7 @@ class Elasticsearch(Dialect):
     def perform_request(self, client: Any, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
         return client.perform_request(method, path, headers=headers, body=body)
 
-    def vector_index(self, dimensions: int, major_version: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    def vector_index(self, client: Any, dimensions: int) -> tuple[dict[str, Any], dict[str, Any]]:
         return {}, {"type": "dense_vector", "dims": dimensions, "index": True, "similarity": "cosine"}
 
     def pit_closes(self, pit_ids: list[str]) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
@@ -143,10 +143,10 @@ class OpenSearch(Dialect):
     def perform_request(self, client: Any, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
         return client.transport.perform_request(method, path, body=body)
 
-    def vector_index(self, dimensions: int, major_version: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    def vector_index(self, client: Any, dimensions: int) -> tuple[dict[str, Any], dict[str, Any]]:
         # The Lucene engine: the Maven build of k-NN has no native libraries.
         settings: dict[str, Any] = {"index.knn": True}
-        if major_version >= 3:
+        if int(client.info()["version"]["number"].split(".")[0]) >= 3:
             # k-NN 3.x rebuilds vectors into _source from doc values ("derived source").
             # On 3.5 one scroll over such an index breaks every later search there that
             # fetches _source (503, all shards failed): keep the vectors in _source.
