@@ -1,4 +1,4 @@
-"""Markdown table of `rerank-bridge eval --tune` JSON files (the README's results table):
+"""Markdown table of `rerank-bridge eval --tune` JSON files (docs/evaluation.md's results table):
 per collection, engine and first stage, nDCG@10 of the first stage, of reranking
 alone and of the blend held out, with 95 % intervals, the setting chosen and the
 gate's verdict; then the macro averages per engine and stage. With `--data` (the

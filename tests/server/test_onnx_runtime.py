@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
 
-# The README's figure: int8 moves MiniLM's cosine scores by at most this much
+# The figure docs/server.md gives: int8 moves MiniLM's cosine scores by at most this much
 # (0.025 at most on the 100 SciFact passages below; run with -s to see it).
 INT8_TOLERANCE = 0.05
 
@@ -76,7 +76,7 @@ def test_int8_scores_stay_within_the_documented_tolerance(minilm_dir: Path) -> N
     print(f"int8: largest score change {worst:.4f}")
     # int8 really is a different model (else this test could not fail on a no-op)...
     assert worst > 1e-4
-    # ...whose scores stay within the README's tolerance.
+    # ...whose scores stay within the tolerance docs/server.md gives.
     assert worst <= INT8_TOLERANCE
 
 

@@ -4,7 +4,7 @@ The windows are real first stages: the BM25 top 30 Elasticsearch returned for
 SciFact queries in the committed evaluation records (bench/results/eval), judged
 by SciFact's relevance labels (../shared/data). Each precision reranks the same
 windows as fp32; the test states how far its scores and its nDCG@10 may move.
-`pytest -s tests/server/test_precision_quality.py` prints the table the README quotes.
+`pytest -s tests/server/test_precision_quality.py` prints the table docs/benchmarks.md quotes.
 """
 
 from __future__ import annotations

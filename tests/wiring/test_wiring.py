@@ -190,8 +190,8 @@ def test_wire_on_a_cluster_without_the_inference_api_says_what_it_needs(engine_u
     assert out == ""
 
 
-def test_the_readme_shows_the_endpoint_the_command_creates() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_show_the_endpoint_the_command_creates() -> None:
+    readme = (ROOT / "docs" / "engine-hooks.md").read_text()
     blocks = re.findall(r"```json\n(\{\n  \"service\": \"custom\".*?)\n```", readme, re.DOTALL)
     assert len(blocks) == 1
     assert json.loads(blocks[0]) == endpoint_definition(

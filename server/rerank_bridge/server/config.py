@@ -51,7 +51,7 @@ class ServerConfig:
     dtype: str = _setting(
         "auto",
         "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16; with --runtime onnx "
-        "float32 or int8 (dynamic quantisation: faster, scores move slightly; see the README)",
+        "float32 or int8 (dynamic quantisation: faster, scores move slightly; see docs/server.md)",
     )
     runtime: str = _setting(
         "torch",

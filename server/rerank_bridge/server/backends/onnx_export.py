@@ -11,7 +11,7 @@ never sees half a model. When the model folder is read-only the cache is
 int8 is ONNX Runtime's dynamic quantisation: weights of every MatMul become
 int8 per output channel, activations are quantised on the fly. Per-channel
 scales matter: on the packaged MiniLM, per-tensor int8 left the worst of 51
-embeddings at a cosine of 0.90 with fp32, per-channel at 0.99 (the README gives
+embeddings at a cosine of 0.90 with fp32, per-channel at 0.99 (docs/server.md gives
 the ranking quality measured with both precisions).
 """
 
