@@ -31,7 +31,7 @@ import torch
 
 from rerank_bridge.devtools.tiny_models import build_listwise
 from rerank_bridge.proto.v1 import rerank_pb2 as pb
-from rerank_bridge.server import chunking, validation, wire
+from rerank_bridge.server import chunking, response_messages, validation
 from rerank_bridge.server.backends.listwise import BlockInput, BlockOutput, ListwiseBackend
 from rerank_bridge.server.backends.listwise_prompt import block_prompt, pack_blocks, strip_markers
 from rerank_bridge.server.devices import resolve_placement
@@ -87,7 +87,9 @@ def lean_path(backend: ListwiseBackend) -> Callable[[bytes, list[BlockOutput]], 
         domain = validation.rerank_request(message, LIMITS, backend.returns_embeddings)
         plan = chunking.plan(backend, domain, LIMITS.max_chunks_per_request)
         outcome = plan.finish(outputs)
-        response = wire.rerank_response(outcome, domain.top_n, Timings(0.0, 0.0), 0.0, backend.model_id)
+        response = response_messages.rerank_response(
+            outcome, domain.top_n, Timings(0.0, 0.0), 0.0, backend.model_id
+        )
         return bytes(response.SerializeToString())
 
     return serve
