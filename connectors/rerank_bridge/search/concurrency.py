@@ -14,7 +14,15 @@ T = TypeVar("T")
 
 
 async def gather_calls(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
-    return list(await asyncio.gather(*(call() for call in calls)))
+    tasks = [asyncio.ensure_future(call()) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        # When one call fails the others are not left running behind the error:
+        # cancelled, and collected so that no failure goes unretrieved.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def call_all(calls: Sequence[Callable[[], T]]) -> list[T]:
