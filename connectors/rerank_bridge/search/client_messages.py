@@ -163,7 +163,3 @@ def model_info_request() -> pb.GetModelInfoRequest:
 def model_info(message: pb.ModelInfo) -> ModelInfo:
     scalars = {f.name: getattr(message, f.name) for f in fields(ModelInfo) if f.name != "limits"}
     return ModelInfo(**scalars, limits=_flat(Limits, message.limits))
-
-
-# The service's full name, for health checks and the retry policy.
-SERVICE = pb.DESCRIPTOR.services_by_name["Reranker"].full_name

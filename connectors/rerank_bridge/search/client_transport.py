@@ -15,8 +15,10 @@ from typing import Any
 import grpc
 
 from rerank_bridge.proto.request_ids import METADATA_KEY
-from rerank_bridge.proto.v1 import rerank_pb2_grpc
-from rerank_bridge.search.client_messages import SERVICE
+from rerank_bridge.proto.v1 import rerank_pb2, rerank_pb2_grpc
+
+# The service's full name, which the health checks and the retry policy name.
+SERVICE = rerank_pb2.DESCRIPTOR.services_by_name["Reranker"].full_name
 
 
 def call_metadata(request_id: str | None) -> list[tuple[str, str]] | None:
