@@ -21,7 +21,8 @@ from support.live_fixtures import EngineAt
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-EXTRAS = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+EXTRAS = set(PROJECT["project"]["optional-dependencies"])
 
 
 def blocks(path: Path, language: str) -> list[str]:
@@ -98,6 +99,42 @@ def test_the_checker_catches_a_stale_command() -> None:
     assert problems('pip install ".[no-such-extra]"')
     assert problems(".venv/bin/pytest tests/nothing/test_x.py")
     assert not problems(".venv/bin/rerank-bridge serve --port 50051")
+
+
+def requirement_names(extra: str | None) -> set[str]:
+    """The distributions an extra installs (None: the core), its own extras followed."""
+    project = PROJECT["project"]
+    listed = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
+    names: set[str] = set() if extra is None else requirement_names(None)
+    for requirement in listed:
+        name, inner = re.match(r"([\w.-]+)(?:\[([\w,-]+)\])?", requirement).groups()  # type: ignore[union-attr]
+        if name == "rerank-bridge":
+            for nested in inner.split(","):
+                names |= requirement_names(nested)
+        else:
+            names.add(name.lower())
+    return names
+
+
+def test_the_readmes_install_table_says_what_each_extra_brings() -> None:
+    rows = re.findall(
+        r"^\| (\(none\)|`[\w-]+`) \| [^|]+ \| ([^|]+) \|$", (ROOT / "README.md").read_text(), re.M
+    )
+    assert len(rows) == 6
+    for extra, brings in rows:
+        installed = requirement_names(None if extra == "(none)" else extra.strip("`"))
+        named, _, absent = brings.partition(";")
+        for item in named.split(","):
+            word = item.split()[0].lower()
+            assert any(word in name for name in installed), (extra, word)
+        if "no torch" in absent:
+            assert not installed & {"torch", "elasticsearch", "opensearch-py"}, extra
+
+
+def test_the_readmes_layout_names_the_packages_pyproject_ships() -> None:
+    named = set(re.findall(r"\brerank_bridge\.(\w+)\s", (ROOT / "README.md").read_text()))
+    shipped = {package.split(".")[1] for package in PROJECT["tool"]["setuptools"]["packages"]}
+    assert named == shipped and len(shipped) == 8
 
 
 def test_the_readmes_links_lead_to_files() -> None:
