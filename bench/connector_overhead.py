@@ -17,10 +17,9 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools import checkout, local_engines
 from rerank_bridge.evaluation.indexing import index_mapping
 from rerank_bridge.search import (
     Hybrid,
@@ -34,7 +33,7 @@ from rerank_bridge.search.dialects import DIALECTS
 from server_throughput import start_server
 from workload import progress
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"
+DATA = checkout.shared_data("xquad-r", "en")
 
 
 class TimedRerankClient(RerankClient):

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-from pathlib import Path
 
+from rerank_bridge.devtools import checkout
 from rerank_bridge.server.config import BUILTIN_MINILM
 from workload import passages, progress, start_server
 
-ROOT = Path(__file__).resolve().parents[1]
-PROTOSET = ROOT / "proto" / "rerank_bridge" / "proto" / "v1" / "rerank.protoset"
-GHZ = ROOT / ".tools" / "bin" / "ghz"
+PROTOSET = checkout.package_folder("rerank_bridge.proto.v1") / "rerank.protoset"
+GHZ = checkout.root() / ".tools" / "bin" / "ghz"
 
 
 def main() -> None:

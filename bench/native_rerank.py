@@ -27,13 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools import checkout, local_engines
 from rerank_bridge.evaluation.indexing import index_mapping
 from rerank_bridge.search import RerankClient, RerankingSearch, RerankSettings
 from rerank_bridge.search.dialects import DIALECTS
 from workload import progress, start_server
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"
+DATA = checkout.shared_data("xquad-r", "en")
 COMMAND = str(Path(sys.executable).parent / "rerank-bridge")
 KEY = "bench-native-key"
 INDEX = "bench-native"

@@ -21,10 +21,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rerank_bridge.devtools import checkout
 from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.proto.v1 import rerank_pb2_grpc
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+SCIFACT = checkout.shared_data("scifact", "corpus.jsonl.gz")
 FILLER = "cell protein gene study result patient effect risk model data method analysis trial".split()
 
 

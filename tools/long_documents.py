@@ -18,7 +18,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r"
+from rerank_bridge.devtools import checkout
+
+DATA = checkout.shared_data("xquad-r")
 
 
 def build(out: Path, lang: str = "en", paragraphs_per_document: int = 2) -> dict[str, int]:

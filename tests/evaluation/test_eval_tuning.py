@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from rerank_bridge.bridge.config import load_config
+from rerank_bridge.devtools import checkout
 from rerank_bridge.devtools.local_engines import free_port
 from rerank_bridge.evaluation.arguments import add_arguments
 from rerank_bridge.evaluation.beir import collection_name, load_collection
@@ -33,7 +34,7 @@ from rerank_bridge.evaluation.tuning import (
     tune,
 )
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = checkout.shared_data()
 
 
 def records_where(

@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from rerank_bridge.devtools import checkout
+
+ROOT = checkout.root()
 
 
 def test_generated_stubs_match_the_proto(tmp_path: Path) -> None:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from support.live_fixtures import ROOT, unavailable
+from rerank_bridge.devtools import checkout
+from support.live_fixtures import unavailable
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
-PREVIOUS_CLIENTS = ROOT / ".clients" / "previous"
+PREVIOUS_CLIENTS = checkout.root() / ".clients" / "previous"
 LIVE_SUITES = (
     "tests/search/test_live_search.py",
     "tests/bridge/test_bridge_live.py",
@@ -49,7 +50,7 @@ def test_the_previous_majors_pass_the_live_suites_with_their_own_clients(tmp_pat
             f"--junitxml={report}",
             *LIVE_SUITES,
         ],
-        cwd=ROOT,
+        cwd=checkout.root(),
         env=env,
         capture_output=True,
         text=True,

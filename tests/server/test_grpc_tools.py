@@ -7,16 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import start_server
 
+from rerank_bridge.devtools import checkout
 from rerank_bridge.server.app import BackgroundServer
 from support.live_fixtures import unavailable
 
-ROOT = Path(__file__).resolve().parents[2]
-PROTOSET = ROOT / "proto" / "rerank_bridge" / "proto" / "v1" / "rerank.protoset"
+ROOT = checkout.root()
+PROTOSET = checkout.package_folder("rerank_bridge.proto.v1") / "rerank.protoset"
 REQUEST = {
     "query": "river city",
     "documents": [{"id": "a", "text": "the river"}, {"id": "b", "text": "a city by the river"}],

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from rerank_bridge.devtools import checkout
 from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.proto.v1 import rerank_pb2_grpc
 from rerank_bridge.server.backends import onnx_export
@@ -24,7 +25,7 @@ from rerank_bridge.server.domain import Document, RerankRequest
 
 pytestmark = pytest.mark.slow
 
-SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "scifact" / "corpus.jsonl.gz"
+SCIFACT = checkout.shared_data("scifact", "corpus.jsonl.gz")
 
 # The figure docs/server.md gives: int8 moves MiniLM's cosine scores by at most this much
 # (0.025 at most on the 100 SciFact passages below; run with -s to see it).

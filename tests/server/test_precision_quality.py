@@ -15,6 +15,7 @@ import ir_measures
 import pytest
 from ir_measures import nDCG
 
+from rerank_bridge.devtools import checkout
 from rerank_bridge.evaluation import records
 from rerank_bridge.evaluation.beir import load_collection
 from rerank_bridge.server.backends.base import Backend, run_plan
@@ -25,8 +26,8 @@ from rerank_bridge.server.domain import Document, RerankRequest
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+ROOT = checkout.root()
+SCIFACT = checkout.shared_data("scifact")
 RECORDS = ROOT / "bench" / "results" / "eval" / "scifact-elasticsearch.queries.jsonl.gz"
 QUERIES, WINDOW, DOCUMENT_TOKENS = 20, 30, 256
 

@@ -30,16 +30,14 @@ from typing import Any
 
 import pytest
 
-from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools import checkout, local_engines
 from rerank_bridge.evaluation.indexing import index_mapping
 from rerank_bridge.search import RerankClient
 from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.config import ServerConfig
 
-ROOT = Path(__file__).resolve().parents[2]
-
-DATA = ROOT.parent / "shared" / "data" / "xquad-r"
+DATA = checkout.shared_data("xquad-r")
 LANGUAGES = ("en", "de")
 URL_VARIABLES = {"elasticsearch": "ES_URL", "opensearch": "OS_URL"}
 ENGINE_SOURCES = ("auto", "containers", "local")

@@ -21,6 +21,7 @@ import jsonschema
 import pytest
 
 from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.devtools import checkout
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.wiring import opensearch
 from rerank_bridge.wiring.elasticsearch import DEFINITION_HEADER, endpoint_definition
@@ -28,7 +29,7 @@ from rerank_bridge.wiring.endpoints import Bridge, Report
 from rerank_bridge.wiring.engine_http import WiringError
 from support.bridge_runner import RunningBridge
 from support.command_extras import run_alone
-from support.live_fixtures import ROOT, EngineAt
+from support.live_fixtures import EngineAt
 
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 # inference.put_custom's body for the rerank task: every key the specification
@@ -191,7 +192,7 @@ def test_wire_on_a_cluster_without_the_inference_api_says_what_it_needs(engine_u
 
 
 def test_the_docs_show_the_endpoint_the_command_creates() -> None:
-    readme = (ROOT / "docs" / "engine-hooks.md").read_text()
+    readme = (checkout.root() / "docs" / "engine-hooks.md").read_text()
     blocks = re.findall(r"```json\n(\{\n  \"service\": \"custom\".*?)\n```", readme, re.DOTALL)
     assert len(blocks) == 1
     assert json.loads(blocks[0]) == endpoint_definition(

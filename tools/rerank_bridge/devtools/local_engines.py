@@ -21,9 +21,10 @@ Releases (`RELEASES`):
   neural-search, so it has the `rerank` response processor, remote-model
   connectors, the `hybrid` query with the normalization processor, and RRF.
   Maven Central lacks neural-search and the ml-commons client it needs; their
-  jars come from $RERANK_NEURAL_JARS (default: shared/engines/
-  opensearch-neural-search-2.19.1.0 beside the checkout, where they are built
-  from their tagged sources with one patch; see its README).
+  jars come from $RERANK_NEURAL_JARS (default: engines/
+  opensearch-neural-search-2.19.1.0 in the shared folder, ../shared beside the
+  checkout or $RERANK_SHARED, where they are built from their tagged sources
+  with one patch; see its README).
 
 A kind on its own (`elasticsearch`, `opensearch`) names the release whose major
 matches the Python client installed, so a process that imports
@@ -55,6 +56,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rerank_bridge.devtools import checkout
+
 ES_USER = "rerank-es"
 KINDS = ("elasticsearch", "opensearch")
 CLIENTS = {"elasticsearch": "elasticsearch", "opensearch": "opensearch-py"}
@@ -77,6 +80,7 @@ OFFICIAL_IMAGES = {
     "opensearch": "opensearchproject/opensearch",
 }
 NEURAL_JARS = ("opensearch-neural-search-2.19.1.0.jar", "opensearch-ml-client-2.19.1.0.jar")
+NEURAL_FOLDER = "opensearch-neural-search-2.19.1.0"  # in the shared folder's engines/
 # Only for models run inside OpenSearch, which this project never does: leaving
 # them out shrinks the neural node's folder from ~410 MB to ~100 MB.
 UNUSED_ML_JARS = re.compile(r"^(onnxruntime_gpu|tokenizers)-.*\.jar$")
@@ -190,13 +194,15 @@ def release_for(name: str) -> Release:
     return (neural or plain)[0]
 
 
-def neural_jars() -> Path | None:
-    """The folder with neural-search and the ml-commons client, where one is found."""
+def neural_folder() -> Path:
+    """Where neural-search and the ml-commons client are looked for."""
     configured = os.environ.get("RERANK_NEURAL_JARS")
-    beside_checkout = (
-        Path(__file__).resolve().parents[3] / "shared" / "engines" / "opensearch-neural-search-2.19.1.0"
-    )
-    folder = Path(configured) if configured else beside_checkout
+    return Path(configured) if configured else checkout.shared_engines(NEURAL_FOLDER)
+
+
+def neural_jars() -> Path | None:
+    """The folder with neural-search and the ml-commons client, where it holds both."""
+    folder = neural_folder()
     return folder if all((folder / jar).is_file() for jar in NEURAL_JARS) else None
 
 
@@ -326,8 +332,9 @@ def _fetch_opensearch(release: Release, folder: Path) -> None:
         source = neural_jars()
         if source is None:
             raise RuntimeError(
-                f"{release.name} needs {' and '.join(NEURAL_JARS)} (not on Maven Central): "
-                "set RERANK_NEURAL_JARS to the folder that holds them"
+                f"{release.name} needs {' and '.join(NEURAL_JARS)} (not on Maven Central), "
+                f"and {neural_folder()} lacks them: set {checkout.SHARED_VARIABLE} to the shared folder, "
+                "or RERANK_NEURAL_JARS to the folder that holds them"
             )
         for jar in NEURAL_JARS:
             shutil.copy(source / jar, lib / jar)

@@ -13,10 +13,11 @@ import argparse
 import re
 import subprocess
 import sys
-from pathlib import Path
+
+from rerank_bridge.devtools import checkout
 
 # Found by path, not imported: the package imports _sync/, which may not exist yet.
-SOURCE = Path(__file__).resolve().parents[3] / "connectors" / "rerank_bridge" / "search" / "_async"
+SOURCE = checkout.package_folder("rerank_bridge.search") / "_async"
 TARGET = SOURCE.parent / "_sync"
 
 # Whole words of the async source and what the sync one says instead.
