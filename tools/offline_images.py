@@ -39,10 +39,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools import checkout, local_engines
 from rerank_bridge.server import __version__
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = checkout.root()
 OFFLINE = ROOT / "docker" / "offline"
 DEBIAN = "local/debian:bookworm"
 PYTHON = "local/python:3.11"
@@ -67,15 +67,23 @@ JDK_TOOLS = re.compile(
 )
 
 
-# The files docker/Dockerfile's `code` stage copies into the project's images.
-SOURCE = ("pyproject.toml", "README.md", "proto", "server", "connectors", "tools/rerank_bridge")
 SOURCE_LABEL = "rerank-bridge.source-digest"
+
+
+def source_files() -> list[str]:
+    """What the project's wheel, and so its images, is built from: pyproject.toml, the
+    README it names, and the package under each of its roots."""
+    return [
+        "pyproject.toml",
+        "README.md",
+        *(f"{root}/{checkout.PACKAGE}" for root in checkout.package_roots()),
+    ]
 
 
 def source_digest() -> str:
     """A digest of the files the project's images hold (tracked or not, unless ignored)."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *SOURCE],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", *source_files()],
         cwd=ROOT,
         check=True,
         capture_output=True,

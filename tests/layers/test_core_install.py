@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "aiohttp", "elasticsearch", "opensearchpy", "numpy")
 PROBE = f"""
 import json, sys
@@ -25,18 +23,11 @@ print(json.dumps(sorted(name for name in {HEAVY!r} if name in sys.modules)))
 
 
 @pytest.mark.slow
-def test_the_core_install_imports_the_library_and_nothing_heavy(tmp_path: Path) -> None:
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(ROOT)],
-        check=True,
-        timeout=600,
-    )
+def test_the_core_install_imports_the_library_and_nothing_heavy(tmp_path: Path, project_wheel: Path) -> None:
     env = tmp_path / "env"
     venv.create(env, with_pip=True)
     python = env / "bin" / "python"
-    (wheel,) = wheels.glob("rerank_bridge-*.whl")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", str(wheel)], check=True, timeout=600)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", str(project_wheel)], check=True, timeout=600)
     installed = subprocess.run([python, "-m", "pip", "list", "--format=json"], capture_output=True, text=True)
     names = {package["name"].lower() for package in json.loads(installed.stdout)}
     assert "grpcio" in names and not names & {"torch", "transformers", "aiohttp", "elasticsearch"}, names

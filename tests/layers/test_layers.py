@@ -10,24 +10,18 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-# Each runtime subpackage of rerank_bridge, its folder, and its layer (higher sits on lower).
-LAYERS = {
-    "proto": ("proto", 0),
-    "search": ("connectors", 1),
-    "server": ("server", 1),
-    "bridge": ("connectors", 2),
-    "wiring": ("connectors", 2),
-    "evaluation": ("connectors", 2),
-    "cli": ("connectors", 3),
-}
-DEVTOOLS = ("tools", "devtools")
+from rerank_bridge.devtools import checkout
+
+# Each runtime subpackage of rerank_bridge and its layer (higher sits on lower); where each
+# lives is the package's folder map, read from pyproject.toml (rerank_bridge.devtools.checkout).
+LAYERS = {"proto": 0, "search": 1, "server": 1, "bridge": 2, "wiring": 2, "evaluation": 2, "cli": 3}
+DEVTOOLS = "devtools"
 # The generated messages: the server's, and on the library's side only the client's.
 MESSAGE_IMPORTERS = ("server", "search.client_messages", "search.client_transport")
 
 
-def modules(package: str, folder: str) -> Iterator[tuple[str, Path]]:
-    base = ROOT / folder / "rerank_bridge" / package
+def modules(package: str) -> Iterator[tuple[str, Path]]:
+    base = checkout.package_folder(f"{checkout.PACKAGE}.{package}")
     for path in sorted(base.rglob("*.py")):
         dotted = ".".join(path.relative_to(base.parent).with_suffix("").parts)
         yield dotted.removesuffix(".__init__"), path
@@ -47,8 +41,8 @@ def imported(path: Path) -> set[str]:
 
 def runtime_imports() -> Iterator[tuple[str, str, str]]:
     """(importing package, importing module, imported module) across the runtime."""
-    for package, (folder, _) in LAYERS.items():
-        for module, path in modules(package, folder):
+    for package in LAYERS:
+        for module, path in modules(package):
             for name in imported(path):
                 yield package, module, name
 
@@ -59,12 +53,12 @@ def layer_violations(edges: list[tuple[str, str, str]]) -> list[str]:
         target = name.split(".")[0]
         if target == package:
             continue
-        if target == DEVTOOLS[1]:
+        if target == DEVTOOLS:
             wrong.append(f"{module} imports the developer tools ({name})")
         elif target not in LAYERS:
             wrong.append(f"{module} imports {name}, which is no package of the layout")
-        elif LAYERS[target][1] >= LAYERS[package][1]:
-            wrong.append(f"{module} (layer {LAYERS[package][1]}) imports {name} (layer {LAYERS[target][1]})")
+        elif LAYERS[target] >= LAYERS[package]:
+            wrong.append(f"{module} (layer {LAYERS[package]}) imports {name} (layer {LAYERS[target]})")
     return wrong
 
 
@@ -96,6 +90,8 @@ def test_the_rule_catches_an_upward_a_sideways_and_a_devtools_import() -> None:
     assert len(layer_violations(edges)) == 5
 
 
-def test_every_folder_of_the_layout_is_walked() -> None:
-    for package, (folder, _) in {**LAYERS, DEVTOOLS[1]: (DEVTOOLS[0], 0)}.items():
-        assert any(True for _ in modules(package, folder)), f"{folder}/rerank_bridge/{package} is empty"
+def test_every_package_of_the_layout_has_a_layer_and_is_walked() -> None:
+    top_level = {name.split(".")[1] for name in checkout.package_folders()}
+    assert top_level == {*LAYERS, DEVTOOLS}
+    for package in top_level:
+        assert any(True for _ in modules(package)), f"{checkout.PACKAGE}.{package} has no module"

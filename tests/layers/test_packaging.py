@@ -1,26 +1,51 @@
-"""pyproject.toml lists each subpackage and its folder by hand (setuptools cannot find
-a namespace package spread over several roots): a package left off the list would
-be missing from the wheel, so the list is checked against the folders."""
+"""The package's folder map is kept in one place: the package roots pyproject.toml gives
+setuptools ([tool.setuptools.packages.find] where), under which it finds every
+subpackage of rerank_bridge. What cannot read that table is held to it here: no folder
+holding part of the package is left out of the roots, mypy resolves modules from the
+same roots, and the wheel carries every module of the map and nothing from elsewhere."""
 
 from __future__ import annotations
 
-import tomllib
+import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = ("proto", "server", "connectors", "tools")
+import pytest
+
+from rerank_bridge.devtools import checkout
 
 
-def test_the_wheel_lists_every_package_of_the_layout_at_its_folder() -> None:
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    on_disk = {
-        ".".join(
-            init.parent.relative_to(ROOT / folder).parts
-        ): f"{folder}/{init.parent.relative_to(ROOT / folder)}"
-        for folder in FOLDERS
-        for init in (ROOT / folder / "rerank_bridge").rglob("__init__.py")
-        if "__pycache__" not in init.parts
+def test_every_folder_that_holds_part_of_the_package_is_a_root() -> None:
+    holding = [
+        folder.parent.name for folder in checkout.root().glob(f"*/{checkout.PACKAGE}") if folder.is_dir()
+    ]
+    assert sorted(holding) == sorted(checkout.package_roots())
+
+
+def test_mypy_resolves_modules_from_the_package_roots() -> None:
+    assert checkout.pyproject()["tool"]["mypy"]["mypy_path"] == [*checkout.package_roots(), "tests"]
+
+
+def test_the_map_holds_each_layer_of_the_package() -> None:
+    # The map is read, not assumed: a root that went missing from `where` loses its packages.
+    assert {"rerank_bridge.proto.v1", "rerank_bridge.server.backends", "rerank_bridge.search._sync"} <= set(
+        checkout.package_folders()
+    )
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_every_module_of_the_map_and_nothing_else(project_wheel: Path) -> None:
+    folders = checkout.package_folders()
+    modules = {
+        "/".join([*package.split("."), module.name])
+        for package, folder in folders.items()
+        for module in folder.glob("*.py")
     }
-    assert sorted(setuptools["packages"]) == sorted(on_disk)
-    for package, folder in setuptools["package-dir"].items():
-        assert on_disk[package] == folder
+    packaged = [
+        name for name in zipfile.ZipFile(project_wheel).namelist() if name.startswith(f"{checkout.PACKAGE}/")
+    ]
+    assert {name for name in packaged if name.endswith(".py")} == modules
+    # Package data (the contract, its descriptor set, stubs, py.typed) comes from the map's folders too.
+    for name in packaged:
+        package, _, file = name.rpartition("/")
+        assert (folders[package.replace("/", ".")] / file).is_file(), name
+    assert f"{checkout.PACKAGE}/proto/v1/rerank.protoset" in packaged
