@@ -61,13 +61,13 @@ import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools import checkout, local_engines
 from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.config import BUILTIN_MINILM
 from workload import progress, start_server, summarise
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # the container helpers
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r" / "en"
+sys.path.insert(0, str(checkout.root() / "tools"))  # the container helpers
+DATA = checkout.shared_data("xquad-r", "en")
 INDEX = "soak"
 CONTAINER_FAULTS = ("reranker-kill", "reranker-rolling-restart", "engine-node-kill")
 
@@ -504,6 +504,16 @@ def soak_containers(args: argparse.Namespace) -> dict[str, Any]:
     unknown = set(faults) - set(CONTAINER_FAULTS)
     if unknown:
         raise SystemExit(f"unknown faults {sorted(unknown)}; known: {', '.join(CONTAINER_FAULTS)}")
+    from engine_containers import ContainersUnavailable, image_for, require_containers
+    from offline_images import PROJECT_IMAGES
+
+    # Every image first (Ryuk's too), so a missing one stops the soak, in one line, before
+    # it starts a cluster.
+    engine_image = image_for(local_engines.release_for(args.engine))
+    try:
+        require_containers([engine_image, PROJECT_IMAGES["server-cpu"], PROJECT_IMAGES["bridge"]])
+    except ContainersUnavailable as why:
+        raise SystemExit(f"soak --containers: {why}") from None
     with container_stack(args) as (url, corpus, servers, engines, setup):
         tally = Tally("warm-up")
         done = threading.Event()

@@ -66,11 +66,7 @@ def why_not_here(client: Any, image: str) -> str | None:
         client.images.pull(image)
         return None
     except docker.errors.APIError as error:
-        first_line = str(error).splitlines()[0]
-        return (
-            f"image {image} is not here and cannot be pulled ({first_line}); "
-            "where no registry answers, build it with tools/offline_images.py"
-        )
+        return f"image {image} is not here and cannot be pulled ({str(error).splitlines()[0]})"
 
 
 def why_no_containers(images: list[str]) -> str | None:
@@ -78,15 +74,26 @@ def why_no_containers(images: list[str]) -> str | None:
     client = docker_client()
     if client is None:
         return "no Docker engine answers"
-    needed = list(images)
-    if not testcontainers_config.ryuk_disabled:
-        needed.append(testcontainers_config.ryuk_image)
-    for image in needed:
-        if (reason := why_not_here(client, image)) is not None:
-            if image == testcontainers_config.ryuk_image:
-                reason += " (or set TESTCONTAINERS_RYUK_DISABLED=true)"
-            return reason
+    for image in images:
+        if (why := why_not_here(client, image)) is not None:
+            return f"{why}; where no registry answers, build it with tools/offline_images.py"
+    # testcontainers starts Ryuk beside the first container or network, to remove them
+    # should the run die; nothing here builds its image.
+    ryuk = testcontainers_config.ryuk_image
+    if not testcontainers_config.ryuk_disabled and (why := why_not_here(client, ryuk)) is not None:
+        return f"{why}: set TESTCONTAINERS_RYUK_DISABLED=true to run without testcontainers' reaper"
     return None
+
+
+class ContainersUnavailable(RuntimeError):
+    """testcontainers cannot start these images here; the message says why, in one line."""
+
+
+def require_containers(images: list[str]) -> None:
+    """Raises ContainersUnavailable, naming the image (and for Ryuk's, the variable that
+    turns it off), before testcontainers would fail on it with a traceback of its own."""
+    if (why := why_no_containers(images)) is not None:
+        raise ContainersUnavailable(why)
 
 
 def publish_on_loopback(container: DockerContainer, *ports: int) -> DockerContainer:
@@ -166,6 +173,7 @@ def single_node(
     """One node of the release's image (on `network` as `alias`, when given); yields its
     URL on loopback."""
     image = image_for(release)
+    require_containers([image])
     container = DockerContainer(image, env=single_node_environment(release.kind), network=network)
     if alias:
         container.with_network_aliases(alias)
@@ -212,6 +220,7 @@ def cluster(
     """`nodes` nodes of the release's image in one cluster on a network of its own
     (or the one given); yields it once every node has joined."""
     image = image_for(release)
+    require_containers([image])
     name = name or f"{release.kind}-cluster"
     with Network() as network:
         # The holder keeps the namespace (and the published ports) while any node dies.
@@ -251,6 +260,7 @@ def project_container(
 ) -> Iterator[DockerContainer]:
     """One of this project's images on `network` as `alias`, with `ports` on loopback and
     host folders mounted read-only (host path, container path)."""
+    require_containers([image])
     container = DockerContainer(image, command=command, network=network)  # type: ignore[arg-type]
     container.with_network_aliases(alias)
     publish_on_loopback(container, *ports)

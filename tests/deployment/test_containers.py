@@ -54,13 +54,13 @@ from offline_images import PROJECT_IMAGES, SOURCE_LABEL, image_label, source_dig
 from testcontainers.core.network import Network
 
 from rerank_bridge.bridge.config import BridgeConfig
-from rerank_bridge.devtools import local_engines
+from rerank_bridge.devtools import checkout, local_engines
 from rerank_bridge.search import RerankClient
 from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.config import ServerConfig
 from support.bridge_runner import RunningBridge
-from support.live_fixtures import ROOT, Engine, EngineAt, indexed_corpus, unavailable
+from support.live_fixtures import Engine, EngineAt, indexed_corpus, unavailable
 from support.raw_http import send
 from support.server_process import wait_serving
 
@@ -91,7 +91,7 @@ def containers_here() -> None:
     """Docker answers and every image these tests start is here (or can be pulled)."""
     images = [*engine_images(), PROJECT_IMAGES["server-cpu"], PROJECT_IMAGES["bridge"]]
     if (why := why_no_containers(images)) is not None:
-        unavailable(f"{why} (tools/offline_images.py builds every image where no registry answers)")
+        unavailable(why)
     source = source_digest()
     for image in PROJECT_IMAGES.values():
         built_from = image_label(image, SOURCE_LABEL)
@@ -106,7 +106,7 @@ def pytest_run(report: Path, *arguments: str, **environment: str) -> subprocess.
     env.update(environment)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *arguments],
-        cwd=ROOT,
+        cwd=checkout.root(),
         env=env,
         capture_output=True,
         text=True,
@@ -409,7 +409,7 @@ def test_the_soak_loses_nothing_through_scoring_server_and_engine_node_faults(
     out = tmp_path / "soak.json"
     command = [
         sys.executable,
-        str(ROOT / "bench" / "soak.py"),
+        str(checkout.root() / "bench" / "soak.py"),
         "--containers",
         "--engine",
         kind,
@@ -424,7 +424,7 @@ def test_the_soak_loses_nothing_through_scoring_server_and_engine_node_faults(
         "--out",
         str(out),
     ]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(command, cwd=checkout.root(), capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     result = json.loads(out.read_text())
     phases = result["phases"]
@@ -474,7 +474,7 @@ def test_the_compose_stack_answers_a_reranked_search_through_the_bridge(
         )
     }
     project = f"rerank-bridge-test-{uuid.uuid4().hex[:8]}"
-    compose = [*compose_command(), "-f", str(ROOT / "docker" / "compose.yaml"), "-p", project]
+    compose = [*compose_command(), "-f", str(checkout.root() / "docker" / "compose.yaml"), "-p", project]
     env = {**os.environ, **ports}
     up = subprocess.run([*compose, "up", "-d"], env=env, capture_output=True, text=True, timeout=900)
     try:
