@@ -19,7 +19,9 @@ above go on (their latency, against the warm-up's, is what this fault measures).
 Containers (`--containers`, images from a registry or tools/offline_images.py): a
 cluster of `--nodes` engine nodes holding an index of `--shards` shards with
 `--replicas` replicas, two scoring servers (the CPU image) and the bridge image calling
-both, on a network of the run's own. The faults run one after another, each a phase:
+both, on a network of the run's own. Where an image is missing, Ryuk's among them (where no
+registry answers, run with TESTCONTAINERS_RYUK_DISABLED=true), it stops before it starts
+anything, with one line naming it. The faults run one after another, each a phase:
 - `reranker-kill`: one server is killed, and started again `--fault-seconds` later;
 - `reranker-rolling-restart`: each server in turn gets SIGTERM (it drains) and starts
   again; the next goes once the bridge sends calls to the one that came back;

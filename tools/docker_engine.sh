@@ -5,6 +5,9 @@
 # `start` uses an engine that already answers; otherwise, as root with apt, it installs
 # Debian's docker.io (with debootstrap for tools/offline_images.py and docker-compose)
 # and starts dockerd in the background. Nothing of this outlives the machine.
+# With $RERANK_DOCKER_DATA_ROOT (the cold run's, .ci/cold-machine.sh) the dockerd it starts
+# keeps its images there, and an engine that already answers is refused: its image store
+# is not the empty one asked for.
 set -euo pipefail
 pidfile=/tmp/rerank-bridge-dockerd.pid
 log=/tmp/rerank-bridge-dockerd.log
@@ -13,6 +16,10 @@ answers() { docker info >/dev/null 2>&1; }
 
 start() {
   if answers; then
+    if [ -n "${RERANK_DOCKER_DATA_ROOT:-}" ]; then
+      echo "docker engine: one already answers, with an image store of its own; stop it for a run on an empty one" >&2
+      return 1
+    fi
     echo "docker engine: one already answers"
     return 0
   fi
@@ -31,7 +38,7 @@ start() {
       return 1
     fi
   fi
-  dockerd >"$log" 2>&1 &
+  dockerd ${RERANK_DOCKER_DATA_ROOT:+--data-root "$RERANK_DOCKER_DATA_ROOT"} >"$log" 2>&1 &
   echo $! >"$pidfile"
   for _ in $(seq 60); do
     if answers; then
@@ -46,7 +53,14 @@ start() {
 
 stop() {
   if [ -f "$pidfile" ]; then
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    # Until it has stopped its containers and unmounted their layers (the image store may
+    # be removed next).
+    for _ in $(seq 60); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 1
+    done
     rm -f "$pidfile"
   fi
 }

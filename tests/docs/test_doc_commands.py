@@ -132,10 +132,17 @@ def test_the_readmes_install_table_says_what_each_extra_brings() -> None:
             assert not installed & {"torch", "elasticsearch", "opensearch-py"}, extra
 
 
-def test_the_readmes_layout_names_the_packages_pyproject_ships() -> None:
-    named = set(re.findall(r"\brerank_bridge\.(\w+)\s", (ROOT / "README.md").read_text()))
-    shipped = {package.split(".")[1] for package in PROJECT["tool"]["setuptools"]["packages"]}
-    assert named == shipped and len(shipped) == 8
+def test_the_readmes_layout_puts_each_package_where_the_folder_map_does() -> None:
+    placed, folder = {}, ""
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if match := re.match(r"^(\w+/)?\s+rerank_bridge\.(\w+)\s", line):
+            folder = (match.group(1) or folder).rstrip("/")
+            placed[match.group(2)] = folder
+    shipped = {
+        name.split(".")[1]: path.relative_to(ROOT).parts[0]
+        for name, path in checkout.package_folders().items()
+    }
+    assert placed == shipped and len(shipped) == 8
 
 
 def test_the_readmes_links_lead_to_files() -> None:

@@ -19,6 +19,7 @@ from rerank_bridge.devtools import checkout
 from rerank_bridge.devtools.local_engines import free_port
 from rerank_bridge.evaluation.arguments import add_arguments
 from rerank_bridge.evaluation.beir import collection_name, load_collection
+from rerank_bridge.evaluation.cache import JsonCache
 from rerank_bridge.evaluation.cli import run
 from rerank_bridge.evaluation.records import RERANKED, QueryRecord
 from rerank_bridge.evaluation.report import stem
@@ -212,3 +213,13 @@ def test_rows_that_cannot_change_are_flagged_only_where_the_reranker_made_the_ve
     other = ModelInfo(model_id="minilm", embed_model_id="e5", kind="bi-encoder")
     cross = ModelInfo(model_id="bge", embed_model_id="bge", kind="cross-encoder")
     assert all(unchangeable(stage, info) is None for stage in ("knn", "hybrid") for info in (other, cross))
+
+
+def test_scores_are_cached_in_the_users_cache_folder_unless_rerank_cache_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RERANK_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert JsonCache("scores", "k").path == tmp_path / "xdg" / "rerank-bridge" / "scores" / "k.json"
+    monkeypatch.setenv("RERANK_CACHE", str(tmp_path / "mine"))
+    assert JsonCache("scores", "k").path == tmp_path / "mine" / "scores" / "k.json"

@@ -19,9 +19,11 @@ def model_key(model_id: str, info: Any) -> str:
 
 
 def cache_root() -> Path:
+    """$RERANK_CACHE, else rerank-bridge in the user's cache folder (where the ONNX export's
+    cache lies too)."""
     if "RERANK_CACHE" in os.environ:
         return Path(os.environ["RERANK_CACHE"])
-    return Path.home() / ".cache" / "rerank-bridge"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rerank-bridge"
 
 
 class JsonCache:
