@@ -1,8 +1,11 @@
 """Shared fixtures: the tiny models are built once per session through the
-project's own builder, and loaded through the server's real loaders."""
+project's own builder, and loaded through the server's real loaders; the project's
+wheel is built once for the tests that read or install it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +13,7 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
+from rerank_bridge.devtools import checkout
 from rerank_bridge.proto.v1 import rerank_pb2_grpc
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.config import ServerConfig
@@ -102,3 +106,26 @@ def small_pass_listwise(folder: Path) -> ListwiseBackend:
 
     placement = resolve_placement("cpu", "float32")
     return ListwiseBackend(folder, "tiny", placement, 512, 2048, max_documents_per_pass=3, pad_batches=True)
+
+
+@pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip wheel` builds from the checkout, as PyPI would get it."""
+    wheels = tmp_path_factory.mktemp("wheels")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(wheels),
+            str(checkout.root()),
+        ],
+        check=True,
+        timeout=600,
+    )
+    (wheel,) = wheels.glob("rerank_bridge-*.whl")
+    return wheel
