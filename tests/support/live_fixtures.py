@@ -226,6 +226,12 @@ def indexed_corpus(at: EngineAt, corpus: Corpus, shards: int = 1, replicas: int 
         for doc, vector in zip(corpus.docs, corpus.vectors, strict=True)
     ]
     DIALECTS[kind].bulk_helper()(client, actions, chunk_size=500, refresh=True)
+    # One segment a shard, merged before any test searches: approximate kNN over several
+    # segments searched at once shares its bar between them (Lucene's multi-leaf collector),
+    # so two identical kNN searches could return different windows on a busy machine, and a
+    # background merge between them could too.
+    client.indices.forcemerge(index=index, max_num_segments=1)
+    client.indices.refresh(index=index)
     yield Engine(kind, url, client, index, at.origin)
     client.indices.delete(index=index)
     client.close()
