@@ -37,6 +37,7 @@ from rerank_bridge.bridge.config import BridgeConfig
 from rerank_bridge.bridge.connection_limit import LimitedSite
 from rerank_bridge.bridge.contexts import owner_of
 from rerank_bridge.bridge.exchange import STATE, BridgeState, Exchange
+from rerank_bridge.bridge.http_log import SERVER_LOG
 from rerank_bridge.bridge.middleware import REQUEST_ID, ROUTE, every_answer
 from rerank_bridge.bridge.scopes import Scope
 from rerank_bridge.bridge.upstream import Upstream
@@ -155,7 +156,9 @@ async def start_serving(config: BridgeConfig, shutdown_timeout: float = 20.0) ->
     """The bridge listening on its configured address, with at most
     `limits.max_connections` connections open. Stop it with `runner.cleanup()`."""
     # No aiohttp access log: it would write the raw request target; every_answer logs each request.
-    runner = web.AppRunner(build_app(config), access_log=None, shutdown_timeout=shutdown_timeout)
+    runner = web.AppRunner(
+        build_app(config), access_log=None, logger=SERVER_LOG, shutdown_timeout=shutdown_timeout
+    )
     await runner.setup()
     limit = config.limits.max_connections
     await LimitedSite(runner, config.host, config.port, ssl_context(config), limit).start()

@@ -25,3 +25,7 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=BUCKETS,
 )
+MALFORMED_REQUESTS = Counter(
+    "rerank_bridge_malformed_requests_total",
+    "Requests the HTTP server could not parse (answered 400 before any API key was read)",
+)
