@@ -386,3 +386,43 @@ def test_an_answer_that_is_not_json_on_a_path_the_bridge_reads_is_a_502(
             assert relayed.status == 502 and relayed.body.startswith(b"<html>")
     finally:
         balancer.shutdown()
+
+
+def _answering(body: bytes) -> type[http.server.BaseHTTPRequestHandler]:
+    """An engine that answers every search 200 with `body` as JSON."""
+
+    class Answering(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Answering
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"hits":"x"}', b'{"hits":{"hits":"x"}}', b'{"hits":{"hits":[1]}}', b"[]", b"{}"]
+)
+def test_a_search_answer_of_the_wrong_shape_is_a_502_naming_the_engine(
+    scoring_server: BackgroundServer, body: bytes
+) -> None:
+    engine = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _answering(body))
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        bridge_config = BridgeConfig(
+            engine_url=f"http://127.0.0.1:{engine.server_address[1]}",
+            engine_kind="elasticsearch",
+            reranker=scoring_server.address,
+        )
+        with RunningBridge(bridge_config) as bridge:
+            reranked = post(bridge, "/docs/_search", {"query": {"match": {"text": "x"}}, "ext": RERANK})
+            assert reranked.status == 502, reranked
+            assert reranked.json()["error"]["type"] == "engine_answer_exception"
+    finally:
+        engine.shutdown()

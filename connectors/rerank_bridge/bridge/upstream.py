@@ -158,4 +158,16 @@ class EngineThroughBridge:
         document = reply.document()
         if reply.status >= 300:
             raise EngineError(reply.status, document)
-        return document
+        return _search_answer(document)
+
+
+def _search_answer(document: Any) -> dict[str, Any]:
+    """A successful search answer the connector can read (hits.hits, a list of
+    objects); any other shape is the engine's fault (502), not the bridge's (500)."""
+    hits = document.get("hits") if isinstance(document, dict) else None
+    listed = hits.get("hits") if isinstance(hits, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(hit, dict) for hit in listed):
+        reason = "the engine answered a search with no hits.hits list of objects"
+        raise Refused(502, "engine_answer_exception", reason)
+    assert isinstance(document, dict)
+    return document
