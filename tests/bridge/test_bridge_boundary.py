@@ -469,35 +469,56 @@ def _resolver(answers: dict[str, dict[str, Any]]) -> Any:
     return resolve
 
 
-def test_a_scope_checks_what_the_engine_resolves_an_expression_to() -> None:
+def test_a_scope_rebuilds_every_expression_into_in_scope_names() -> None:
     scope = Scope(("docs-*",))
     resolve = _resolver(
         {
-            "docs-*": {"indices": [{"name": "docs-1"}, {"name": "docs-2"}]},
+            "docs-*": {
+                "indices": [{"name": "docs-1"}, {"name": "docs-2"}],
+                "aliases": [
+                    {"name": "docs-filtered", "indices": ["docs-1"]},
+                    {"name": "docs-out", "indices": ["secret"]},
+                ],
+            },
             "docs-alias": {"aliases": [{"name": "docs-alias", "indices": ["docs-1"]}]},
-            "mixed": {"aliases": [{"name": "mixed", "indices": ["docs-1", "secret"]}]},
+            "docs-leaky": {"aliases": [{"name": "docs-leaky", "indices": ["docs-1", "secret"]}]},
             "*": {"indices": [{"name": "docs-1"}, {"name": "secret"}]},
-            "logs": {"data_streams": [{"name": "logs", "backing_indices": [".ds-logs-1"]}]},
+            "docs-logs": {"data_streams": [{"name": "docs-logs", "backing_indices": [".ds-docs-logs-1"]}]},
+            "docs-1,secret": {"indices": [{"name": "docs-1", "attributes": ["open"]}]},
         }
     )
 
-    def scoped(expression: str) -> str:
-        return asyncio.run(scope.expression(expression, "open", resolve, "index"))
+    def scoped(expression: str, narrow: bool = True) -> str:
+        return asyncio.run(scope.targets(expression, "open", resolve, "index", narrow))
 
-    # A wildcard is forwarded as what it resolved to; a checked name as it is.
-    assert scoped("docs-*") == "docs-1,docs-2" and scoped("docs-alias") == "docs-alias"
-    assert resolve.asked[0] == ("docs-*", "open")
-    for outside in ("mixed", "", "_all", "logs", "remote:docs-1"):
+    def refusal(expression: str, narrow: bool = True) -> int:
         with pytest.raises(Refused) as refused:
-            scoped(outside)
-        assert refused.value.status == 403
-    with pytest.raises(Refused) as nothing:  # never forwarded as a wildcard the engine could widen
-        scoped("docs-none-*")
-    assert nothing.value.status == 404
-    assert (
-        asyncio.run(Scope(("remote:docs-*",)).expression("remote:docs-1", "open", resolve, "i"))
-        == "remote:docs-1"
-    )
+            scoped(expression, narrow)
+        return refused.value.status
+
+    # A wildcard becomes the names it reached inside the scope (an alias by its own name,
+    # which keeps its filter); a checked name stays as it is; no index is every index.
+    assert scoped("docs-*") == "docs-1,docs-2,docs-filtered" and resolve.asked[0] == ("docs-*", "open")
+    assert scoped("docs-alias") == "docs-alias" and scoped("docs-logs") == "docs-logs"
+    assert scoped("") == scoped("_all") == scoped("*") == "docs-1"
+    assert scoped("docs-*,-docs-1") == "docs-2"  # also the alias that reaches docs-1
+    assert scoped("docs-new") == "docs-new"  # in scope, not there yet: the engine's 404
+    # Out of scope: 403 whether it exists or not; an alias reaching out; a remote index.
+    for outside in ("secret", "no-such-index", "docs-leaky", "docs-*:x", "remote:docs-1", "*:docs-1"):
+        assert refusal(outside) == 403, outside
+    assert refusal("docs-none-*") == 404  # never forwarded as a wildcard the engine could widen
+    # An existence check is not narrowed, as engine security does not narrow it.
+    assert refusal("*", narrow=False) == 403 and refusal("docs-1,-secret", narrow=False) == 403
+    with pytest.raises(Refused):
+        asyncio.run(scope.targets("docs-*", "none", resolve, "index"))
+
+
+def test_a_remote_expression_needs_a_pattern_that_names_its_cluster() -> None:
+    scope = Scope(("eu-*:docs-*", "docs-*"))
+    assert scope.allows_remote("eu-1:docs-1") and scope.allows_remote("eu-*:docs-2*")
+    for outside in ("us:docs-1", "eu-1:secret", "*:docs-1", "eu-1:*", "eu-1:d*", "docs-1:x", "docs-*:x"):
+        assert not scope.allows_remote(outside), outside
+    assert Scope(("docs-*",)).allows("docs-1") and not Scope(("eu:docs-*",)).allows("docs-1")
 
 
 @pytest.mark.parametrize(

@@ -102,16 +102,24 @@ def test_a_scoped_key_reads_its_indices_and_is_refused_the_others(bridge: Runnin
     assert alias.status == 200 and indices_seen(alias.json()) == {"scope-a-1"}
     for path in (
         "/scope-b-1/_search",
+        "/scope-b-missing/_search",  # refused alike: no name is confirmed to exist
         "/scope-mixed/_search",
-        "/_search",
-        "/*/_count",
         "/scope-b-1/_explain/0",
     ):
         refused = call(bridge, SCOPED, "POST", path, {})
         assert refused.status == 403, (path, refused)
         assert refused.json()["error"]["reason"].startswith("this API key may not read [")
-    refused = call(bridge, SCOPED, "HEAD", "/scope-b-1")
-    assert refused.status == 403
+    for path in ("/scope-b-1", "/scope-b-missing"):
+        assert call(bridge, SCOPED, "HEAD", path).status == 403
+    # No index, or a wildcard reaching further, is narrowed to the scope, as engine security narrows it.
+    for path in ("/_search", "/*/_search", "/scope-*,-scope-a-2/_search"):
+        narrowed = call(bridge, SCOPED, "POST", path, BY_INDEX)
+        assert narrowed.status == 200, (path, narrowed)
+        assert indices_seen(narrowed.json()) == (
+            {"scope-a-1"} if "-scope-a-2" in path else {"scope-a-1", "scope-a-2"}
+        )
+    assert call(bridge, SCOPED, "POST", "/*/_count", {}).json()["count"] == 5
+    assert call(bridge, SCOPED, "POST", "/scope-b-*/_search", {}).status == 404
     compare = call(bridge, SCOPED, "GET", "/ui/compare?index=scope-b-1&q=river")
     assert compare.status == 403
     assert call(bridge, SCOPED, "GET", "/_cluster/health").status == 403  # an allow: rule
@@ -229,13 +237,20 @@ def test_each_api_of_the_property_test_answers_within_the_scope(bridge: RunningB
     # A search reaching outside the scope is refused on its own, naming it, as the
     # engines' security answers per search.
     lines = b"".join(
-        json.dumps(line).encode() + b"\n" for line in ({"index": "scope-a-1"}, BY_INDEX, {}, BY_INDEX)
+        json.dumps(line).encode() + b"\n"
+        for line in ({"index": "scope-a-1"}, BY_INDEX, {"index": "scope-b-1"}, BY_INDEX, {}, BY_INDEX)
     )
     mixed = call(bridge, SCOPED, "POST", "/_msearch", lines)
     assert mixed.status == 200, mixed
-    served, refused = mixed.json()["responses"]
+    served, refused, narrowed = mixed.json()["responses"]
     assert served["status"] == 200 and indices_seen(served) == {"scope-a-1"}
     assert refused["status"] == 403 and refused["error"]["field"] == "searches[1].header.index"
+    assert narrowed["status"] == 200 and indices_seen(narrowed) == {"scope-a-1", "scope-a-2"}
+    # A header without an index reads the URL's, and only that.
+    under_url = call(
+        bridge, SCOPED, "POST", "/scope-a-2/_msearch", b"{}\n" + json.dumps(BY_INDEX).encode() + b"\n"
+    )
+    assert indices_seen(under_url.json()["responses"][0]) == {"scope-a-2"}
     count = call(bridge, SCOPED, "POST", "/scope-a-*/_count", {})
     assert count.status == 200 and count.json()["count"] == 5
     reranked = {
@@ -286,3 +301,19 @@ def test_a_scoped_key_never_gets_anything_from_outside_its_scope(
     for document in documents:
         if "hits" in document:
             assert all(in_scope(index) for index in indices_seen(document)), (expression, document)
+
+
+def test_a_scoped_key_searches_in_its_own_point_in_time(engine: Engine, bridge: RunningBridge) -> None:
+    """A point in time is opened on checked indices; a search in it names none, and is the key's own."""
+    opening = "_pit" if engine.kind == "elasticsearch" else "_search/point_in_time"
+    opened = call(bridge, SCOPED, "POST", f"/scope-*/{opening}?keep_alive=1m")
+    assert opened.status == 200, opened
+    pit_id = opened.json().get("id") or opened.json()["pit_id"]
+    search = {**BY_INDEX, "pit": {"id": pit_id}}
+    searched = call(bridge, SCOPED, "POST", "/_search", search)
+    assert searched.status == 200 and indices_seen(searched.json()) == {"scope-a-1", "scope-a-2"}
+    lines = b"".join(json.dumps(line).encode() + b"\n" for line in ({}, search))
+    in_msearch = call(bridge, SCOPED, "POST", "/_msearch", lines)
+    assert indices_seen(in_msearch.json()["responses"][0]) == {"scope-a-1", "scope-a-2"}
+    # Not another key's: the other key never opened it here.
+    assert call(bridge, FULL, "POST", "/_search", search).status == 404

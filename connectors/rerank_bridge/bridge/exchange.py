@@ -94,11 +94,15 @@ class Exchange:
         wanted = accept if keep else media.header(False)
         return {**self.headers, "Accept": wanted}
 
-    async def indices(self, expression: str, expand_wildcards: str | None, where: str = "index") -> str:
-        """The index expression to forward: as given, or as checked against a scoped key."""
+    async def indices(
+        self, expression: str, expand_wildcards: str | None, where: str = "index", narrow: bool = True
+    ) -> str:
+        """The index expression to forward: as given, or for a scoped key the in-scope
+        names the scope rebuilt it into (scopes.py), never empty."""
         if self.scope is None:
             return expression
-        return await self.scope.expression(expression, expand_wildcards or "open", self._resolve, where)
+        expand = expand_wildcards or "open"
+        return await self.scope.targets(expression, expand, self._resolve, where, narrow)
 
     async def _resolve(self, expression: str, expand_wildcards: str) -> dict[str, Any]:
         call = Call("GET", ("_resolve", "index", expression), {"expand_wildcards": expand_wildcards})

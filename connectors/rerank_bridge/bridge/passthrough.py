@@ -59,7 +59,9 @@ async def read(ex: Exchange) -> web.StreamResponse:
     raw, media = await ex.read_body()
     body = json_object(raw, "body", ex.config.limits.max_json_depth)
     ex.check_body(body)
-    index = await ex.indices(ex.route.index, params.get("expand_wildcards"))
+    # HEAD /{index} asks whether an index exists, which engine security does not narrow.
+    narrow = ex.method != "HEAD"
+    index = await ex.indices(ex.route.index, params.get("expand_wildcards"), narrow=narrow)
     call = Call(
         ex.method, ex.route.segments(index), params, dumps(body) if body is not None else None, media.header()
     )

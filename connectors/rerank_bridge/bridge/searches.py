@@ -27,7 +27,7 @@ from rerank_bridge.bridge.filter_path import filter_path
 from rerank_bridge.bridge.formats import from_engine, relay
 from rerank_bridge.bridge.metrics import SEARCHES, STAGE_SECONDS
 from rerank_bridge.bridge.middleware import OUTCOME
-from rerank_bridge.bridge.search_params import RerankedParams, flag, reranked_params
+from rerank_bridge.bridge.search_params import PAGING, RerankedParams, flag, reranked_params
 from rerank_bridge.bridge.upstream import Call, EngineThroughBridge, Reply, add_returned
 from rerank_bridge.search.connector import AsyncRerankingSearch
 from rerank_bridge.search.errors import RequestError, RerankBridgeError
@@ -86,7 +86,14 @@ def read_search(
             return PassThrough("pass_through")
         if reason := _nothing_to_rerank(body, params):
             return PassThrough(f"not_reranked_{reason}")
-    url = reranked_params(params, path)
+    try:
+        url = reranked_params(params, path)
+    except RequestError as error:
+        if not asked and error.field in PAGING:
+            # The engine's own answer to its own parameter (a negative from, say),
+            # as a search that did not ask for reranking would get it directly.
+            return PassThrough("not_reranked_invalid_paging")
+        raise
     try:
         return Reranked(parse_request(url.apply(body), configured or RerankSettings()), url)
     except RequestError as error:
@@ -121,7 +128,11 @@ async def search(ex: Exchange) -> web.StreamResponse:
     raw, media = await ex.read_body()
     body = json_object(raw, "body", ex.config.limits.max_json_depth)
     ex.check_body(body)
-    index = await ex.indices(ex.route.index, ex.target.params.get("expand_wildcards"))
+    index = ex.route.index
+    # A search in a point in time names no index: the point in time is this caller's
+    # own (cursors.checked_pit), opened on the indices its scope allowed.
+    if index or body is None or "pit" not in body:
+        index = await ex.indices(index, ex.target.params.get("expand_wildcards"))
     read = read_search(ex.config, ex.route.index, body or {}, dict(ex.target.params), ex.target.path)
     if isinstance(read, PassThrough):
         _record(ex, read.reason)
@@ -180,14 +191,21 @@ class MsearchItem:
         return self.read if isinstance(self.read, RerankBridgeError) else None
 
 
-# msearch URL parameters that also act on a reranked search's first stage.
+# msearch URL parameters that also act on a reranked search's first stage: the
+# engine reads some as every search's, the rest as defaults its header overrides.
 MSEARCH_FIRST_STAGE = (
+    "allow_no_indices",
     "ccs_minimize_roundtrips",
     "error_trace",
+    "expand_wildcards",
     "human",
+    "ignore_throttled",
+    "ignore_unavailable",
+    "include_named_queries_score",
     "max_concurrent_shard_requests",
     "pre_filter_shard_size",
     "rest_total_hits_as_int",
+    "routing",
     "search_type",
     "typed_keys",
 )
@@ -217,14 +235,21 @@ async def _items(ex: Exchange, lines: list[Any]) -> list[MsearchItem]:
             read = read_search(ex.config, index, body, {}, ex.target.path)
         except RerankBridgeError as error:
             read = error
-        wildcards = _url_value(header.expand_wildcards) if header.expand_wildcards is not None else None
+        if ex.scope is None or (pit_keep_alive is not None and not index):
+            # A search in a point in time names no index: the point in time is this
+            # caller's own (cursors.checked_pit), opened on the indices its scope allowed.
+            items.append(MsearchItem(header, body, index, read, None, pit_keep_alive))
+            continue
+        wildcards = header.expand_wildcards
+        expand = _url_value(wildcards) if wildcards is not None else ex.target.params.get("expand_wildcards")
         try:
-            scoped = await ex.indices(index, wildcards, f"{where}.header.index")
+            scoped = await ex.indices(index, expand, f"{where}.header.index")
         except Refused as refusal:
             items.append(MsearchItem(header, body, index, read, refusal, pit_keep_alive))
             continue
-        if scoped != index:
-            header = header.model_copy(update={"index": scoped})
+        # Written into the header every time: the engine reads a header without an index
+        # as the URL's, and the URL a scoped key's msearch goes to names none.
+        header = header.model_copy(update={"index": scoped})
         items.append(MsearchItem(header, body, scoped, read, None, pit_keep_alive))
     return items
 
@@ -265,6 +290,24 @@ def _renew_points_in_time(ex: Exchange, items: list[MsearchItem], responses: lis
             ex.state.points_in_time.renewed(item.body["pit"]["id"], new_id, ex.owner, item.pit_keep_alive)
 
 
+async def _msearch_in_points_in_time(
+    ex: Exchange, items: list[MsearchItem], params: dict[str, str], media: MediaType
+) -> web.StreamResponse:
+    """An msearch the engine answers whole, some of whose searches use the caller's points
+    in time: read whole, for the ids the engine may have given them, then relayed with
+    the caller's filter_path applied here."""
+    filtered = params.pop("filter_path", None)
+    reply = await _engine_msearch(ex, items, ex.params_for_reading(params), media, reading=True)
+    if reply.status != 200:
+        return relay(reply, ex.answer_format)
+    document = reply.document()
+    _renew_points_in_time(ex, items, document["responses"])
+    if filtered is None:
+        return relay(reply, ex.answer_format)
+    pretty = "pretty" in params and flag(params["pretty"], "pretty")
+    return ex.answer_format.render(filter_path(document, filtered), pretty=pretty, headers=reply.headers)
+
+
 async def msearch(ex: Exchange) -> web.StreamResponse:
     started = time.perf_counter()
     raw, media = await ex.read_body(ndjson_allowed=True)
@@ -278,11 +321,7 @@ async def msearch(ex: Exchange) -> web.StreamResponse:
     if not reranked and not refused:
         if not any(item.pit_keep_alive is not None for item in items):
             return from_engine(await _engine_msearch(ex, items, params, media, reading=False))
-        # Read, for the points in time the engine may have given new ids; relayed as it came.
-        reply = await _engine_msearch(ex, items, ex.params_for_reading(params), media, reading=True)
-        if reply.status == 200:
-            _renew_points_in_time(ex, items, reply.document()["responses"])
-        return relay(reply, ex.answer_format)
+        return await _msearch_in_points_in_time(ex, items, params, media)
     # Mixed: the bridge builds the answer, so it applies filter_path, pretty and format itself.
     wanted = ex.answer_format
     shape = {name: params.pop(name) for name in ("filter_path", "pretty", "format") if name in params}

@@ -559,6 +559,8 @@ def _security_settings(distribution: Path, config: Path) -> str:
         "plugins.security.allow_default_init_securityindex: true\n"
         'plugins.security.nodes_dn: ["CN=node"]\n'
         'plugins.security.restapi.roles_enabled: ["all_access"]\n'
+        # Tests set the plugin's dynamic options (do_not_fail_on_forbidden) through its REST API.
+        "plugins.security.unsupported.restapi.allow_securityconfig_modification: true\n"
     )
 
 
