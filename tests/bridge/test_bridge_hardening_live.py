@@ -175,6 +175,45 @@ def test_an_msearch_may_use_the_callers_points_in_time(engine: Engine, bridge: R
     assert refused.status == 404 and refused.json()["error"]["field"] == "pit.id"
 
 
+def test_an_msearch_in_points_in_time_takes_filter_path_as_the_engine_does(
+    engine: Engine, bridge: RunningBridge
+) -> None:
+    """The bridge reads such an answer whole for the points in time's new ids, then filters it."""
+    opening = "_pit" if engine.kind == "elasticsearch" else "_search/point_in_time"
+    pit_ids = [
+        (lambda opened: opened.get("id") or opened["pit_id"])(
+            send(port, "POST", f"/{engine.index}/{opening}?keep_alive=1m").json()
+        )
+        for port in (bridge.port, engine_port(engine))
+    ]
+    headers = {"Content-Type": "application/x-ndjson"}
+    answers = []
+    for port, pit_id in zip((bridge.port, engine_port(engine)), pit_ids, strict=True):
+        search = {"pit": {"id": pit_id, "keep_alive": "1m"}, "size": 2, "sort": ["_doc"]}
+        ndjson = b"".join(json.dumps(line).encode() + b"\n" for line in ({}, search))
+        for path in ("/_msearch?filter_path=took", "/_msearch?filter_path=responses.hits.hits._id"):
+            answers.append(send(port, "POST", path, headers, ndjson))
+    bridged, direct = answers[:2], answers[2:]
+    assert [a.status for a in bridged] == [a.status for a in direct] == [200, 200]
+    assert list(bridged[0].json()) == list(direct[0].json()) == ["took"]
+    assert bridged[1].json() == direct[1].json()
+
+
+def test_an_msearch_applies_its_url_options_to_reranked_searches(
+    engine: Engine, bridge: RunningBridge
+) -> None:
+    """ignore_unavailable in the URL is every search's default, reranked or not."""
+    header = {"index": f"{engine.index},no-such-index-here"}
+    search = {"query": {"match": {"text": "river"}}, "size": 3}
+    ndjson = b"".join(json.dumps(line).encode() + b"\n" for line in (header, {**search, "ext": RERANK}))
+    headers = {"Content-Type": "application/x-ndjson"}
+    lenient = send(bridge.port, "POST", "/_msearch?ignore_unavailable=true", headers, ndjson)
+    assert lenient.status == 200 and lenient.json()["responses"][0]["status"] == 200, lenient
+    assert lenient.json()["responses"][0]["rerank"]["reranked"] is True
+    strict = send(bridge.port, "POST", "/_msearch", headers, ndjson)
+    assert strict.json()["responses"][0]["status"] == 404
+
+
 def test_one_caller_cannot_take_every_context(engine: Engine, scoring_server: BackgroundServer) -> None:
     limits = Limits(max_open_scrolls=10, max_open_contexts_per_caller=1)
     bridge_config = BridgeConfig(
@@ -256,6 +295,10 @@ def test_an_msearch_with_a_reranked_item_keeps_the_engines_warning(
     assert "ignore_throttled" in direct.headers["warning"]
     assert bridged.headers.get("warning") == direct.headers["warning"]
     assert bridged.json()["responses"][0]["rerank"]["reranked"] is True
+    # Every search reranked: the warning comes from their first stages, which get the parameter.
+    reranked = {**search, "ext": RERANK}
+    all_reranked = send(bridge.port, "POST", path, headers, ndjson({}, reranked, {}, reranked))
+    assert all_reranked.status == 200 and "ignore_throttled" in all_reranked.headers.get("warning", "")
 
 
 @pytest.mark.engines("elasticsearch")

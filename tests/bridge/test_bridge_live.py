@@ -358,3 +358,29 @@ def test_a_chunked_search_through_the_bridge_returns_each_hits_best_passage(
         },
     )
     assert bad.status == 400 and bad.json()["error"]["field"] == "ext.rerank_bridge.rerank.chunking.size"
+
+
+def test_a_negative_from_on_a_configured_index_gets_the_engines_own_answer(
+    engine: Engine, bridge: RunningBridge, configured_alias: str
+) -> None:
+    """Elasticsearch's YAML REST test search/30_limits, "negative from", through the bridge."""
+    for params in ("from=-2", "size=-1", "from=x"):
+        path = f"/{configured_alias}/_search?{params}"
+        bridged = send(bridge.port, "GET", path)
+        plain = send(int(engine.url.rsplit(":", 1)[1]), "GET", path)
+        assert plain.status == 400 and same_answer(bridged, plain), (params, bridged, plain)
+
+
+def test_a_scroll_id_not_opened_here_is_answered_as_the_engine_answers_an_expired_one(
+    engine: Engine, bridge: RunningBridge
+) -> None:
+    port = int(engine.url.rsplit(":", 1)[1])
+    opened = send(port, "POST", f"/{engine.index}/_search?scroll=1m&size=1", JSON, b"{}").json()
+    scroll_id = opened["_scroll_id"]
+    send(port, "DELETE", "/_search/scroll", JSON, json.dumps({"scroll_id": [scroll_id]}).encode())
+    expired = direct(engine, "/_search/scroll", {"scroll_id": scroll_id})
+    unknown = post(bridge, "/_search/scroll", {"scroll_id": scroll_id})
+    assert expired.status == unknown.status == 404
+    engine_error, bridge_error = expired.json()["error"], unknown.json()["error"]
+    assert bridge_error["type"] == engine_error["type"]
+    assert bridge_error["root_cause"][0]["type"] == engine_error["root_cause"][0]["type"]

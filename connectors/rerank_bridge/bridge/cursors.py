@@ -45,9 +45,32 @@ def _no_filter_path(params: dict[str, str]) -> None:
         )
 
 
+class ContextMissing(Refused):
+    """An id this caller did not open here, answered as the engines answer an expired
+    one: a 404 search_phase_execution_exception caused by search_context_missing_exception."""
+
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(404, "search_phase_execution_exception", reason, field)
+
+    def error_body(self) -> dict[str, object]:
+        cause = {"type": "search_context_missing_exception", "reason": str(self)}
+        error = {
+            "root_cause": [cause],
+            "type": self.kind,
+            # The engines say "all shards failed" here; the bridge names the field and the id.
+            "reason": str(self),
+            "phase": "query",
+            "grouped": True,
+            "failed_shards": [],
+            "field": self.field,
+            "caused_by": cause,
+        }
+        return {"error": error, "status": self.status}
+
+
 def _unknown(kind: str, context_id: str, field: str) -> Refused:
     reason = f"{field} [{context_id[:80]}] is not a {kind} this caller opened here (expired or closed?)"
-    return Refused(404, "search_context_missing_exception", reason, field)
+    return ContextMissing(reason, field)
 
 
 def _id_in(reply: Reply, *names: str) -> str | None:
