@@ -484,7 +484,7 @@ def test_a_scope_rebuilds_every_expression_into_in_scope_names() -> None:
             "docs-leaky": {"aliases": [{"name": "docs-leaky", "indices": ["docs-1", "secret"]}]},
             "*": {"indices": [{"name": "docs-1"}, {"name": "secret"}]},
             "docs-logs": {"data_streams": [{"name": "docs-logs", "backing_indices": [".ds-docs-logs-1"]}]},
-            "docs-1,secret": {"indices": [{"name": "docs-1", "attributes": ["open"]}]},
+            "docs-2*": {"indices": [{"name": "docs-2"}]},
         }
     )
 
@@ -509,6 +509,8 @@ def test_a_scope_rebuilds_every_expression_into_in_scope_names() -> None:
     assert refusal("docs-none-*") == 404  # never forwarded as a wildcard the engine could widen
     # An existence check is not narrowed, as engine security does not narrow it.
     assert refusal("*", narrow=False) == 403 and refusal("docs-1,-secret", narrow=False) == 403
+    assert refusal("d*", narrow=False) == 403  # judged by its pattern, whatever it reaches now
+    assert scoped("docs-1,docs-2*", narrow=False) == "docs-1,docs-2"
     with pytest.raises(Refused):
         asyncio.run(scope.targets("docs-*", "none", resolve, "index"))
 

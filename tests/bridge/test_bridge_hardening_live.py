@@ -393,26 +393,32 @@ def test_an_abandoned_body_is_counted_as_such_not_as_an_error(
 # ---- what stands in front of the engine ------------------------------------------------------
 
 
-class _ErrorPage(http.server.BaseHTTPRequestHandler):
-    """A load balancer in front of the engine, answering its own HTML error page."""
+def _answering(body: bytes, status: int = 200, content_type: str = "application/json") -> Any:
+    """What stands where the engine should: it answers every POST with `body`."""
 
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        page = b"<html><body>502 Bad Gateway</body></html>"
-        self.send_response(502)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
+    class Answering(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def log_message(self, *args: Any) -> None:
-        pass
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Answering
+
+
+# A load balancer in front of the engine, answering its own HTML error page.
+_ERROR_PAGE = _answering(b"<html><body>502 Bad Gateway</body></html>", 502, "text/html")
 
 
 def test_an_answer_that_is_not_json_on_a_path_the_bridge_reads_is_a_502(
     scoring_server: BackgroundServer,
 ) -> None:
-    balancer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ErrorPage)
+    balancer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ERROR_PAGE)
     threading.Thread(target=balancer.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{balancer.server_address[1]}"
     try:
@@ -429,24 +435,6 @@ def test_an_answer_that_is_not_json_on_a_path_the_bridge_reads_is_a_502(
             assert relayed.status == 502 and relayed.body.startswith(b"<html>")
     finally:
         balancer.shutdown()
-
-
-def _answering(body: bytes) -> type[http.server.BaseHTTPRequestHandler]:
-    """An engine that answers every search 200 with `body` as JSON."""
-
-    class Answering(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Answering
 
 
 @pytest.mark.parametrize(

@@ -16,11 +16,10 @@ from rerank_bridge.bridge.config import BridgeConfig
 from rerank_bridge.devtools import local_engines
 from rerank_bridge.server.app import BackgroundServer
 from support.bridge_runner import RunningBridge
-from support.live_fixtures import unavailable
 from support.raw_http import RawResponse, send
+from support.secured_users import add_reader, secured_node
 
 pytestmark = pytest.mark.live
-RELEASE = "opensearch-3.4.0-security"
 JSON = {"Content-Type": "application/json"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
 # Passwords the plugin's strength check accepts, not like the user names.
@@ -59,12 +58,8 @@ def _must(answer: RawResponse) -> None:
 
 @pytest.fixture(scope="module")
 def secured() -> Iterator[Node]:
-    try:
-        running = local_engines.start(RELEASE)
-    except Exception as error:
-        unavailable(f"cannot start a local {RELEASE} node: {error}")
-    node = Node(running.url)
-    try:
+    with secured_node() as url:
+        node = Node(url)
         for index, texts in DOCS.items():
             settings = {"settings": {"index": {"hidden": True}}} if index.startswith(".") else {}
             _must(node.call("PUT", f"/{index}", settings))
@@ -77,25 +72,8 @@ def secured() -> Iterator[Node]:
         ]
         _must(node.call("POST", "/_aliases", {"actions": actions}))
         for user, (password, patterns) in USERS.items():
-            role = {
-                "cluster_permissions": [
-                    "cluster_composite_ops_ro",
-                    "indices:data/read/scroll/clear",
-                    "indices:data/read/point_in_time/delete",
-                ],
-                "index_permissions": [
-                    {
-                        "index_patterns": [*patterns, f".{patterns[0]}"],
-                        "allowed_actions": ["read", "indices:admin/get", "indices:admin/resolve/index"],
-                    }
-                ],
-            }
-            _must(node.call("PUT", f"/_plugins/_security/api/roles/{user}_reader", role))
-            account = {"password": password, "opendistro_security_roles": [f"{user}_reader"]}
-            _must(node.call("PUT", f"/_plugins/_security/api/internalusers/{user}", account))
+            add_reader(node.call, user, password, [*patterns, f".{patterns[0]}"])
         yield node
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

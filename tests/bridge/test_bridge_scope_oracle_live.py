@@ -36,11 +36,11 @@ from rerank_bridge.bridge.config import BridgeConfig
 from rerank_bridge.devtools import local_engines
 from rerank_bridge.server.app import BackgroundServer
 from support.bridge_runner import RunningBridge
-from support.live_fixtures import Engine, unavailable
-from support.raw_http import RawResponse, send
+from support.live_fixtures import Engine
+from support.raw_http import Caller, RawResponse
+from support.secured_users import add_reader, secured_node
 
 pytestmark = pytest.mark.live
-RELEASE = "opensearch-3.4.0-security"
 SCOPE = "za-*"
 USER, PASSWORD = "scoped", "Quartz-Meadow-7391-Lantern"
 EXAMPLES = int(os.environ.get("RERANK_SCOPE_EXAMPLES", "150"))
@@ -69,28 +69,11 @@ def doc_id(index: str, i: int) -> str:
     return f"{index}.{i}"
 
 
-class Node:
-    """An engine reached over raw HTTP, as one caller (headers) sees it."""
-
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
-        self.port = int(url.rsplit(":", 1)[1])
-        self.headers = headers
-
-    def call(self, method: str, path: str, body: Any = None) -> RawResponse:
-        headers = dict(self.headers)
-        payload = b""
-        if isinstance(body, bytes):
-            headers["Content-Type"], payload = "application/x-ndjson", body
-        elif body is not None:
-            headers["Content-Type"], payload = "application/json", json.dumps(body).encode()
-        return send(self.port, method, path, headers, payload)
-
-
 def _must(answer: RawResponse) -> None:
     assert answer.status in (200, 201), answer
 
 
-def load(node: Node) -> None:
+def load(node: Caller) -> None:
     """The indices, aliases, data streams and documents, the same on every node."""
     for index, docs in INDICES.items():
         settings_body = {"settings": {"number_of_shards": 1, "number_of_replicas": 0}}
@@ -108,7 +91,7 @@ def load(node: Node) -> None:
     _must(node.call("POST", "/_refresh?expand_wildcards=all", None))
 
 
-def unload(node: Node) -> None:
+def unload(node: Caller) -> None:
     for stream in STREAMS:
         node.call("DELETE", f"/_data_stream/{stream}")
     node.call("DELETE", "/_index_template/zscope-logs")
@@ -117,45 +100,24 @@ def unload(node: Node) -> None:
 
 
 @pytest.fixture(scope="module")
-def secured() -> Iterator[Node]:
-    try:
-        running = local_engines.start(RELEASE)
-    except Exception as error:
-        unavailable(f"cannot start a local {RELEASE} node: {error}")
-    admin = Node(running.url, local_engines.basic_auth(local_engines.SECURITY_ADMIN))
-    try:
+def secured() -> Iterator[Caller]:
+    with secured_node() as url:
+        admin = Caller(url, local_engines.basic_auth(local_engines.SECURITY_ADMIN))
         load(admin)
         narrowing = [{"op": "add", "path": "/config/dynamic/do_not_fail_on_forbidden", "value": True}]
         _must(admin.call("PATCH", "/_plugins/_security/api/securityconfig", narrowing))
-        role = {
-            "cluster_permissions": [
-                "cluster_composite_ops_ro",
-                "indices:data/read/scroll/clear",
-                "indices:data/read/point_in_time/delete",
-            ],
-            "index_permissions": [
-                {
-                    "index_patterns": [SCOPE],
-                    "allowed_actions": ["read", "indices:admin/get", "indices:admin/resolve/index"],
-                }
-            ],
-        }
-        _must(admin.call("PUT", f"/_plugins/_security/api/roles/{USER}_reader", role))
-        account = {"password": PASSWORD, "opendistro_security_roles": [f"{USER}_reader"]}
-        _must(admin.call("PUT", f"/_plugins/_security/api/internalusers/{USER}", account))
-        yield Node(running.url, local_engines.basic_auth((USER, PASSWORD)))
-    finally:
-        running.stop()
+        add_reader(admin.call, USER, PASSWORD, [SCOPE])
+        yield Caller(url, local_engines.basic_auth((USER, PASSWORD)))
 
 
 @pytest.fixture(scope="module")
-def oracle(secured: Node) -> Oracle:
+def oracle(secured: Caller) -> Oracle:
     return Oracle(secured)
 
 
 @pytest.fixture(scope="module")
-def bridged(engine: Engine, scoring_server: BackgroundServer) -> Iterator[tuple[Node, str]]:
-    plain = Node(engine.url, {})
+def bridged(engine: Engine, scoring_server: BackgroundServer) -> Iterator[tuple[Caller, str]]:
+    plain = Caller(engine.url, {})
     unload(plain)
     load(plain)
     config = BridgeConfig(
@@ -165,7 +127,7 @@ def bridged(engine: Engine, scoring_server: BackgroundServer) -> Iterator[tuple[
     )
     try:
         with RunningBridge(config) as bridge:
-            yield Node(bridge.url, {"Authorization": f"ApiKey {USER}"}), engine.kind
+            yield Caller(bridge.url, {"Authorization": f"ApiKey {USER}"}), engine.kind
     finally:
         unload(plain)
 
@@ -365,7 +327,7 @@ class Oracle:
     user otherwise (`z*,za-logs` gives the stream's documents only, `-zb-1,z*` a 403),
     so what the bridge shows is held to what the user can read at all."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Caller) -> None:
         self.node = node
         self.facts: set[tuple[str, str]] = set()
         body = {"size": 100, "aggs": {"by_index": BY_INDEX}}
@@ -418,7 +380,7 @@ def assert_within(oracle: Oracle, through_bridge: RawResponse, query: Any, reque
 # ---- scrolls and points in time: several calls on each side ----------------------------------
 
 
-def scrolled(node: Node, expression: str, wildcards: str | None, body: dict[str, Any]) -> RawResponse:
+def scrolled(node: Caller, expression: str, wildcards: str | None, body: dict[str, Any]) -> RawResponse:
     """Every page of a scroll, as one answer: each page's hits, the first page's count."""
     opened = node.call("POST", _path(expression, "_search", wildcards, "scroll=1m&size=3"), body)
     if opened.status != 200:
@@ -437,7 +399,7 @@ def scrolled(node: Node, expression: str, wildcards: str | None, body: dict[str,
 
 
 def in_point_in_time(
-    node: Node, kind: str, expression: str, wildcards: str | None, body: dict[str, Any]
+    node: Caller, kind: str, expression: str, wildcards: str | None, body: dict[str, Any]
 ) -> RawResponse:
     """A search in a point in time opened on the expression, then closed."""
     opening = "_pit" if kind == "elasticsearch" else "_search/point_in_time"
@@ -456,7 +418,7 @@ def in_point_in_time(
 # ---- the properties ----------------------------------------------------------------------------
 
 
-def test_the_oracle_shows_the_scope_and_hides_the_rest(secured: Node, bridged: tuple[Node, str]) -> None:
+def test_the_oracle_shows_the_scope_and_hides_the_rest(secured: Caller, bridged: tuple[Caller, str]) -> None:
     """The comparison below is not vacuous: the secured engine shows the user's indices
     and narrows a wildcard to them; the bridge shows the same through the scope."""
     bridge, _ = bridged
@@ -500,7 +462,7 @@ def test_the_oracle_knows_what_the_user_may_read_and_nothing_else(oracle: Oracle
 @example(Request("count", "za-*:x", None, {}))
 @example(Request("field_caps", "za-*:x", None, {}))
 def test_the_bridge_never_shows_a_scoped_key_more_than_the_engines_security_shows_its_user(
-    secured: Node, oracle: Oracle, bridged: tuple[Node, str], request: Request
+    secured: Caller, oracle: Oracle, bridged: tuple[Caller, str], request: Request
 ) -> None:
     bridge, _ = bridged
     through_bridge = bridge.call(*request.for_bridge())
@@ -519,7 +481,7 @@ def test_the_bridge_never_shows_a_scoped_key_more_than_the_engines_security_show
 @given(context=CONTEXTS, expression=EXPRESSIONS, wildcards=WILDCARDS, body=BODIES)
 def test_scrolls_and_points_in_time_show_no_more_than_the_engines_security(
     oracle: Oracle,
-    bridged: tuple[Node, str],
+    bridged: tuple[Caller, str],
     context: str,
     expression: str,
     wildcards: str | None,

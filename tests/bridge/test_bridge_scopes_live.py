@@ -17,7 +17,7 @@ from rerank_bridge.bridge.config import BridgeConfig
 from rerank_bridge.server.app import BackgroundServer
 from support.bridge_runner import RunningBridge
 from support.live_fixtures import Engine
-from support.raw_http import RawResponse, send
+from support.raw_http import Caller, RawResponse, send
 
 pytestmark = pytest.mark.live
 SCOPED, FULL = "key-team-a", "key-everything"
@@ -74,13 +74,7 @@ def bridge(engine: Engine, scoring_server: BackgroundServer, indices: None) -> I
 
 
 def call(bridge: RunningBridge, key: str, method: str, path: str, body: Any = None) -> RawResponse:
-    headers = {"Authorization": f"ApiKey {key}"}
-    payload = b""
-    if isinstance(body, bytes):
-        headers["Content-Type"], payload = "application/x-ndjson", body
-    elif body is not None:
-        headers["Content-Type"], payload = "application/json", json.dumps(body).encode()
-    return send(bridge.port, method, path, headers, payload)
+    return Caller(bridge.url, {"Authorization": f"ApiKey {key}"}).call(method, path, body)
 
 
 BY_INDEX = {"size": 100, "aggs": {"by_index": {"terms": {"field": "_index", "size": 50}}}}

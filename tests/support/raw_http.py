@@ -52,3 +52,22 @@ def send(
     if fields.get("transfer-encoding", "").lower() == "chunked":
         payload = _dechunk(payload)
     return RawResponse(int(lines[0].split(" ")[1]), fields, payload)
+
+
+class Caller:
+    """A service reached with raw requests as one caller (its headers) sees it: a
+    body goes as JSON, or as NDJSON when given as bytes."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.url = url
+        self.port = int(url.rsplit(":", 1)[1])
+        self.headers = headers
+
+    def call(self, method: str, path: str, body: Any = None) -> RawResponse:
+        headers = dict(self.headers)
+        payload = b""
+        if isinstance(body, bytes):
+            headers["Content-Type"], payload = "application/x-ndjson", body
+        elif body is not None:
+            headers["Content-Type"], payload = "application/json", json.dumps(body).encode()
+        return send(self.port, method, path, headers, payload)

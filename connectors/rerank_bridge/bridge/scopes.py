@@ -120,7 +120,7 @@ class Scope:
         """The in-scope names to forward in place of `expression` ("" is every index):
         never empty and never a wildcard the engine would expand; else 403 or 404.
         With `narrow` false (an existence check, which engine security does not
-        narrow), a wildcard that reaches outside the scope is refused instead."""
+        narrow), a wildcard no pattern covers, or one reaching outside the scope, is refused."""
         targets: list[_Found] = []
         for item in [item for item in expression.split(",") if item] or ["*"]:
             if item.startswith("-"):
@@ -172,6 +172,9 @@ class Scope:
             # expand_wildcards=none (or hidden alone): the engine expands no wildcard and
             # reads this one as a name no index has.
             raise Refused(404, "index_not_found_exception", f"no such index [{pattern[:255]}]", where)
+        if not narrow and not any(_covers(scoped, pattern) for scoped in self.patterns):
+            # Not narrowed, engine security judges the wildcard itself, over every index.
+            raise _outside(pattern, where)
         found = _found(await resolve(pattern, expand_wildcards))
         outside = [each for each in found if self._outside_of(each) is not None]
         if outside and not narrow:
