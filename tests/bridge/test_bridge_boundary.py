@@ -510,6 +510,7 @@ def test_a_scope_rebuilds_every_expression_into_in_scope_names() -> None:
     # An existence check is not narrowed, as engine security does not narrow it.
     assert refusal("*", narrow=False) == 403 and refusal("docs-1,-secret", narrow=False) == 403
     assert refusal("d*", narrow=False) == 403  # judged by its pattern, whatever it reaches now
+    assert refusal("-docs-1,docs-2") == 403  # no wildcard before it: a name, not an exclusion
     assert scoped("docs-1,docs-2*", narrow=False) == "docs-1,docs-2"
     with pytest.raises(Refused):
         asyncio.run(scope.targets("docs-*", "none", resolve, "index"))

@@ -15,8 +15,9 @@ in-scope names, or refused; the expression as given never reaches the engine.
   `expand_wildcards`) and narrowed, as engine security narrows it, to the
   indices, aliases and data streams in scope; each is forwarded by its own
   name, so an alias keeps its filter. One that keeps nothing is answered 404.
-- An exclusion (`-name`, `-pattern`) removes names from those gathered before
-  it; it is never forwarded.
+- An exclusion (`-name`, `-pattern`) after a wildcard removes names from those
+  gathered before it; it is never forwarded. Before any wildcard, the engines
+  read `-name` as a name, which no scope allows (403).
 - A remote expression `cluster:index` is never resolved here: it passes only
   where a pattern names a cluster (`cluster:index` patterns), matched part by
   part, and a wildcard in either part only where the pattern's part holds it.
@@ -122,8 +123,11 @@ class Scope:
         With `narrow` false (an existence check, which engine security does not
         narrow), a wildcard no pattern covers, or one reaching outside the scope, is refused."""
         targets: list[_Found] = []
+        expanded = False  # whether a wildcard came before: only then is `-name` an exclusion
         for item in [item for item in expression.split(",") if item] or ["*"]:
             if item.startswith("-"):
+                if not expanded:
+                    raise _outside(item, where)  # to the engines, a name no index can have
                 # An exclusion removes the indices it names, also from behind an alias.
                 excluded = item[1:]
                 if not narrow and not any(_covers(pattern, excluded) for pattern in self.patterns):
@@ -141,6 +145,7 @@ class Scope:
                 kept = [_Found(text)]
             elif _is_wildcard(text):
                 kept = await self._wildcard(text, expand_wildcards, resolve, where, narrow)
+                expanded = True
             else:
                 kept = [await self._name(text, expand_wildcards, resolve, where)]
             targets += [each for each in kept if each.name not in {t.name for t in targets}]
