@@ -101,6 +101,10 @@ class Scope:
         """Whether a local name (an index, alias or data stream) is in scope."""
         return any(":" not in pattern and fnmatch.fnmatchcase(name, pattern) for pattern in self.patterns)
 
+    def covers(self, item: str) -> bool:
+        """Whether a pattern of the scope covers every local name `item` can match."""
+        return any(_covers(pattern, item) for pattern in self.patterns)
+
     def _outside_of(self, found: _Found) -> str | None:
         """The first name of `found` (itself, or an index behind an alias) outside the scope."""
         names = (found.name, *found.members) if found.scoped_members else (found.name,)
@@ -130,7 +134,7 @@ class Scope:
                     raise _outside(item, where)  # to the engines, a name no index can have
                 # An exclusion removes the indices it names, also from behind an alias.
                 excluded = item[1:]
-                if not narrow and not any(_covers(pattern, excluded) for pattern in self.patterns):
+                if not narrow and not self.covers(excluded):
                     raise _outside(excluded, where)  # as engine security checks every name given
                 targets = [
                     each
@@ -148,7 +152,8 @@ class Scope:
                 expanded = True
             else:
                 kept = [await self._name(text, expand_wildcards, resolve, where)]
-            targets += [each for each in kept if each.name not in {t.name for t in targets}]
+            named = {each.name for each in targets}
+            targets += [each for each in kept if each.name not in named]
         if not targets:
             # Never forwarded empty: to the engine, no index is every index.
             reason = f"no index in this API key's scope matches [{expression[:255]}]"
@@ -177,7 +182,7 @@ class Scope:
             # expand_wildcards=none (or hidden alone): the engine expands no wildcard and
             # reads this one as a name no index has.
             raise Refused(404, "index_not_found_exception", f"no such index [{pattern[:255]}]", where)
-        if not narrow and not any(_covers(scoped, pattern) for scoped in self.patterns):
+        if not narrow and not self.covers(pattern):
             # Not narrowed, engine security judges the wildcard itself, over every index.
             raise _outside(pattern, where)
         found = _found(await resolve(pattern, expand_wildcards))
