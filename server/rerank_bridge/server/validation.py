@@ -136,4 +136,16 @@ def embed_request(message: rerank_pb2.EmbedRequest, limits: RequestLimits) -> Em
     for i, text in enumerate(message.texts):
         if not text.strip():
             raise InvalidArgument(f"texts[{i}]", "must not be empty")
-    return EmbedRequest(tuple(message.texts), _cap(message, "max_tokens", limits.max_document_tokens))
+    input_type = _EMBED_INPUT_TYPES.get(message.input_type)
+    if input_type is None:
+        raise InvalidArgument("input_type", f"unknown input type {message.input_type}")
+    return EmbedRequest(
+        tuple(message.texts), _cap(message, "max_tokens", limits.max_document_tokens), input_type
+    )
+
+
+_EMBED_INPUT_TYPES = {
+    rerank_pb2.EMBED_INPUT_TYPE_UNSPECIFIED: "document",
+    rerank_pb2.EMBED_INPUT_TYPE_DOCUMENT: "document",
+    rerank_pb2.EMBED_INPUT_TYPE_QUERY: "query",
+}

@@ -75,9 +75,16 @@ class AsyncRerankClient:
         return messages.reranking(await self._call("Rerank", request, timeout, request_id))
 
     async def embed(
-        self, texts: Sequence[str], timeout: float | None = None, request_id: str | None = None
+        self,
+        texts: Sequence[str],
+        timeout: float | None = None,
+        request_id: str | None = None,
+        input_type: str = "document",
     ) -> list[list[float]]:
-        response = await self._call("Embed", messages.embed_request(texts), timeout, request_id)
+        """`input_type`: "document" for text to index, "query" for text to search with;
+        each gets the model's own prompt for it."""
+        request = messages.embed_request(texts, input_type)
+        response = await self._call("Embed", request, timeout, request_id)
         return messages.embeddings(response)
 
     async def model_info(self) -> ModelInfo:

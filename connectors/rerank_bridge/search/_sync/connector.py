@@ -100,7 +100,8 @@ class RerankingSearch(SearchBase):
         vector = None
         if (text := plan.vector_text) is not None:
             with timer("embed"), embedding_errors():
-                vector = (self.reranker.embed([text], request.settings.timeout, request_id))[0]
+                timeout = request.settings.timeout
+                vector = (self.reranker.embed([text], timeout, request_id, input_type="query"))[0]
         searches = [
             partial(self.engine.search, **self.dialect.search_kwargs(index, call))
             for call in plan.calls(vector)

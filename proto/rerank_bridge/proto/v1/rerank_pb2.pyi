@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class EmbedInputType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBED_INPUT_TYPE_UNSPECIFIED: _ClassVar[EmbedInputType]
+    EMBED_INPUT_TYPE_DOCUMENT: _ClassVar[EmbedInputType]
+    EMBED_INPUT_TYPE_QUERY: _ClassVar[EmbedInputType]
+EMBED_INPUT_TYPE_UNSPECIFIED: EmbedInputType
+EMBED_INPUT_TYPE_DOCUMENT: EmbedInputType
+EMBED_INPUT_TYPE_QUERY: EmbedInputType
 
 class Document(_message.Message):
     __slots__ = ("id", "text")
@@ -119,14 +129,16 @@ class RerankResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RerankResult, _Mapping]]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ..., query_embedding: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("texts", "max_tokens", "model")
+    __slots__ = ("texts", "max_tokens", "model", "input_type")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     max_tokens: int
     model: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., max_tokens: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+    input_type: EmbedInputType
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., max_tokens: _Optional[int] = ..., model: _Optional[str] = ..., input_type: _Optional[_Union[EmbedInputType, str]] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values",)

@@ -42,19 +42,29 @@ class BiEncoderBackend(PointwiseBackend):
     ) -> None:
         super().__init__(model_id, model, max_query_tokens, max_document_tokens)
         self.embed_dimensions = model.embed_dimensions
+        self.prompts = model.prompts
+        prompts = sorted(set(model.prompts.as_dict().values()))
+        cuts = model.truncator.cut(prompts, model.max_length)
+        self._prompt_tokens = {prompt: cut.tokens for prompt, cut in zip(prompts, cuts, strict=True)}
 
-    def _encode(self, texts: list[str], cap: int) -> list[tuple[dict[str, list[int]], int, bool]]:
-        """Each text's encoding cut to the request's cap and the model's length, with
-        the tokens the model reads (special tokens excluded) and whether it was cut."""
+    def _encode(
+        self, texts: list[str], cap: int, input_type: str
+    ) -> list[tuple[dict[str, list[int]], int, bool]]:
+        """Each text, behind the model's prompt for its input type, cut to the request's
+        cap (which counts the text's tokens, not the prompt's) and the model's length;
+        with the text's tokens the model reads and whether it was cut."""
+        prompt = getattr(self.prompts, input_type)
+        spent = self._prompt_tokens[prompt]
         truncator = self.model.truncator
-        limit = min(cap, self.model.max_length - truncator.special_tokens(pair=False))
+        limit = min(cap + spent, self.model.max_length - truncator.special_tokens(pair=False))
         return [
-            (truncator.model_input(cut), cut.tokens, cut.truncated) for cut in truncator.cut(texts, limit)
+            (truncator.model_input(cut), max(cut.tokens - spent, 0), cut.truncated)
+            for cut in truncator.cut([prompt + text for text in texts], limit)
         ]
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
-        ((query, query_tokens, _),) = self._encode([request.query], request.max_query_tokens)
-        docs = self._encode([d.text for d in request.documents], request.max_document_tokens)
+        ((query, query_tokens, _),) = self._encode([request.query], request.max_query_tokens, "query")
+        docs = self._encode([d.text for d in request.documents], request.max_document_tokens, "document")
         encodings = [query] + [encoding for encoding, _, _ in docs]
         usage = Usage(
             query_tokens=query_tokens,
@@ -83,7 +93,7 @@ class BiEncoderBackend(PointwiseBackend):
         return Plan([Sequence(len(e["input_ids"]), e) for e in encodings], finish)
 
     def plan_embed(self, request: EmbedRequest) -> Plan[EmbedOutcome]:
-        encoded = self._encode(list(request.texts), request.max_tokens)
+        encoded = self._encode(list(request.texts), request.max_tokens, request.input_type)
         usage = Usage(
             document_tokens=sum(tokens for _, tokens, _ in encoded),
             total_tokens=sum(len(e["input_ids"]) for e, _, _ in encoded),

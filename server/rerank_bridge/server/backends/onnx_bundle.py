@@ -7,8 +7,11 @@ time, read without torch, transformers or sentence-transformers.
 DIR holds `model.onnx` (the graph ONNX Runtime runs, at the export's precision:
 the same file `--runtime onnx` caches beside a model folder), `tokenizer.json`
 (the model's tokenizer with its special-token post-processing) and the manifest,
-which says what the server needs to know: kind, precision, lengths and inputs.
-The torch-free server image (docker/Dockerfile, target `server-cpu`) serves one.
+which says what the server needs to know: kind, precision, lengths, inputs, a
+bi-encoder's prompts, and the pooling of a graph that gives every token's hidden
+state (an encoder exported by others: models/onnx_import.py); `none` where the
+graph pools itself. The torch-free server image (docker/Dockerfile, target
+`server-cpu`) serves one.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ if TYPE_CHECKING:  # the readers need tokenizers and numpy; is_export must not
     from rerank_bridge.server.backends.base import Backend
 
 MANIFEST = "rerank-bridge-export.json"
-FORMAT = 1
+# 2 added prompts and pooling; a format-1 folder has neither and still loads.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
 
@@ -41,8 +46,7 @@ def _version(package: str) -> str:
 
 
 def write(backend: Backend, out: Path) -> dict[str, Any]:
-    """Writes the folder of a backend loaded on ONNX Runtime; returns the manifest.
-    The manifest goes last, so a folder without one is never taken for a whole export."""
+    """Writes the folder of a backend loaded on ONNX Runtime; returns the manifest."""
     from rerank_bridge.server.backends.pointwise import PointwiseBackend
     from rerank_bridge.server.backends.runners import OnnxRunner
 
@@ -51,11 +55,6 @@ def write(backend: Backend, out: Path) -> dict[str, Any]:
     model = backend.model
     if not isinstance(model.run, OnnxRunner):
         raise ValueError("the model must be loaded with runtime onnx to be exported")
-    out.mkdir(parents=True, exist_ok=True)
-    if any(out.iterdir()):
-        raise FileExistsError(f"{out} is not empty: export into a new folder")
-    (out / GRAPH).write_bytes(model.run.path.read_bytes())
-    (out / TOKENIZER).write_text(model.truncator.backend.to_str(), encoding="utf-8")
     manifest = {
         "format": FORMAT,
         "kind": backend.kind,
@@ -65,14 +64,26 @@ def write(backend: Backend, out: Path) -> dict[str, Any]:
         "pad_id": model.pad_id,
         "model_input_names": model.truncator.model_input_names,
         "embed_dimensions": model.embed_dimensions,
+        "prompts": model.prompts.as_dict(),
+        "pooling": {"kind": "none", "normalize": False},
         "exported_with": {
             "rerank-bridge": __version__,
             "torch": _version("torch"),
             "onnxruntime": _version("onnxruntime"),
         },
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_folder(out, model.run.path, model.truncator.backend.to_str(), manifest)
     return manifest
+
+
+def write_folder(out: Path, graph: Path, tokenizer: str, manifest: dict[str, Any]) -> None:
+    """The manifest goes last, so a folder without one is never taken for a whole export."""
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty: export into a new folder")
+    (out / GRAPH).write_bytes(graph.read_bytes())
+    (out / TOKENIZER).write_text(tokenizer, encoding="utf-8")
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def load(
@@ -90,16 +101,24 @@ def load(
     from rerank_bridge.server.backends.bi_encoder import BiEncoderBackend
     from rerank_bridge.server.backends.cross_encoder import CrossEncoderBackend
     from rerank_bridge.server.backends.pointwise import PointwiseModel
-    from rerank_bridge.server.backends.runners import OnnxRunner
+    from rerank_bridge.server.backends.runners import OnnxRunner, PoolingRunner, Runner
     from rerank_bridge.server.backends.truncation import Truncator
+    from rerank_bridge.server.domain import Prompts
 
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{folder}: export format {manifest.get('format')} is not {FORMAT}: export it again")
+    if manifest.get("format") not in READABLE_FORMATS:
+        raise ValueError(
+            f"{folder}: export format {manifest.get('format')} is not one this server reads "
+            f"{READABLE_FORMATS}: export it again"
+        )
     precision = manifest["precision"]
     if dtype not in ("auto", precision):
         raise ValueError(f"{folder} was exported at {precision}; export it again for dtype {dtype}")
-    run = OnnxRunner(folder / GRAPH, threads)
+    graph = OnnxRunner(folder / GRAPH, threads)
+    pooling = manifest.get("pooling", {"kind": "none"})
+    run: Runner = graph
+    if pooling["kind"] != "none":
+        run = PoolingRunner(graph, pooling["kind"], bool(pooling["normalize"]))
     truncator = Truncator(Tokenizer.from_file(str(folder / TOKENIZER)), manifest["model_input_names"])
     model = PointwiseModel(
         truncator=truncator,
@@ -110,6 +129,7 @@ def load(
         dtype=precision,
         dtype_reason=f"exported at {precision} ({folder.name}/{MANIFEST})",
         embed_dimensions=int(manifest["embed_dimensions"]),
+        prompts=Prompts(**manifest.get("prompts", {})),
     )
     backends = {"cross-encoder": CrossEncoderBackend, "bi-encoder": BiEncoderBackend}
     if manifest["kind"] not in backends:

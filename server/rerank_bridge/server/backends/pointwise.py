@@ -4,7 +4,7 @@ without torch (onnx_bundle.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from rerank_bridge.server.backends.base import Backend, BackendLimits
 from rerank_bridge.server.backends.encodings import run_by_length
 from rerank_bridge.server.backends.runners import Runner
 from rerank_bridge.server.backends.truncation import Truncator
+from rerank_bridge.server.domain import Prompts
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class PointwiseModel:
     dtype: str  # "float32", "bfloat16", ... or "int8" on ONNX Runtime
     dtype_reason: str
     embed_dimensions: int = 0  # a bi-encoder's vector size
+    prompts: Prompts = field(default_factory=Prompts)  # a bi-encoder's
 
     @property
     def group_tokens(self) -> int:

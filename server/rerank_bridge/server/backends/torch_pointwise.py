@@ -21,6 +21,7 @@ from rerank_bridge.server.backends.pointwise import PointwiseModel
 from rerank_bridge.server.backends.runners import EXAMPLE_TEXTS, Batch, OnnxRunner, Runner
 from rerank_bridge.server.backends.truncation import Truncator
 from rerank_bridge.server.devices import Placement
+from rerank_bridge.server.domain import Prompts
 
 log = logging.getLogger(__name__)
 
@@ -176,5 +177,6 @@ def load_bi_encoder(
         dtype=onnx_precision or placement.dtype_name,
         dtype_reason=onnx_reason(onnx_precision) if onnx_precision else placement.dtype_reason,
         embed_dimensions=int(model.get_embedding_dimension() or 0),
+        prompts=Prompts.of(model.prompts),
     )
     return BiEncoderBackend(model_id, loaded, max_query_tokens, max_document_tokens)
