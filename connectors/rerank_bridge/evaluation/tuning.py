@@ -6,8 +6,9 @@ queries are ranked by the setting that did best on the other folds, so every
 query's nDCG@10 is held out, never one the choice was tuned on. Beside it: a
 95 % bootstrap interval per mean, and a paired randomisation test (sign
 flips of the per-query differences) against the first stage and against
-reranking alone. The gate: where the held-out blend does not beat the first
-stage, the verdict is not to rerank that index.
+reranking alone. The gate (`Gate`): by default a blend is recommended only where
+its held-out gain over the first stage is significant and pays for what reranking
+costs each search; `any-gain` recommends any held-out gain, however small or slow.
 
 The setting recommended for the bridge is the one best on all the queries
 (cross-validation measures the procedure; the final choice uses every query).
@@ -15,13 +16,14 @@ The setting recommended for the bridge is the one best on all the queries
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import ir_measures
 import numpy as np
 from ir_measures import nDCG
 
+from rerank_bridge.evaluation.arguments import GATE_RULES
 from rerank_bridge.evaluation.measures import Qrels, ranked_run
 from rerank_bridge.evaluation.records import RERANKED, QueryRecord
 from rerank_bridge.search.blending import NORMALIZERS, BlendSettings
@@ -98,6 +100,41 @@ def setting_name(described: dict[str, Any]) -> str:
     return "reranker alone" if setting.weight == 1 else f"{setting.normalizer} w={setting.weight}"
 
 
+@dataclass(frozen=True)
+class Gate:
+    """When a held-out gain is worth reranking for. `significant` (the default) asks
+    for p < `significance` against the first stage and, where the rerank's median
+    latency is known, a gain of at least `gain_per_second` nDCG@10 per second it adds
+    to every search (0.02: half a second must buy +0.01). docs/evaluation.md says why."""
+
+    rule: str = "significant"
+    significance: float = SIGNIFICANCE
+    gain_per_second: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.rule not in GATE_RULES:
+            raise ValueError(f"gate rule must be one of {', '.join(GATE_RULES)}, got {self.rule!r}")
+
+    def refusal(self, gain: float, p_value: float, queries: int, cost_ms: float | None) -> str | None:
+        """Why a positive held-out gain does not earn reranking; None where it does."""
+        if self.rule == "any-gain":
+            return None
+        if p_value >= self.significance:
+            return (
+                f"+{gain:.4f} nDCG@10 held out is not significant (p = {p_value:.3g} on {queries} "
+                f"queries; the gate asks p < {self.significance})"
+            )
+        if cost_ms is not None and gain < (needed := self.gain_per_second * cost_ms / 1000):
+            return (
+                f"+{gain:.4f} nDCG@10 held out does not pay for {cost_ms:.0f} ms a search "
+                f"(the gate asks +{needed:.4f}: {self.gain_per_second} per second)"
+            )
+        return None
+
+
+DEFAULT_GATE = Gate()
+
+
 @dataclass
 class Summary:
     mean: float
@@ -111,8 +148,16 @@ def _summary(values: Any) -> Summary:
     return Summary(float(values.mean()), bootstrap_interval(values))
 
 
-def tune(qrels: Qrels, records: list[QueryRecord], depth: int, folds: int) -> dict[str, Any]:
-    """The cross-validated choice for one stage's records, at one depth."""
+def tune(
+    qrels: Qrels,
+    records: list[QueryRecord],
+    depth: int,
+    folds: int,
+    gate: Gate = DEFAULT_GATE,
+    cost_ms: float | None = None,
+) -> dict[str, Any]:
+    """The cross-validated choice for one stage's records, at one depth. `cost_ms`: the
+    rerank's median latency at that depth, where it was measured."""
     if len(records) < folds:
         raise SystemExit(f"--folds {folds} needs at least {folds} queries; there are {len(records)}")
     table = np.stack([per_query_ndcg(qrels, records, depth, setting) for setting in GRID])
@@ -136,6 +181,9 @@ def tune(qrels: Qrels, records: list[QueryRecord], depth: int, folds: int) -> di
         recommended = None
     elif recommended is None:
         verdict = "do not rerank this index: on all the queries together the first stage did best"
+    elif (refusal := gate.refusal(gain, p_first, len(records), cost_ms)) is not None:
+        verdict = f"do not rerank this index: {refusal}"
+        recommended = None
     elif p_first < SIGNIFICANCE:
         verdict = f"rerank with the blend: +{gain:.4f} nDCG@10 held out (p = {p_first:.3g})"
     else:
@@ -158,6 +206,7 @@ def tune(qrels: Qrels, records: list[QueryRecord], depth: int, folds: int) -> di
         "recommended": describe(recommended),
         "rerank": recommended is not None,
         "verdict": verdict,
+        "gate": {**asdict(gate), "rerank_ms_p50": cost_ms},
     }
 
 
