@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from rerank_bridge.server.domain import Prompts
-from rerank_bridge.server.models.catalog import CATALOG
+from rerank_bridge.server.config import BUILTIN_MINILM
+from rerank_bridge.server.models.catalog import BUILTIN_PREFIX, CATALOG
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,14 +58,18 @@ def list_models(args: argparse.Namespace) -> None:
 
 
 def fetch_models(args: argparse.Namespace) -> None:
+    from rerank_bridge.server.backends.registry import builtin_minilm_folder
+    from rerank_bridge.server.errors import MissingDependency
     from rerank_bridge.server.models.fetching import FetchError, fetch
 
     names = list(CATALOG) if args.names == ["all"] else args.names
     for name in names:
         try:
-            print(f"builtin:{name}\t{fetch(name)}", flush=True)
-        except FetchError as error:
+            # The packaged MiniLM is a pip package ([minilm]): nothing to fetch.
+            folder = builtin_minilm_folder() if f"{BUILTIN_PREFIX}{name}" == BUILTIN_MINILM else fetch(name)
+        except (FetchError, MissingDependency) as error:
             sys.exit(f"rerank-bridge models fetch: {error}")
+        print(f"{BUILTIN_PREFIX}{name}\t{folder}", flush=True)
 
 
 def import_onnx(args: argparse.Namespace) -> None:
