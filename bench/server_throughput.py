@@ -3,6 +3,13 @@ and the machine's roofline.
 
     .venv/bin/python bench/server_throughput.py          # MiniLM fp32, bf16, int8; concurrency 1, 4, 16, 64
     .venv/bin/python bench/server_throughput.py --models minilm --concurrency 1,4 --peers inprocess
+    .venv/bin/python bench/server_throughput.py --models e5-fp32,e5-bf16,e5-onnx-int8 --concurrency 1,16
+
+Two model families: `minilm` (the packaged all-MiniLM-L6-v2) and `e5` (the default,
+multilingual-e5-small, as `rerank-bridge models fetch` built it); each as `FAMILY`
+(the server's auto dtype), `-fp32`, `-bf16`, `-onnx` or `-onnx-int8`. Peers and the
+roofline are computed for the family of the first model named, with its prompts
+(the peers get the same prompted texts the server reads).
 
 `bash tools/install_infinity.sh` installs the infinity peer where `--infinity`
 looks by default; without it the JSON records the peer as not run.
@@ -34,6 +41,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,16 +49,56 @@ import grpc
 
 from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.proto.v1 import rerank_pb2_grpc
-from rerank_bridge.server.config import BUILTIN_MINILM
-from roofline import machine, matmul_rates, minilm_shape
+from rerank_bridge.server.config import BUILTIN_MINILM, DEFAULT_MODEL
+from roofline import Shape, machine, matmul_rates
 from workload import Call, grpc_caller, load, progress, rerank_requests, start_server, summarise
 
 T = TypeVar("T")
 
 INFINITY = "/var/tmp/rerank-bridge/infinity-venv/bin/infinity_emb"  # where tools/install_infinity.sh puts it
-# The packaged MiniLM, served by torch at each precision or by ONNX Runtime.
-TORCH_VARIANTS = {"minilm": [], "minilm-fp32": ["--dtype", "float32"], "minilm-bf16": ["--dtype", "bfloat16"]}
-ONNX_VARIANTS = {"minilm-onnx": "float32", "minilm-onnx-int8": "int8"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A bi-encoder the server, the peers and the roofline all run."""
+
+    spec: str  # what `serve --model` takes
+    query_prompt: str = ""
+    document_prompt: str = ""
+
+    def folder(self) -> Path:
+        from rerank_bridge.server.backends.registry import resolve_model
+
+        return resolve_model(self.spec)
+
+    def texts(self, request: pb.RerankRequest) -> list[str]:
+        """What the model reads for a request: the query and the documents, prompted."""
+        return [self.query_prompt + request.query] + [
+            self.document_prompt + d.text for d in request.documents
+        ]
+
+    def shape(self) -> Shape:
+        return Shape.of(json.loads((self.folder() / "config.json").read_text()))
+
+
+FAMILIES = {
+    "minilm": Family(BUILTIN_MINILM),
+    "e5": Family(DEFAULT_MODEL, "query: ", "passage: "),
+}
+# Each family served by torch at each precision or by ONNX Runtime.
+TORCH_VARIANTS = {"": [], "-fp32": ["--dtype", "float32"], "-bf16": ["--dtype", "bfloat16"]}
+ONNX_VARIANTS = {"-onnx": "float32", "-onnx-int8": "int8"}
+
+
+def family_of(name: str) -> tuple[str, str] | None:
+    """(family, variant) of a model name such as `e5-onnx-int8`; None for anything else."""
+    family, _, rest = name.partition("-")
+    variant = f"-{rest}" if rest else ""
+    if family in FAMILIES and (variant in TORCH_VARIANTS or variant in ONNX_VARIANTS):
+        return family, variant
+    return None
+
+
 # infinity-emb's CPU settings (engine, dtype): each is tried, the fastest is the peer.
 INFINITY_SETTINGS = [
     ("torch", "float32"),
@@ -67,20 +115,19 @@ def model_folder(name: str, scratch: Path) -> tuple[str, list[str]]:
 
         vocabulary = "qwen3" if name.endswith("qwen3") else "trained"
         return str(build_listwise(scratch / name, vocabulary=vocabulary)), ["--embed-model", "none"]
-    if name in TORCH_VARIANTS:
-        return BUILTIN_MINILM, TORCH_VARIANTS[name]
-    if name in ONNX_VARIANTS:
-        # Linked into the scratch folder, so the export lands there, not in site-packages.
-        from rerank_bridge.server.backends.registry import builtin_minilm_folder
-
-        folder = scratch / name
-        if not folder.exists():
-            folder.mkdir()
-            for entry in builtin_minilm_folder().iterdir():
-                if entry.name != "onnx":
-                    (folder / entry.name).symlink_to(entry)
-        return str(folder), ["--runtime", "onnx", "--dtype", ONNX_VARIANTS[name]]
-    return name, ["--embed-model", "none"]
+    if (named := family_of(name)) is None:
+        return name, ["--embed-model", "none"]
+    family, variant = FAMILIES[named[0]], named[1]
+    if variant in TORCH_VARIANTS:
+        return family.spec, TORCH_VARIANTS[variant]
+    # Linked into the scratch folder, so the export lands there, not beside the model.
+    folder = scratch / name
+    if not folder.exists():
+        folder.mkdir()
+        for entry in family.folder().iterdir():
+            if entry.name != "onnx":
+                (folder / entry.name).symlink_to(entry)
+    return str(folder), ["--runtime", "onnx", "--dtype", ONNX_VARIANTS[variant]]
 
 
 def serve_each(names: Sequence[str], measure: Callable[[str], T], extra: Sequence[str] = ()) -> dict[str, T]:
@@ -108,21 +155,21 @@ def with_tokens(level: dict[str, Any], tokens: int) -> dict[str, Any]:
     return {**level, "tokens_per_s": round(level["requests_per_s"] * tokens, 1)}
 
 
-def in_process_peer(requests: list[pb.RerankRequest], count: int, dtype: str) -> dict[str, Any]:
+def in_process_peer(
+    family: Family, requests: list[pb.RerankRequest], count: int, dtype: str
+) -> dict[str, Any]:
     """The model called directly, as an application without a server would."""
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from rerank_bridge.server.backends.registry import builtin_minilm_folder
-
-    model = SentenceTransformer(str(builtin_minilm_folder()), device="cpu")
+    model = SentenceTransformer(str(family.folder()), device="cpu")
     model.to(getattr(torch, dtype))
-    model.encode([requests[0].query] + [d.text for d in requests[0].documents])  # warm-up
+    model.encode(family.texts(requests[0]))  # warm-up
     latencies = []
     started = time.perf_counter()
     for request in requests[:count]:
         begin = time.perf_counter()
-        vectors = model.encode([request.query] + [d.text for d in request.documents], convert_to_tensor=True)
+        vectors = model.encode(family.texts(request), convert_to_tensor=True)
         _ = (vectors[1:] @ vectors[0]).tolist()
         latencies.append(time.perf_counter() - begin)
     return {
@@ -136,12 +183,10 @@ def cosine(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True)) / (math.hypot(*a) * math.hypot(*b))
 
 
-def infinity_caller(url: str, model_id: str) -> Callable[[], Call]:
+def infinity_caller(family: Family, url: str, model_id: str) -> Callable[[], Call]:
     def make() -> Call:
         def call(request: pb.RerankRequest) -> None:
-            body = json.dumps(
-                {"model": model_id, "input": [request.query] + [d.text for d in request.documents]}
-            )
+            body = json.dumps({"model": model_id, "input": family.texts(request)})
             http = urllib.request.Request(
                 f"{url}/embeddings", data=body.encode(), headers={"Content-Type": "application/json"}
             )
@@ -155,17 +200,41 @@ def infinity_caller(url: str, model_id: str) -> Callable[[], Call]:
     return make
 
 
-def start_infinity(binary: str, engine: str, dtype: str) -> tuple[subprocess.Popen[bytes], str, str]:
-    from rerank_bridge.devtools.local_engines import free_port
-    from rerank_bridge.server.backends.registry import builtin_minilm_folder
+def infinity_folder(family: Family, scratch: Path) -> Path:
+    """The family's folder as infinity's older sentence-transformers reads it: the module
+    types under their classic names (sentence-transformers 6 writes new ones and reads both)."""
+    source = family.folder()
+    modules = json.loads((source / "modules.json").read_text())
+    classic = {"Transformer", "Pooling", "Normalize"}
+    if all(
+        m["type"].rsplit(".", 1)[-1] in classic and m["type"].startswith("sentence_transformers.models.")
+        for m in modules
+    ):
+        return source
+    folder = scratch / "infinity-model"
+    if not folder.exists():
+        folder.mkdir()
+        for entry in source.iterdir():
+            if entry.name not in ("modules.json", "onnx"):
+                (folder / entry.name).symlink_to(entry)
+        for module in modules:
+            module["type"] = "sentence_transformers.models." + module["type"].rsplit(".", 1)[-1]
+        (folder / "modules.json").write_text(json.dumps(modules, indent=2))
+    return folder
 
-    folder, port = str(builtin_minilm_folder()), free_port()
+
+def start_infinity(
+    binary: str, folder: Path, engine: str, dtype: str
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    from rerank_bridge.devtools.local_engines import free_port
+
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     command = [
         binary,
         "v2",
         "--model-id",
-        folder,
+        str(folder),
         "--port",
         str(port),
         "--host",
@@ -206,30 +275,36 @@ def level_batch(
 
 
 def infinity_levels(
-    args: argparse.Namespace, setting: tuple[str, str], levels: list[int], requests: list[pb.RerankRequest]
+    args: argparse.Namespace,
+    family: Family,
+    setting: tuple[str, str],
+    levels: list[int],
+    requests: list[pb.RerankRequest],
 ) -> list[dict[str, Any]]:
     """infinity-emb's HTTP server on the same model at one (engine, dtype), at the given
     concurrency levels, each sending level_batch(requests)."""
-    infinity, url, model_id = start_infinity(args.infinity, *setting)
+    infinity, url, model_id = start_infinity(args.infinity, infinity_folder(family, args.scratch), *setting)
     try:
-        load(infinity_caller(url, model_id), requests[:2], 1)  # warm-up
+        load(infinity_caller(family, url, model_id), requests[:2], 1)  # warm-up
         runs = []
         for concurrency in levels:
             batch = level_batch(requests, concurrency, args)
             progress(f"peer infinity {setting}: {len(batch)} requests at concurrency {concurrency}")
-            runs.append(load(infinity_caller(url, model_id), batch, concurrency))
+            runs.append(load(infinity_caller(family, url, model_id), batch, concurrency))
         return runs
     finally:
         infinity.terminate()
         infinity.wait(timeout=60)
 
 
-def best_infinity(args: argparse.Namespace, requests: list[pb.RerankRequest], tokens: int) -> dict[str, Any]:
+def best_infinity(
+    args: argparse.Namespace, family: Family, requests: list[pb.RerankRequest], tokens: int
+) -> dict[str, Any]:
     """Each CPU setting tried at concurrency 4; the fastest then runs every level."""
     probes = []
     for engine, dtype in INFINITY_SETTINGS:
         try:
-            (probe,) = infinity_levels(args, (engine, dtype), [4], requests)
+            (probe,) = infinity_levels(args, family, (engine, dtype), [4], requests)
             probes.append({"engine": engine, "dtype": dtype, "requests_per_s": probe["requests_per_s"]})
         except RuntimeError as error:  # a setting this CPU or install cannot run
             probes.append({"engine": engine, "dtype": dtype, "failed": str(error)})
@@ -238,7 +313,7 @@ def best_infinity(args: argparse.Namespace, requests: list[pb.RerankRequest], to
         return {"not_run": "no infinity setting started", "probes": probes}
     fastest = max(ran, key=lambda p: p["requests_per_s"])
     setting = (fastest["engine"], fastest["dtype"])
-    levels = infinity_levels(args, setting, args.concurrency, requests)
+    levels = infinity_levels(args, family, setting, args.concurrency, requests)
     return {
         "engine": setting[0],
         "dtype": setting[1],
@@ -280,22 +355,22 @@ def all_requests(args: argparse.Namespace) -> list[pb.RerankRequest]:
     return rerank_requests(count, args.documents, args.words)
 
 
-def bench_peers(args: argparse.Namespace, tokens: int) -> dict[str, Any]:
-    """The MiniLM peers, on the requests every MiniLM server got."""
+def bench_peers(args: argparse.Namespace, family: Family, tokens: int) -> dict[str, Any]:
+    """The family's peers, on the requests every server of it got."""
     requests = all_requests(args)
     peers: dict[str, Any] = {}
     if "inprocess" in args.peers:
         runs = []
         for dtype in ("float32", "bfloat16"):
             progress(f"peer: in-process model calls in {dtype}")
-            runs.append(with_tokens(in_process_peer(requests, args.min_requests, dtype), tokens))
+            runs.append(with_tokens(in_process_peer(family, requests, args.min_requests, dtype), tokens))
         peers["inprocess"] = min(runs, key=lambda run: run["p50_ms"])
         peers["inprocess_each_dtype"] = runs
     if "infinity" in args.peers:
         if shutil.which(args.infinity) is None:
             peers["infinity"] = {"not_run": f"{args.infinity} not found (bash tools/install_infinity.sh)"}
         else:
-            peers["infinity"] = best_infinity(args, requests, tokens)
+            peers["infinity"] = best_infinity(args, family, requests, tokens)
     return peers
 
 
@@ -313,26 +388,23 @@ def compare(result: dict[str, Any], peers: dict[str, Any]) -> None:
         }
 
 
-def minilm_flops(request: pb.RerankRequest) -> float:
-    """FLOPs of one request through MiniLM: the query and each document as the
-    server runs them (each its own sequence, cut at the model's length)."""
+def request_flops(family: Family, request: pb.RerankRequest) -> float:
+    """FLOPs of one request through the model: the query and each document as the
+    server runs them (each its own sequence, prompted, cut at the model's length)."""
     from transformers import AutoTokenizer
 
-    from rerank_bridge.server.backends.registry import builtin_minilm_folder
-
-    folder, shape = builtin_minilm_folder(), minilm_shape()
+    folder, shape = family.folder(), family.shape()
     cap = int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])
-    texts = [request.query] + [d.text for d in request.documents]
-    lengths = [min(len(ids), cap) for ids in AutoTokenizer.from_pretrained(str(folder))(texts)["input_ids"]]
-    return sum(shape.sequence_flops(length) for length in lengths)
+    encoded = AutoTokenizer.from_pretrained(str(folder))(family.texts(request))["input_ids"]
+    return sum(shape.sequence_flops(min(len(ids), cap)) for ids in encoded)
 
 
-def roofline(results: list[dict[str, Any]], flops: float) -> dict[str, Any]:
-    """Each MiniLM result's floor at its precision and the share of it reached, at
+def roofline(family: Family, results: list[dict[str, Any]], flops: float) -> dict[str, Any]:
+    """Each result's floor at its precision and the share of it reached, at
     concurrency 1 (latency) and at its best level (throughput)."""
     progress("roofline: matrix-multiply rates")
     # At a request's token count: the feed-forward's shapes as one request fills them.
-    rates = matmul_rates(minilm_shape(), 11600, ["float32", "bfloat16", "int8"])
+    rates = matmul_rates(family.shape(), 11600, ["float32", "bfloat16", "int8"])
     for result in results:
         rate = rates[result["dtype"]] * 1e9
         floor_ms = flops / rate * 1e3
@@ -364,8 +436,8 @@ def main() -> None:
     parser.add_argument(
         "--models",
         default="minilm-fp32,minilm-bf16,minilm-onnx-int8",
-        help="minilm (the server's auto dtype), minilm-fp32, minilm-bf16, minilm-onnx, minilm-onnx-int8, "
-        "tiny-listwise, tiny-listwise-qwen3 or a folder",
+        help="FAMILY (the server's auto dtype), FAMILY-fp32, -bf16, -onnx or -onnx-int8, for the families "
+        f"{', '.join(FAMILIES)}; tiny-listwise, tiny-listwise-qwen3 or a folder",
     )
     parser.add_argument(
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16, 64]
@@ -375,16 +447,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="requests per client at each level")
     parser.add_argument("--min-requests", type=int, default=8)
     parser.add_argument(
-        "--peers", default="inprocess,infinity", help="comma-separated: inprocess, infinity (MiniLM only)"
+        "--peers", default="inprocess,infinity", help="comma-separated: inprocess, infinity (a family only)"
     )
     parser.add_argument("--infinity", default=INFINITY, help="the infinity_emb command")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        results = [bench_model(name, args, Path(scratch)) for name in args.models.split(",")]
-    minilm = [r for r in results if r["model"].startswith("minilm")]
-    peers = bench_peers(args, minilm[0]["tokens_per_request"]) if minilm and args.peers else {}
-    ceiling = roofline(minilm, minilm_flops(all_requests(args)[0])) if minilm else {}
-    for result in minilm:
+        args.scratch = Path(scratch)
+        results = [bench_model(name, args, args.scratch) for name in args.models.split(",")]
+        named = [family_of(r["model"]) for r in results]
+        first = next((n[0] for n in named if n is not None), None)
+        ours = [r for r, n in zip(results, named, strict=True) if n is not None and n[0] == first]
+        peers, ceiling = {}, {}
+        if first is not None:
+            family = FAMILIES[first]
+            if args.peers:
+                peers = bench_peers(args, family, ours[0]["tokens_per_request"])
+            ceiling = roofline(family, ours, request_flops(family, all_requests(args)[0]))
+    for result in ours:
         compare(result, peers)
         result["goals"] = goals(result)
     report = {
