@@ -6,6 +6,10 @@ folder the collections' names are paths in), also the best single settings over
 every collection, from the per-query records: what one fixed default would give.
 
 .venv/bin/python tools/eval_table.py bench/results/eval [--data ../shared/data]
+.venv/bin/python tools/eval_table.py --models bench/results/eval-models/* [--stage bm25]
+
+`--models`: one folder per reranker (each the `--out` of its runs, one engine): per
+collection, the first stage and each model's reranking alone and held-out blend.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ def cell(summary: dict[str, Any]) -> str:
 
 def verdict(tuned: dict[str, Any]) -> str:
     if not tuned["rerank"]:
-        return "**do not rerank**"
+        said = tuned["verdict"]
+        reasons = {"not significant": " (gain n.s.)", "does not pay": " (gain < cost)"}
+        reason = next((short for long, short in reasons.items() if long in said), "")
+        return f"**do not rerank**{reason}"
     significant = tuned["p_value_vs_first_stage"] < 0.05
     return f"rerank, blended (p = {tuned['p_value_vs_first_stage']:.2g}{'' if significant else ', n.s.'})"
 
@@ -63,9 +70,44 @@ def fixed_settings(reports: list[dict[str, Any]], data: Path) -> None:
             print(f"| {stage} | {name} | {mean:.3f} | {worst:+.3f} |")
 
 
+def models_table(folders: list[Path], stage: str) -> None:
+    """Per collection: the first stage, then each model's reranked and blended nDCG@10."""
+    by_model: dict[str, dict[str, dict[str, Any]]] = {}
+    for folder in folders:
+        reports = tuned_reports(folder)
+        engine = min(r["engine"] for r in reports)  # one engine's: the engines agree on BM25 windows
+        for r in reports:
+            if r["engine"] == engine and stage in r["tuning"]:
+                by_model.setdefault(r["model"], {})[r["dataset"]] = r["tuning"][stage]
+    collections = sorted({name for runs in by_model.values() for name in runs})
+    head = ["collection", stage] + [f"{model} {kind}" for model in by_model for kind in ("alone", "blended")]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for collection in collections:
+        first = next(r[collection]["first_stage"]["ndcg@10"] for r in by_model.values() if collection in r)
+        cells = [collection, f"{first:.3f}"]
+        for runs in by_model.values():
+            tuned = runs.get(collection)
+            cells += (
+                [f"{tuned['reranked']['ndcg@10']:.3f}", f"{tuned['blended_held_out']['ndcg@10']:.3f}"]
+                if tuned
+                else ["", ""]
+            )
+        print("| " + " | ".join(cells) + " |")
+
+
+def tuned_reports(folder: Path) -> list[dict[str, Any]]:
+    files = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    return [report for report in files if "tuning" in report and report["results"]]
+
+
 def main() -> None:
-    files = [json.loads(path.read_text()) for path in sorted(Path(sys.argv[1]).glob("*.json"))]
-    reports = [report for report in files if "tuning" in report and report["results"]]
+    if sys.argv[1] == "--models":
+        stage = sys.argv[sys.argv.index("--stage") + 1] if "--stage" in sys.argv else "bm25"
+        folders = [Path(a) for a in sys.argv[2:] if a != "--stage" and a != stage]
+        models_table(folders, stage)
+        return
+    reports = tuned_reports(Path(sys.argv[1]))
     head = ["collection", "engine", "queries", "first stage", "nDCG@10 [95% CI]", "reranked top 50"]
     head += ["blended, held out", "chosen", "verdict"]
     print("| " + " | ".join(head) + " |")

@@ -10,7 +10,7 @@
 2. local/python:3.11: Debian bookworm's Python 3.11 with venv, standing in for
    python:3.11-slim (docker/offline/python.Dockerfile).
 3. The project's images from docker/Dockerfile on that base: the bridge, the torch-free
-   CPU server (MiniLM exported to ONNX at build time) and the torch server.
+   CPU server (the default multilingual-e5-small exported to ONNX at build time) and the torch server.
 4. Elasticsearch and OpenSearch under their official names and versions (the releases
    the installed clients talk to), from the artifacts tools/local_engines.py fetches
    from Maven Central, with a Java runtime jlinked from the host's JDK

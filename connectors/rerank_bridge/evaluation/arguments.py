@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rerank_bridge.server.config import DEFAULT_MODEL
+
 STAGES = ("bm25", "knn", "hybrid")
 ENGINES = ("elasticsearch", "opensearch")
 
@@ -84,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # the developer tools (`python tools/local_engines.py start elasticsearch`).
     parser.add_argument("--engine-url", help="a running engine (required except with --from-queries)")
     parser.add_argument("--reranker", help="scoring server host:port; without it one is started with --model")
-    parser.add_argument("--model", default="builtin:all-MiniLM-L6-v2", help="model for a server started here")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model for a server started here")
     parser.add_argument(
         "--embed-model",
         default="auto",

