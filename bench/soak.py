@@ -407,13 +407,18 @@ class Servers:
 
         return f"http://127.0.0.1:{host_port(self.containers[number], 9464)}/metrics"
 
-    def wait_taking_calls(self, number: int, timeout: float = 180) -> None:
-        """SERVING, then answering calls the bridge sends it: back in the rotation."""
+    def wait_serving(self, number: int, timeout: float = 180) -> float:
+        """Until the server says SERVING (its model loaded and warm); returns the deadline."""
         deadline = time.monotonic() + timeout
         while not serving(self.address(number)):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"scoring server {number} not SERVING after {timeout:.0f} s")
             time.sleep(0.5)
+        return deadline
+
+    def wait_taking_calls(self, number: int, timeout: float = 180) -> None:
+        """SERVING, then answering calls the bridge sends it: back in the rotation."""
+        deadline = self.wait_serving(number, timeout)
         while rerank_calls(self.metrics(number)) == 0:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the bridge sent scoring server {number} no call in {timeout:.0f} s")
@@ -517,6 +522,10 @@ def soak_containers(args: argparse.Namespace) -> dict[str, Any]:
     except ContainersUnavailable as why:
         raise SystemExit(f"soak --containers: {why}") from None
     with container_stack(args) as (url, corpus, servers, engines, setup):
+        # The load starts once both servers have loaded their model: before that the bridge
+        # can only fail open, which measures the model's load time, not a fault.
+        for number in range(len(servers.containers)):
+            servers.wait_serving(number)
         tally = Tally("warm-up")
         done = threading.Event()
         events: dict[str, Any] = {}
