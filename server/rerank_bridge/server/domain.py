@@ -40,9 +40,6 @@ class RerankRequest:
     return_passages: bool = False
 
 
-EMBED_INPUT_TYPES = ("document", "query")
-
-
 @dataclass(frozen=True)
 class EmbedRequest:
     texts: tuple[str, ...]
