@@ -81,6 +81,8 @@ class Corpus:
     docs: list[dict[str, Any]]
     vectors: list[list[float]]
     queries: list[dict[str, Any]]
+    # The model that made `vectors` (the index's mapping records it).
+    model: str = ""
 
 
 @dataclass
@@ -139,7 +141,7 @@ def corpus(reranker: RerankClient) -> Corpus:
         ]
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(vectors))
-    return Corpus(docs, vectors, queries)
+    return Corpus(docs, vectors, queries, model)
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ def indexed_corpus(at: EngineAt, corpus: Corpus, shards: int = 1, replicas: int 
     client = DIALECTS[kind].client(url)
     index = f"rerank-bridge-test-{uuid.uuid4().hex[:8]}"
     properties = {"text": {"type": "text"}, "lang": {"type": "keyword"}, "article": {"type": "keyword"}}
-    body = index_mapping(client, len(corpus.vectors[0]), properties)
+    body = index_mapping(client, len(corpus.vectors[0]), properties, vector_model=corpus.model)
     body["settings"] |= {"number_of_shards": shards, "number_of_replicas": replicas}
     client.indices.create(index=index, body=body)
     actions = [

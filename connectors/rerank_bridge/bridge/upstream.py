@@ -147,6 +147,7 @@ class EngineThroughBridge:
         self.params = params
         self.media = media
         self.returned: list[tuple[str, str]] = []
+        self.indices = MappingsThroughBridge(self)
 
     async def search(self, index: str, body: dict[str, Any], params: Mapping[str, str] | None = None) -> Any:
         segments = (index, "_search") if index else ("_search",)
@@ -159,6 +160,23 @@ class EngineThroughBridge:
         if reply.status >= 300:
             raise EngineError(reply.status, document)
         return _search_answer(document)
+
+
+class MappingsThroughBridge:
+    """`indices.get_mapping` as the official clients have it: where stored vectors are
+    asked for, the connector reads which model made them (search/stored_vectors.py),
+    with the caller's own credentials, so an index the caller may not see stays unseen."""
+
+    def __init__(self, engine: EngineThroughBridge) -> None:
+        self.engine = engine
+
+    async def get_mapping(self, index: str) -> Any:
+        call = Call("GET", (index, "_mapping"), {}, None, None)
+        reply = await self.engine.upstream.send(call, self.engine.headers)
+        document = reply.document()
+        if reply.status >= 300:
+            raise EngineError(reply.status, document)
+        return document
 
 
 def _search_answer(document: Any) -> dict[str, Any]:

@@ -14,17 +14,25 @@ from rerank_bridge.evaluation.beir import Collection
 from rerank_bridge.evaluation.cache import JsonCache, model_key
 from rerank_bridge.search.client import RerankClient
 from rerank_bridge.search.dialects import dialect_of
+from rerank_bridge.search.stored_vectors import vector_meta
 
 EMBED_BATCH = 128
 
 
-def index_mapping(engine: Any, dimensions: int, properties: dict[str, Any] | None = None) -> dict[str, Any]:
+def index_mapping(
+    engine: Any, dimensions: int, properties: dict[str, Any] | None = None, vector_model: str = ""
+) -> dict[str, Any]:
     """Text fields (title and text, or the `properties` given), and a cosine HNSW
-    `vector` field in the syntax of the engine behind the client."""
+    `vector` field in the syntax of the engine behind the client; with `vector_model`,
+    the mapping's _meta records that model made the vectors, so that a bi-encoder
+    reranker of that name scores them as they are (search/stored_vectors.py)."""
     vector_settings, vector = dialect_of(engine).vector_index(engine, dimensions)
     settings = {"number_of_shards": 1, "number_of_replicas": 0, **vector_settings}
     fields = properties if properties is not None else {"title": {"type": "text"}, "text": {"type": "text"}}
-    return {"settings": settings, "mappings": {"properties": {**fields, "vector": vector}}}
+    mappings: dict[str, Any] = {"properties": {**fields, "vector": vector}}
+    if vector_model:
+        mappings["_meta"] = vector_meta("vector", vector_model, dimensions)
+    return {"settings": settings, "mappings": mappings}
 
 
 def index_name(collection: Collection, embed_model: str) -> str:
@@ -42,12 +50,16 @@ def ensure_index(engine: Any, collection: Collection, reranker: RerankClient) ->
         raise RuntimeError("the scoring server serves no Embed model: start it with --embed-model")
     # A server on int8 embeds with int8 too: its vectors get an index of their own.
     name = index_name(collection, model_key(info.embed_model_id, info))
+    meta = vector_meta("vector", info.embed_model_id, info.embed_dimensions)
     if engine.indices.exists(index=name):
         count = engine.count(index=name)["count"]
         if count == len(collection.corpus):
-            return name  # same corpus, same model: reuse
+            # Same corpus, same model: reuse (recording the model, for an index made before it was).
+            engine.indices.put_mapping(index=name, body={"_meta": meta})
+            return name
         engine.indices.delete(index=name)
-    engine.indices.create(index=name, body=index_mapping(engine, info.embed_dimensions))
+    body = index_mapping(engine, info.embed_dimensions, vector_model=info.embed_model_id)
+    engine.indices.create(index=name, body=body)
     ids = list(collection.corpus)
     vectors = embed_corpus(collection, ids, reranker, JsonCache("vectors", name))
     bulk = dialect_of(engine).bulk_helper()

@@ -4,7 +4,7 @@ connector, the bridge, evaluation) read these dataclasses."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -28,6 +28,9 @@ class RankedDocument:
     score: float
     truncated: bool
     passage: Passage | None = None
+    # A bi-encoder's: where the document's vector came from ("encoded", "stored",
+    # "cached"); empty where the model read the text itself.
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Reranking:
     model: str
     usage: Usage = field(default_factory=Usage)
     timings: Timings = field(default_factory=Timings)
+    # Why stored embeddings sent along were encoded over instead; empty when none were.
+    embeddings_fallback: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,20 @@ def rerank_request(
     return request
 
 
+def attach_embeddings(
+    request: pb.RerankRequest, embeddings: Mapping[str, Sequence[float]], model: str
+) -> None:
+    """Stored vectors onto the request's documents, by id."""
+    if not embeddings:
+        return
+    if not model:
+        raise ValueError("embeddings need embeddings_model: the model that made them")
+    request.embeddings_model = model
+    for document in request.documents:
+        if (vector := embeddings.get(document.id)) is not None:
+            document.embedding.extend(vector)
+
+
 def chunking_message(chunking: ChunkingSettings | None) -> pb.Chunking | None:
     if chunking is None:
         return None
@@ -142,10 +161,24 @@ def reranking(response: pb.RerankResponse) -> Reranking:
             Passage(r.best_passage.start, r.best_passage.end, r.best_passage.score)
             if r.HasField("best_passage")
             else None,
+            EMBEDDING_SOURCES.get(r.source, ""),
         )
         for r in response.results
     ]
-    return Reranking(ranked, response.model, _flat(Usage, response.usage), _flat(Timings, response.timings))
+    return Reranking(
+        ranked,
+        response.model,
+        _flat(Usage, response.usage),
+        _flat(Timings, response.timings),
+        response.embeddings_fallback,
+    )
+
+
+EMBEDDING_SOURCES = {
+    pb.EMBEDDING_SOURCE_ENCODED: "encoded",
+    pb.EMBEDDING_SOURCE_STORED: "stored",
+    pb.EMBEDDING_SOURCE_CACHED: "cached",
+}
 
 
 EMBED_INPUT_TYPES = {"document": pb.EMBED_INPUT_TYPE_DOCUMENT, "query": pb.EMBED_INPUT_TYPE_QUERY}

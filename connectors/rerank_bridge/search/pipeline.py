@@ -7,9 +7,10 @@ score (the reranker's, or its blend with the first stage's) and `_rerank`
 keeps both inputs: {"first_stage_score", "first_stage_rank" (from 1),
 "reranked", "reranker_score" (when reranked)}, and, when asked,
 "best_passage": {start, end, score, text?}, offsets into the text the reranker
-read (the hit's fields joined one per line). At the top, `rerank` says whether
-the window was reranked, by which model, how it was blended, and why not if it
-was not.
+read (the hit's fields joined one per line), and "vector": where a bi-encoder's
+vector of the hit came from when stored vectors were asked for (stored_vectors.py).
+At the top, `rerank` says whether the window was reranked, by which model, how
+it was blended, and why not if it was not.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rerank_bridge.search.client import Passage, Reranking
 from rerank_bridge.search.dialects import Dialect, FirstStageCall
 from rerank_bridge.search.fusion import Hit, linear_fusion, reciprocal_rank_fusion
 from rerank_bridge.search.request_forms import SearchRequest
+from rerank_bridge.search.stored_vectors import StoredVectorUse
 
 HIT_KEY = "_rerank"
 SUMMARY_KEY = "rerank"
@@ -46,6 +48,8 @@ class Ranked:
     score: float | None
     reranker_score: float | None = None
     passage: Passage | None = None
+    # Where a bi-encoder's vector of the candidate came from ("stored", "cached", "encoded").
+    source: str = ""
 
     @property
     def reranked(self) -> bool:
@@ -81,8 +85,10 @@ class SearchPlan:
         settings = request.settings
         asked = request.body.get("fields", [])
         asked_names = {f if isinstance(f, str) else f.get("field") for f in asked}
-        # Fetch the reranker's text through `fields`, leaving _source as the caller set it.
-        self.injected = [path for path in settings.fields if path not in asked_names]
+        # Fetch the reranker's text (and stored vectors) through `fields`, leaving _source
+        # as the caller set it.
+        fetched = [*settings.fields, *([settings.stored_vectors.field] if settings.stored_vectors else [])]
+        self.injected = [path for path in dict.fromkeys(fetched) if path not in asked_names]
         self.base = {**request.body, "from": 0, "size": request.window, "fields": [*asked, *self.injected]}
 
     @property
@@ -149,6 +155,7 @@ class SearchPlan:
         ranking: Reranking | None,
         failure: str | None = None,
         timings_ms: dict[str, float] | None = None,
+        vectors: StoredVectorUse | None = None,
     ) -> dict[str, Any]:
         settings = self.request.settings
         ordered: list[Ranked]
@@ -187,6 +194,8 @@ class SearchPlan:
             summary["model"] = ranking.model
             if settings.blend is not None:
                 summary["blend"] = settings.blend.describe()
+        if vectors is not None:
+            summary["stored_vectors"] = vectors.summary(ranking)
         if failure is not None:
             summary["error"] = failure
         if timings_ms:
@@ -199,10 +208,13 @@ class SearchPlan:
         read = [(candidates[int(d.id)], d) for d in ranking.documents]
         blending = self.request.settings.blend
         if blending is None:
-            return [Ranked(c, d.score, d.score, d.passage) for c, d in read]
+            return [Ranked(c, d.score, d.score, d.passage, d.source) for c, d in read]
         read.sort(key=lambda pair: pair[0].first_stage_rank)
         order = blend([c.first_stage_score for c, _ in read], [d.score for _, d in read], blending)
-        return [Ranked(read[i][0], final, read[i][1].score, read[i][1].passage) for i, final in order]
+        return [
+            Ranked(read[i][0], final, read[i][1].score, read[i][1].passage, read[i][1].source)
+            for i, final in order
+        ]
 
     def _hit(self, entry: Ranked) -> Hit:
         candidate = entry.candidate
@@ -215,6 +227,8 @@ class SearchPlan:
         }
         if entry.reranked:
             hit[HIT_KEY]["reranker_score"] = entry.reranker_score
+        if entry.source and self.request.settings.stored_vectors is not None:
+            hit[HIT_KEY]["vector"] = entry.source
         shown = self.request.settings.best_passage
         if entry.passage is not None and shown != "none":
             passage = entry.passage

@@ -17,6 +17,7 @@ from rerank_bridge.search.errors import RerankRejected, reranker_error
 from rerank_bridge.search.pipeline import Candidate, SearchPlan
 from rerank_bridge.search.request_forms import SearchRequest, parse_request
 from rerank_bridge.search.settings import Hybrid, KnnSearch, RerankSettings
+from rerank_bridge.search.stored_vectors import RecordedModels
 
 NO_TEXT = "no candidate had text to rerank"
 
@@ -98,6 +99,7 @@ class SearchBase:
         self.defaults = defaults or RerankSettings()
         # Named explicitly where `engine` is not an official client (the HTTP bridge's forwarder).
         self.dialect = dialect or dialect_of(engine)
+        self.recorded_models = RecordedModels()
 
     def parse(
         self,

@@ -36,6 +36,17 @@ class ChunkingSettings(BaseModel):
     max_chunks: PositiveInt | None = None
 
 
+class StoredVectorSettings(BaseModel):
+    """Rerank from the vectors the index stores in `field` instead of encoding the hits'
+    text: for a bi-encoder, when `model` (default: the model the index's mapping
+    records for the field, stored_vectors.py) is the one the scoring server serves."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    field: Annotated[str, Field(min_length=1)]
+    model: Annotated[str, Field(min_length=1)] | None = None
+
+
 @dataclass(frozen=True, config=STRICT)
 class RerankSettings:
     """`fields`: dotted paths (into _source) whose text is joined, in order, to
@@ -59,6 +70,7 @@ class RerankSettings:
     # The final score blends the reranker's with the first stage's (blending.py);
     # None: the reranker's score alone decides, as in every engine's own reranking.
     blend: BlendSettings | None = None
+    stored_vectors: StoredVectorSettings | None = None
 
     @classmethod
     def from_dict(cls, section: Any, where: str = "rerank") -> RerankSettings:

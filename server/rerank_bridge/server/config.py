@@ -84,6 +84,9 @@ class ServerConfig:
     max_chunks_per_document: int = _setting(16, "most chunks scored per document (default and limit)")
     max_chunks_per_request: int = _setting(2000, "most chunks one Rerank request may make")
     max_message_bytes: int = _setting(16 * 1024 * 1024, "largest request message in bytes")
+    embedding_cache_mb: int = _setting(
+        64, "a bi-encoder's cache of text vectors, in MiB (about 30,000 passages of 384 dimensions); 0: off"
+    )
     tls_cert: str = _setting("", "PEM certificate chain: serve gRPC over TLS (with --tls-key)")
     tls_key: str = _setting("", "PEM private key of --tls-cert")
     tls_client_ca: str = _setting("", "PEM CA bundle: require client certificates signed by it (mutual TLS)")
@@ -108,6 +111,8 @@ class ServerConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.embedding_cache_mb < 0:
+            raise ValueError(f"embedding_cache_mb must be at least 0, got {self.embedding_cache_mb}")
         if not 0 <= self.chunk_size <= self.max_document_tokens:
             raise ValueError(f"chunk_size must be 0..max_document_tokens, got {self.chunk_size}")
         if self.chunk_size and not 0 <= self.chunk_overlap < self.chunk_size:

@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 class Document:
     id: str
     text: str
+    # A bi-encoder's stored vector of the text (the engine's vector field), scored in
+    # place of encoding the text when stored_vectors.usable accepts it.
+    embedding: tuple[float, ...] | None = None
+
+
+# Where a bi-encoder's document vector came from (rerank.v1 EmbeddingSource).
+VECTOR_SOURCES = ("encoded", "stored", "cached")
 
 
 # How a document's score comes from its chunks' (rerank_bridge/server/chunking.py says why these two).
@@ -38,6 +45,8 @@ class RerankRequest:
     return_embeddings: bool = False
     chunking: Chunking | None = None
     return_passages: bool = False
+    # The model that made the documents' embeddings.
+    embeddings_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class ScoredDocument:
     truncated: bool = False
     embedding: tuple[float, ...] | None = None
     passage: Passage | None = None
+    # One of VECTOR_SOURCES for a bi-encoder; empty where the model read the text itself.
+    source: str = ""
 
 
 @dataclass
@@ -85,6 +96,8 @@ class RerankOutcome:
     scored: list[ScoredDocument]
     usage: Usage
     query_embedding: tuple[float, ...] | None = None
+    # Why stored vectors sent with the request were encoded over instead; empty if none were.
+    embeddings_fallback: str = ""
 
     def ranked(self, top_n: int | None) -> list[ScoredDocument]:
         """Best first; equal scores keep input order (sorted() is stable)."""

@@ -29,6 +29,25 @@ BATCH_SEQUENCES = Histogram(
     "rerank_server_batch_sequences", "Sequences per forward pass", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
 TOKENS = Counter("rerank_server_tokens_total", "Tokens read by the model, by kind", ["kind"])
+EMBEDDING_CACHE = Counter(
+    "rerank_server_embedding_cache_total",
+    "A bi-encoder's embedding cache, by model: lookups that hit or missed, entries evicted",
+    ["model", "event"],
+)
+EMBEDDING_CACHE_BYTES = Gauge(
+    "rerank_server_embedding_cache_bytes", "Bytes the embedding cache holds, by model", ["model"]
+)
+DOCUMENT_VECTORS = Counter(
+    "rerank_server_document_vectors_total",
+    "Where a bi-encoder's document vectors came from: encoded, stored (sent with the request), cached",
+    ["source"],
+)
+STORED_VECTOR_FALLBACKS = Counter(
+    "rerank_server_stored_vector_fallbacks_total",
+    "Rerank requests whose stored vectors were not used, so their texts were encoded, by reason "
+    "(model, dimensions, kind, chunking)",
+    ["reason"],
+)
 MODEL = Info(
     "rerank_server_model",
     "The model serving each role (rerank, embed): what runs it, at which dtype, and why that dtype",

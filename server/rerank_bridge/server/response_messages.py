@@ -5,6 +5,13 @@ from __future__ import annotations
 from rerank_bridge.proto.v1 import rerank_pb2
 from rerank_bridge.server.domain import EmbedOutcome, Passage, RerankOutcome, Timings, Usage
 
+EMBEDDING_SOURCES = {
+    "": rerank_pb2.EMBEDDING_SOURCE_UNSPECIFIED,
+    "encoded": rerank_pb2.EMBEDDING_SOURCE_ENCODED,
+    "stored": rerank_pb2.EMBEDDING_SOURCE_STORED,
+    "cached": rerank_pb2.EMBEDDING_SOURCE_CACHED,
+}
+
 
 def usage_message(usage: Usage) -> rerank_pb2.Usage:
     return rerank_pb2.Usage(
@@ -38,6 +45,7 @@ def rerank_response(
             truncated=doc.truncated,
             embedding=doc.embedding or (),
             best_passage=_passage(doc.passage),
+            source=EMBEDDING_SOURCES[doc.source],
         )
         for doc in outcome.ranked(top_n)
     ]
@@ -47,6 +55,7 @@ def rerank_response(
         timings=timings_message(timings, total_ms),
         model=model,
         query_embedding=outcome.query_embedding or (),
+        embeddings_fallback=outcome.embeddings_fallback,
     )
 
 

@@ -16,6 +16,7 @@ from rerank_bridge.server.backends.base import Backend
 from rerank_bridge.server.backends.registry import load_backend, load_embedder
 from rerank_bridge.server.config import ServerConfig
 from rerank_bridge.server.cpu_features import CpuFeatures
+from rerank_bridge.server.embedding_cache import EmbeddingCache
 from rerank_bridge.server.errors import Unavailable
 from rerank_bridge.server.scheduler import Scheduler
 from rerank_bridge.server.validation import RequestLimits
@@ -107,6 +108,8 @@ def load(
         metrics.describe_model(embedder, "embed")
     for backend in dict.fromkeys(b for b in (reranker, embedder) if b is not None):
         backend.warm_up()
+        if backend.scores_text_vectors and config.embedding_cache_mb:
+            backend.embedding_cache = EmbeddingCache(backend.model_id, config.embedding_cache_mb * 2**20)
     rerank_scheduler = _scheduler(reranker, config, on_worker_death)
     embed_scheduler = None
     if embedder is not None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from grpc import aio
 
 from rerank_bridge.proto.v1 import rerank_pb2, rerank_pb2_grpc
-from rerank_bridge.server import chunking, response_messages, validation
+from rerank_bridge.server import chunking, response_messages, stored_vectors, validation
 from rerank_bridge.server.domain import Timings, Usage
 from rerank_bridge.server.errors import DeadlineExceeded, Unimplemented
 from rerank_bridge.server.metrics import LATENCY, TOKENS
@@ -47,11 +47,13 @@ class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
         loaded = self._runtime.require_ready()
         validation.check_model(request.model, loaded.reranker.model_id)
         domain = validation.rerank_request(request, loaded.request_limits, loaded.reranker.returns_embeddings)
+        domain, embeddings_fallback = stored_vectors.usable(domain, loaded.reranker)
         deadline = _deadline(context)
         # Tokenising fifty documents takes milliseconds: keep it off the event loop.
         limit = loaded.request_limits.max_chunks_per_request
         plan = await asyncio.to_thread(chunking.plan, loaded.reranker, domain, limit)
         outcome, timings = await loaded.rerank_scheduler.run(plan, deadline)
+        outcome.embeddings_fallback = embeddings_fallback
         record("Rerank", timings, outcome.usage)
         total_ms = (time.perf_counter() - started) * 1e3
         return response_messages.rerank_response(

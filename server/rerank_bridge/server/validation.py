@@ -7,6 +7,7 @@ non-empty text, caps within the server's limits.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rerank_bridge.proto.v1 import rerank_pb2
@@ -62,6 +63,10 @@ def rerank_request(
         seen[doc.id] = i
         if not doc.text.strip():
             raise InvalidArgument(f"documents[{i}].text", "must not be empty")
+        if doc.embedding and not all(math.isfinite(value) for value in doc.embedding):
+            raise InvalidArgument(f"documents[{i}].embedding", "must hold finite numbers only")
+    if not message.embeddings_model and any(doc.embedding for doc in message.documents):
+        raise InvalidArgument("embeddings_model", "must name the model that made the documents' embeddings")
     top_n = None
     if message.HasField("top_n"):
         top_n = message.top_n
@@ -74,7 +79,7 @@ def rerank_request(
     max_document_tokens = _cap(message, "max_document_tokens", limits.max_document_tokens)
     return RerankRequest(
         query=message.query,
-        documents=tuple(Document(d.id, d.text) for d in message.documents),
+        documents=tuple(Document(d.id, d.text, tuple(d.embedding) or None) for d in message.documents),
         top_n=top_n,
         instruction=message.instruction,
         max_query_tokens=_cap(message, "max_query_tokens", limits.max_query_tokens),
@@ -82,6 +87,7 @@ def rerank_request(
         return_embeddings=message.return_embeddings,
         chunking=chunking(message, limits, max_document_tokens),
         return_passages=message.return_passages,
+        embeddings_model=message.embeddings_model,
     )
 
 

@@ -7,7 +7,7 @@ channel per target for its lifetime: open one per application, not per request.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -64,14 +64,19 @@ class AsyncRerankClient:
         model: str = "",
         chunking: ChunkingSettings | None = None,
         return_passages: bool = False,
+        embeddings: Mapping[str, Sequence[float]] | None = None,
+        embeddings_model: str = "",
     ) -> Reranking:
         """Scores (id, text) pairs against the query; raises grpc.RpcError on failure.
         `model`, when given, must name the served model (else NOT_FOUND). `chunking`
         scores long documents as token windows; `return_passages` gives each result
-        the passage its score came from."""
+        the passage its score came from. `embeddings`: stored vectors by document id,
+        made by `embeddings_model`, which a bi-encoder of that name scores in place of
+        the texts (each result's `source` says which were)."""
         request = messages.rerank_request(
             query, documents, top_n, instruction, max_document_tokens, model, chunking, return_passages
         )
+        messages.attach_embeddings(request, embeddings or {}, embeddings_model)
         return messages.reranking(await self._call("Rerank", request, timeout, request_id))
 
     async def embed(

@@ -23,7 +23,9 @@ import grpc
 
 from rerank_bridge.search._async.client import AsyncRerankClient
 from rerank_bridge.search.concurrency import gather_calls
-from rerank_bridge.search.dialects import Dialect, response_body
+from rerank_bridge.search.dialects import Dialect, engine_error, response_body
+from rerank_bridge.search.errors import EngineError
+from rerank_bridge.search.fusion import Hit
 from rerank_bridge.search.pipeline import SearchPlan
 from rerank_bridge.search.request_forms import SearchRequest
 from rerank_bridge.search.search_steps import (
@@ -36,7 +38,8 @@ from rerank_bridge.search.search_steps import (
     rerank_options,
     reranker_failure,
 )
-from rerank_bridge.search.settings import Hybrid, KnnSearch, RerankSettings
+from rerank_bridge.search.settings import Hybrid, KnnSearch, RerankSettings, StoredVectorSettings
+from rerank_bridge.search.stored_vectors import recorded_models, stored_vector_use
 
 
 class AsyncRerankingSearch(SearchBase):
@@ -85,14 +88,45 @@ class AsyncRerankingSearch(SearchBase):
         plan, timer, settings = stage.plan, stage.timer, request.settings
         if not (documents := plan.documents(stage.candidates)):
             return plan.respond(stage.base, stage.candidates, None, NO_TEXT, timer.ms)
+        vectors = None
+        if settings.stored_vectors is not None:
+            with timer("stored_vectors"):
+                hits = {doc_id: stage.candidates[int(doc_id)].hit for doc_id, _ in documents}
+                recorded = await self._recorded_models(settings.stored_vectors, hits)
+                vectors = stored_vector_use(settings.stored_vectors, documents, hits, recorded)
         try:
             with timer("rerank"):
                 ranking = await self.reranker.rerank(
-                    settings.query_text or "", documents, **rerank_options(settings, request_id)
+                    settings.query_text or "",
+                    documents,
+                    **rerank_options(settings, request_id),
+                    **(vectors.rerank_options() if vectors is not None else {}),
                 )
         except grpc.RpcError as error:
-            return plan.respond(stage.base, stage.candidates, None, reranker_failure(plan, error), timer.ms)
-        return plan.respond(stage.base, stage.candidates, ranking, timings_ms=timer.ms)
+            failure = reranker_failure(plan, error)
+            return plan.respond(stage.base, stage.candidates, None, failure, timer.ms, vectors)
+        return plan.respond(stage.base, stage.candidates, ranking, timings_ms=timer.ms, vectors=vectors)
+
+    async def _recorded_models(
+        self, settings: StoredVectorSettings, hits: dict[str, Hit]
+    ) -> dict[str, str | None]:
+        """The model each of the hits' indices records for the vector field (none asked
+        for when the settings name the model). An engine that refuses the mapping to
+        this caller records none: the texts are encoded instead."""
+        if settings.model is not None:
+            return {}
+        indices = ",".join(sorted({str(hit.get("_index", "")) for hit in hits.values()}))
+        if (known := self.recorded_models.get(indices, settings.field)) is not None:
+            return known
+        try:
+            mappings = response_body(await self.engine.indices.get_mapping(index=indices))
+        except Exception as error:
+            if not isinstance(error, EngineError) and engine_error(error) is None:
+                raise
+            return {}
+        recorded = recorded_models(mappings, settings.field)
+        self.recorded_models.put(indices, settings.field, recorded)
+        return recorded
 
     async def _first_stage(self, index: str, request: SearchRequest, request_id: str | None) -> FirstStage:
         plan, timer = SearchPlan(request, self.dialect), StageTimer()

@@ -24,43 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#rerank_bridge/proto/v1/rerank.proto\x12\trerank.v1\"$\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xe3\x02\n\rRerankRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12&\n\tdocuments\x18\x02 \x03(\x0b\x32\x13.rerank.v1.Document\x12\x12\n\x05top_n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0binstruction\x18\x04 \x01(\t\x12\x1d\n\x10max_query_tokens\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12 \n\x13max_document_tokens\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x19\n\x11return_embeddings\x18\x07 \x01(\x08\x12\r\n\x05model\x18\x08 \x01(\t\x12*\n\x08\x63hunking\x18\t \x01(\x0b\x32\x13.rerank.v1.ChunkingH\x03\x88\x01\x01\x12\x17\n\x0freturn_passages\x18\n \x01(\x08\x42\x08\n\x06_top_nB\x13\n\x11_max_query_tokensB\x16\n\x14_max_document_tokensB\x0b\n\t_chunking\"\x96\x01\n\x08\x43hunking\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x11\n\x04size\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x07overlap\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x13\n\x0b\x61ggregation\x18\x04 \x01(\t\x12\x17\n\nmax_chunks\x18\x05 \x01(\x05H\x02\x88\x01\x01\x42\x07\n\x05_sizeB\n\n\x08_overlapB\r\n\x0b_max_chunks\"4\n\x07Passage\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\x12\r\n\x05score\x18\x03 \x01(\x01\"\x88\x01\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x11\n\tembedding\x18\x05 \x03(\x02\x12(\n\x0c\x62\x65st_passage\x18\x06 \x01(\x0b\x32\x12.rerank.v1.Passage\"\x8c\x01\n\x05Usage\x12\x14\n\x0cquery_tokens\x18\x01 \x01(\x05\x12\x17\n\x0f\x64ocument_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x1b\n\x13truncated_documents\x18\x04 \x01(\x05\x12\x11\n\tsequences\x18\x05 \x01(\x05\x12\x0e\n\x06\x63hunks\x18\x06 \x01(\x05\"A\n\x07Timings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x12\n\ncompute_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"\xa8\x01\n\x0eRerankResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.rerank.v1.RerankResult\x12\x1f\n\x05usage\x18\x02 \x01(\x0b\x32\x10.rerank.v1.Usage\x12#\n\x07timings\x18\x03 \x01(\x0b\x32\x12.rerank.v1.Timings\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fquery_embedding\x18\x05 \x03(\x02\"\x83\x01\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x17\n\nmax_tokens\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\r\n\x05model\x18\x03 \x01(\t\x12-\n\ninput_type\x18\x04 \x01(\x0e\x32\x19.rerank.v1.EmbedInputTypeB\r\n\x0b_max_tokens\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xa2\x01\n\rEmbedResponse\x12(\n\nembeddings\x18\x01 \x03(\x0b\x32\x14.rerank.v1.Embedding\x12\x12\n\ndimensions\x18\x02 \x01(\x05\x12\x1f\n\x05usage\x18\x03 \x01(\x0b\x32\x10.rerank.v1.Usage\x12#\n\x07timings\x18\x04 \x01(\x0b\x32\x12.rerank.v1.Timings\x12\r\n\x05model\x18\x05 \x01(\t\"\x15\n\x13GetModelInfoRequest\"\x8f\x02\n\x06Limits\x12!\n\x19max_documents_per_request\x18\x01 \x01(\x05\x12\x1e\n\x16max_documents_per_pass\x18\x02 \x01(\x05\x12\x18\n\x10max_query_tokens\x18\x03 \x01(\x05\x12\x1b\n\x13max_document_tokens\x18\x04 \x01(\x05\x12\x16\n\x0e\x63ontext_length\x18\x05 \x01(\x05\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x05\x12\x17\n\x0fmax_embed_texts\x18\x07 \x01(\x05\x12\x1f\n\x17max_chunks_per_document\x18\x08 \x01(\x05\x12\x1e\n\x16max_chunks_per_request\x18\t \x01(\x05\"\xc6\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12!\n\x06limits\x18\x05 \x01(\x0b\x32\x11.rerank.v1.Limits\x12\x16\n\x0e\x65mbed_model_id\x18\x06 \x01(\t\x12\x18\n\x10\x65mbed_dimensions\x18\x07 \x01(\x05\x12\x0f\n\x07runtime\x18\x08 \x01(\t\x12\x14\n\x0c\x64type_reason\x18\t \x01(\t*m\n\x0e\x45mbedInputType\x12 \n\x1c\x45MBED_INPUT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45MBED_INPUT_TYPE_DOCUMENT\x10\x01\x12\x1a\n\x16\x45MBED_INPUT_TYPE_QUERY\x10\x02\x32\xcb\x01\n\x08Reranker\x12=\n\x06Rerank\x12\x18.rerank.v1.RerankRequest\x1a\x19.rerank.v1.RerankResponse\x12:\n\x05\x45mbed\x12\x17.rerank.v1.EmbedRequest\x1a\x18.rerank.v1.EmbedResponse\x12\x44\n\x0cGetModelInfo\x12\x1e.rerank.v1.GetModelInfoRequest\x1a\x14.rerank.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#rerank_bridge/proto/v1/rerank.proto\x12\trerank.v1\"7\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tembedding\x18\x03 \x03(\x02\"\xfd\x02\n\rRerankRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12&\n\tdocuments\x18\x02 \x03(\x0b\x32\x13.rerank.v1.Document\x12\x12\n\x05top_n\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x0binstruction\x18\x04 \x01(\t\x12\x1d\n\x10max_query_tokens\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12 \n\x13max_document_tokens\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x19\n\x11return_embeddings\x18\x07 \x01(\x08\x12\r\n\x05model\x18\x08 \x01(\t\x12*\n\x08\x63hunking\x18\t \x01(\x0b\x32\x13.rerank.v1.ChunkingH\x03\x88\x01\x01\x12\x17\n\x0freturn_passages\x18\n \x01(\x08\x12\x18\n\x10\x65mbeddings_model\x18\x0b \x01(\tB\x08\n\x06_top_nB\x13\n\x11_max_query_tokensB\x16\n\x14_max_document_tokensB\x0b\n\t_chunking\"\x96\x01\n\x08\x43hunking\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x11\n\x04size\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x14\n\x07overlap\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x13\n\x0b\x61ggregation\x18\x04 \x01(\t\x12\x17\n\nmax_chunks\x18\x05 \x01(\x05H\x02\x88\x01\x01\x42\x07\n\x05_sizeB\n\n\x08_overlapB\r\n\x0b_max_chunks\"4\n\x07Passage\x12\r\n\x05start\x18\x01 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x05\x12\r\n\x05score\x18\x03 \x01(\x01\"\xb4\x01\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x11\n\tembedding\x18\x05 \x03(\x02\x12(\n\x0c\x62\x65st_passage\x18\x06 \x01(\x0b\x32\x12.rerank.v1.Passage\x12*\n\x06source\x18\x07 \x01(\x0e\x32\x1a.rerank.v1.EmbeddingSource\"\x8c\x01\n\x05Usage\x12\x14\n\x0cquery_tokens\x18\x01 \x01(\x05\x12\x17\n\x0f\x64ocument_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\x12\x1b\n\x13truncated_documents\x18\x04 \x01(\x05\x12\x11\n\tsequences\x18\x05 \x01(\x05\x12\x0e\n\x06\x63hunks\x18\x06 \x01(\x05\"A\n\x07Timings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x12\n\ncompute_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"\xc5\x01\n\x0eRerankResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.rerank.v1.RerankResult\x12\x1f\n\x05usage\x18\x02 \x01(\x0b\x32\x10.rerank.v1.Usage\x12#\n\x07timings\x18\x03 \x01(\x0b\x32\x12.rerank.v1.Timings\x12\r\n\x05model\x18\x04 \x01(\t\x12\x17\n\x0fquery_embedding\x18\x05 \x03(\x02\x12\x1b\n\x13\x65mbeddings_fallback\x18\x06 \x01(\t\"\x83\x01\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x17\n\nmax_tokens\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\r\n\x05model\x18\x03 \x01(\t\x12-\n\ninput_type\x18\x04 \x01(\x0e\x32\x19.rerank.v1.EmbedInputTypeB\r\n\x0b_max_tokens\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xa2\x01\n\rEmbedResponse\x12(\n\nembeddings\x18\x01 \x03(\x0b\x32\x14.rerank.v1.Embedding\x12\x12\n\ndimensions\x18\x02 \x01(\x05\x12\x1f\n\x05usage\x18\x03 \x01(\x0b\x32\x10.rerank.v1.Usage\x12#\n\x07timings\x18\x04 \x01(\x0b\x32\x12.rerank.v1.Timings\x12\r\n\x05model\x18\x05 \x01(\t\"\x15\n\x13GetModelInfoRequest\"\x8f\x02\n\x06Limits\x12!\n\x19max_documents_per_request\x18\x01 \x01(\x05\x12\x1e\n\x16max_documents_per_pass\x18\x02 \x01(\x05\x12\x18\n\x10max_query_tokens\x18\x03 \x01(\x05\x12\x1b\n\x13max_document_tokens\x18\x04 \x01(\x05\x12\x16\n\x0e\x63ontext_length\x18\x05 \x01(\x05\x12\x19\n\x11max_message_bytes\x18\x06 \x01(\x05\x12\x17\n\x0fmax_embed_texts\x18\x07 \x01(\x05\x12\x1f\n\x17max_chunks_per_document\x18\x08 \x01(\x05\x12\x1e\n\x16max_chunks_per_request\x18\t \x01(\x05\"\xc6\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12!\n\x06limits\x18\x05 \x01(\x0b\x32\x11.rerank.v1.Limits\x12\x16\n\x0e\x65mbed_model_id\x18\x06 \x01(\t\x12\x18\n\x10\x65mbed_dimensions\x18\x07 \x01(\x05\x12\x0f\n\x07runtime\x18\x08 \x01(\t\x12\x14\n\x0c\x64type_reason\x18\t \x01(\t*\x8b\x01\n\x0f\x45mbeddingSource\x12 \n\x1c\x45MBEDDING_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45MBEDDING_SOURCE_ENCODED\x10\x01\x12\x1b\n\x17\x45MBEDDING_SOURCE_STORED\x10\x02\x12\x1b\n\x17\x45MBEDDING_SOURCE_CACHED\x10\x03*m\n\x0e\x45mbedInputType\x12 \n\x1c\x45MBED_INPUT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45MBED_INPUT_TYPE_DOCUMENT\x10\x01\x12\x1a\n\x16\x45MBED_INPUT_TYPE_QUERY\x10\x02\x32\xcb\x01\n\x08Reranker\x12=\n\x06Rerank\x12\x18.rerank.v1.RerankRequest\x1a\x19.rerank.v1.RerankResponse\x12:\n\x05\x45mbed\x12\x17.rerank.v1.EmbedRequest\x1a\x18.rerank.v1.EmbedResponse\x12\x44\n\x0cGetModelInfo\x12\x1e.rerank.v1.GetModelInfoRequest\x1a\x14.rerank.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rerank_bridge.proto.v1.rerank_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EMBEDINPUTTYPE']._serialized_start=1999
-  _globals['_EMBEDINPUTTYPE']._serialized_end=2108
+  _globals['_EMBEDDINGSOURCE']._serialized_start=2118
+  _globals['_EMBEDDINGSOURCE']._serialized_end=2257
+  _globals['_EMBEDINPUTTYPE']._serialized_start=2259
+  _globals['_EMBEDINPUTTYPE']._serialized_end=2368
   _globals['_DOCUMENT']._serialized_start=50
-  _globals['_DOCUMENT']._serialized_end=86
-  _globals['_RERANKREQUEST']._serialized_start=89
-  _globals['_RERANKREQUEST']._serialized_end=444
-  _globals['_CHUNKING']._serialized_start=447
-  _globals['_CHUNKING']._serialized_end=597
-  _globals['_PASSAGE']._serialized_start=599
-  _globals['_PASSAGE']._serialized_end=651
-  _globals['_RERANKRESULT']._serialized_start=654
-  _globals['_RERANKRESULT']._serialized_end=790
-  _globals['_USAGE']._serialized_start=793
-  _globals['_USAGE']._serialized_end=933
-  _globals['_TIMINGS']._serialized_start=935
-  _globals['_TIMINGS']._serialized_end=1000
-  _globals['_RERANKRESPONSE']._serialized_start=1003
-  _globals['_RERANKRESPONSE']._serialized_end=1171
-  _globals['_EMBEDREQUEST']._serialized_start=1174
-  _globals['_EMBEDREQUEST']._serialized_end=1305
-  _globals['_EMBEDDING']._serialized_start=1307
-  _globals['_EMBEDDING']._serialized_end=1334
-  _globals['_EMBEDRESPONSE']._serialized_start=1337
-  _globals['_EMBEDRESPONSE']._serialized_end=1499
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1501
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1522
-  _globals['_LIMITS']._serialized_start=1525
-  _globals['_LIMITS']._serialized_end=1796
-  _globals['_MODELINFO']._serialized_start=1799
-  _globals['_MODELINFO']._serialized_end=1997
-  _globals['_RERANKER']._serialized_start=2111
-  _globals['_RERANKER']._serialized_end=2314
+  _globals['_DOCUMENT']._serialized_end=105
+  _globals['_RERANKREQUEST']._serialized_start=108
+  _globals['_RERANKREQUEST']._serialized_end=489
+  _globals['_CHUNKING']._serialized_start=492
+  _globals['_CHUNKING']._serialized_end=642
+  _globals['_PASSAGE']._serialized_start=644
+  _globals['_PASSAGE']._serialized_end=696
+  _globals['_RERANKRESULT']._serialized_start=699
+  _globals['_RERANKRESULT']._serialized_end=879
+  _globals['_USAGE']._serialized_start=882
+  _globals['_USAGE']._serialized_end=1022
+  _globals['_TIMINGS']._serialized_start=1024
+  _globals['_TIMINGS']._serialized_end=1089
+  _globals['_RERANKRESPONSE']._serialized_start=1092
+  _globals['_RERANKRESPONSE']._serialized_end=1289
+  _globals['_EMBEDREQUEST']._serialized_start=1292
+  _globals['_EMBEDREQUEST']._serialized_end=1423
+  _globals['_EMBEDDING']._serialized_start=1425
+  _globals['_EMBEDDING']._serialized_end=1452
+  _globals['_EMBEDRESPONSE']._serialized_start=1455
+  _globals['_EMBEDRESPONSE']._serialized_end=1617
+  _globals['_GETMODELINFOREQUEST']._serialized_start=1619
+  _globals['_GETMODELINFOREQUEST']._serialized_end=1640
+  _globals['_LIMITS']._serialized_start=1643
+  _globals['_LIMITS']._serialized_end=1914
+  _globals['_MODELINFO']._serialized_start=1917
+  _globals['_MODELINFO']._serialized_end=2115
+  _globals['_RERANKER']._serialized_start=2371
+  _globals['_RERANKER']._serialized_end=2574
 # @@protoc_insertion_point(module_scope)

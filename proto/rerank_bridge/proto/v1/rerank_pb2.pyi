@@ -7,25 +7,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class EmbeddingSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBEDDING_SOURCE_UNSPECIFIED: _ClassVar[EmbeddingSource]
+    EMBEDDING_SOURCE_ENCODED: _ClassVar[EmbeddingSource]
+    EMBEDDING_SOURCE_STORED: _ClassVar[EmbeddingSource]
+    EMBEDDING_SOURCE_CACHED: _ClassVar[EmbeddingSource]
+
 class EmbedInputType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EMBED_INPUT_TYPE_UNSPECIFIED: _ClassVar[EmbedInputType]
     EMBED_INPUT_TYPE_DOCUMENT: _ClassVar[EmbedInputType]
     EMBED_INPUT_TYPE_QUERY: _ClassVar[EmbedInputType]
+EMBEDDING_SOURCE_UNSPECIFIED: EmbeddingSource
+EMBEDDING_SOURCE_ENCODED: EmbeddingSource
+EMBEDDING_SOURCE_STORED: EmbeddingSource
+EMBEDDING_SOURCE_CACHED: EmbeddingSource
 EMBED_INPUT_TYPE_UNSPECIFIED: EmbedInputType
 EMBED_INPUT_TYPE_DOCUMENT: EmbedInputType
 EMBED_INPUT_TYPE_QUERY: EmbedInputType
 
 class Document(_message.Message):
-    __slots__ = ("id", "text")
+    __slots__ = ("id", "text", "embedding")
     ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     id: str
     text: str
-    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    embedding: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., embedding: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class RerankRequest(_message.Message):
-    __slots__ = ("query", "documents", "top_n", "instruction", "max_query_tokens", "max_document_tokens", "return_embeddings", "model", "chunking", "return_passages")
+    __slots__ = ("query", "documents", "top_n", "instruction", "max_query_tokens", "max_document_tokens", "return_embeddings", "model", "chunking", "return_passages", "embeddings_model")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     TOP_N_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +49,7 @@ class RerankRequest(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CHUNKING_FIELD_NUMBER: _ClassVar[int]
     RETURN_PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_MODEL_FIELD_NUMBER: _ClassVar[int]
     query: str
     documents: _containers.RepeatedCompositeFieldContainer[Document]
     top_n: int
@@ -46,7 +60,8 @@ class RerankRequest(_message.Message):
     model: str
     chunking: Chunking
     return_passages: bool
-    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., top_n: _Optional[int] = ..., instruction: _Optional[str] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., return_embeddings: _Optional[bool] = ..., model: _Optional[str] = ..., chunking: _Optional[_Union[Chunking, _Mapping]] = ..., return_passages: _Optional[bool] = ...) -> None: ...
+    embeddings_model: str
+    def __init__(self, query: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ..., top_n: _Optional[int] = ..., instruction: _Optional[str] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., return_embeddings: _Optional[bool] = ..., model: _Optional[str] = ..., chunking: _Optional[_Union[Chunking, _Mapping]] = ..., return_passages: _Optional[bool] = ..., embeddings_model: _Optional[str] = ...) -> None: ...
 
 class Chunking(_message.Message):
     __slots__ = ("enabled", "size", "overlap", "aggregation", "max_chunks")
@@ -73,20 +88,22 @@ class Passage(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
 class RerankResult(_message.Message):
-    __slots__ = ("index", "id", "score", "truncated", "embedding", "best_passage")
+    __slots__ = ("index", "id", "score", "truncated", "embedding", "best_passage", "source")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     BEST_PASSAGE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     index: int
     id: str
     score: float
     truncated: bool
     embedding: _containers.RepeatedScalarFieldContainer[float]
     best_passage: Passage
-    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., truncated: _Optional[bool] = ..., embedding: _Optional[_Iterable[float]] = ..., best_passage: _Optional[_Union[Passage, _Mapping]] = ...) -> None: ...
+    source: EmbeddingSource
+    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., truncated: _Optional[bool] = ..., embedding: _Optional[_Iterable[float]] = ..., best_passage: _Optional[_Union[Passage, _Mapping]] = ..., source: _Optional[_Union[EmbeddingSource, str]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("query_tokens", "document_tokens", "total_tokens", "truncated_documents", "sequences", "chunks")
@@ -115,18 +132,20 @@ class Timings(_message.Message):
     def __init__(self, queue_ms: _Optional[float] = ..., compute_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class RerankResponse(_message.Message):
-    __slots__ = ("results", "usage", "timings", "model", "query_embedding")
+    __slots__ = ("results", "usage", "timings", "model", "query_embedding", "embeddings_fallback")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FALLBACK_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[RerankResult]
     usage: Usage
     timings: Timings
     model: str
     query_embedding: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, results: _Optional[_Iterable[_Union[RerankResult, _Mapping]]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ..., query_embedding: _Optional[_Iterable[float]] = ...) -> None: ...
+    embeddings_fallback: str
+    def __init__(self, results: _Optional[_Iterable[_Union[RerankResult, _Mapping]]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., model: _Optional[str] = ..., query_embedding: _Optional[_Iterable[float]] = ..., embeddings_fallback: _Optional[str] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("texts", "max_tokens", "model", "input_type")

@@ -19,6 +19,7 @@ from rerank_bridge.server.errors import Unimplemented
 
 if TYPE_CHECKING:  # tokenizers comes with the server extra; the fake backend needs none
     from rerank_bridge.server.backends.truncation import Truncator
+    from rerank_bridge.server.embedding_cache import EmbeddingCache
 
 ResultT = TypeVar("ResultT")
 
@@ -65,6 +66,11 @@ class Backend(abc.ABC):
     returns_embeddings: bool = False
     # The tokenizer-backed cutting every model backend shares (truncation.py).
     truncator: Truncator | None = None
+    # Whether a score is the cosine of the query's and the document's own vectors (a
+    # bi-encoder's): then a stored vector can stand in for a text, and runtime.load gives
+    # the backend an embedding cache.
+    scores_text_vectors: bool = False
+    embedding_cache: EmbeddingCache | None = None
 
     @abc.abstractmethod
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]: ...
