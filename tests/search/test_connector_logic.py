@@ -236,3 +236,49 @@ def test_own_ext_section_sets_everything() -> None:
         and request.hybrid.method == "linear"
     )
     assert "ext" not in request.body
+
+
+def test_stored_vectors_go_with_the_model_most_of_the_windows_indices_record() -> None:
+    from rerank_bridge.search.settings import StoredVectorSettings
+    from rerank_bridge.search.stored_vectors import hit_vector, recorded_models, stored_vector_use
+
+    def with_vector(doc_id: str, index: str, vector: Any) -> dict[str, Any]:
+        return {"_index": index, "_id": doc_id, "fields": {"vec": vector}}
+
+    mappings = {
+        "a": {"mappings": {"_meta": {"rerank_bridge": {"vectors": {"vec": {"model": "m1"}}}}}},
+        "b": {"mappings": {"_meta": {"rerank_bridge": {"vectors": {"vec": {"model": "m1"}}}}}},
+        "c": {"mappings": {"_meta": {"rerank_bridge": {"vectors": {"vec": {"model": "m2"}}}}}},
+        "d": {"mappings": {}},
+    }
+    recorded = recorded_models(mappings, "vec")
+    assert recorded == {"a": "m1", "b": "m1", "c": "m2", "d": None}
+    hits = {
+        "0": with_vector("x", "a", [1.0, 0.0]),
+        "1": with_vector("y", "b", [0.0, 1.0]),
+        "2": with_vector("z", "c", [1.0, 1.0]),
+        "3": with_vector("w", "d", [1.0, 2.0]),
+        "4": with_vector("v", "a", None),
+    }
+    documents = [(doc_id, "text") for doc_id in hits]
+    use = stored_vector_use(StoredVectorSettings(field="vec"), documents, hits, recorded)
+    assert use.model == "m1" and use.embeddings == {"0": [1.0, 0.0], "1": [0.0, 1.0]}
+    assert use.notes == [
+        "no model recorded for 'vec' in the mapping of d",
+        "indices record other models too (m2): their hits are encoded",
+        "1 hits have no vector in 'vec'",
+    ]
+    # Named in the settings, the model covers every hit that has a vector.
+    named = stored_vector_use(StoredVectorSettings(field="vec", model="m2"), documents, hits, {})
+    assert sorted(named.embeddings) == ["0", "1", "2", "3"]
+    # Only a flat list of finite numbers is a vector.
+    for bad in ([], [1.0, float("nan")], [1.0, "2"], [True, 1.0], [[1.0, 2.0]], "1,2"):
+        assert hit_vector(with_vector("x", "a", bad), "vec") is None
+
+
+def test_stored_vector_settings_are_strict() -> None:
+    with pytest.raises(RequestError) as caught:
+        RerankSettings.from_dict({"stored_vectors": {"field": "v", "dims": 3}})
+    assert "stored_vectors" in caught.value.field
+    with pytest.raises(RequestError):
+        RerankSettings.from_dict({"stored_vectors": {"field": ""}})
