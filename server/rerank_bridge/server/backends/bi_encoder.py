@@ -20,7 +20,6 @@ import numpy as np
 from rerank_bridge.server.backends.base import Plan, Sequence
 from rerank_bridge.server.backends.pointwise import PointwiseBackend, PointwiseModel
 from rerank_bridge.server.domain import (
-    Document,
     EmbedOutcome,
     EmbedRequest,
     RerankOutcome,
@@ -123,7 +122,7 @@ class BiEncoderBackend(PointwiseBackend):
         )
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
-        documents: tuple[Document, ...] = request.documents
+        documents = request.documents
         (query,), query_encodings = self._slots([request.query], request.max_query_tokens, "query", [None])
         docs, doc_encodings = self._slots(
             [d.text for d in documents],
