@@ -15,10 +15,6 @@ class Document:
     embedding: tuple[float, ...] | None = None
 
 
-# Where a bi-encoder's document vector came from (rerank.v1 EmbeddingSource).
-VECTOR_SOURCES = ("encoded", "stored", "cached")
-
-
 # How a document's score comes from its chunks' (rerank_bridge/server/chunking.py says why these two).
 AGGREGATIONS = ("max", "mean")
 
@@ -85,7 +81,8 @@ class ScoredDocument:
     truncated: bool = False
     embedding: tuple[float, ...] | None = None
     passage: Passage | None = None
-    # One of VECTOR_SOURCES for a bi-encoder; empty where the model read the text itself.
+    # A bi-encoder's: "encoded", "stored" or "cached" (rerank.v1 EmbeddingSource, mapped in
+    # response_messages); empty where the model read the text itself.
     source: str = ""
 
 
@@ -96,8 +93,6 @@ class RerankOutcome:
     scored: list[ScoredDocument]
     usage: Usage
     query_embedding: tuple[float, ...] | None = None
-    # Why stored vectors sent with the request were encoded over instead; empty if none were.
-    embeddings_fallback: str = ""
 
     def ranked(self, top_n: int | None) -> list[ScoredDocument]:
         """Best first; equal scores keep input order (sorted() is stable)."""

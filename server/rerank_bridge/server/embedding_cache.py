@@ -46,6 +46,10 @@ class EmbeddingCache:
         self.model_id = model_id
         self.max_bytes = max_bytes
         self.bytes = 0
+        self._hits, self._misses, self._evictions = (
+            EMBEDDING_CACHE.labels(model_id, event) for event in ("hit", "miss", "eviction")
+        )
+        self._bytes_held = EMBEDDING_CACHE_BYTES.labels(model_id)
         self._entries: OrderedDict[tuple[str, int, bytes], CachedVector] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -57,7 +61,7 @@ class EmbeddingCache:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
-        EMBEDDING_CACHE.labels(self.model_id, "hit" if found is not None else "miss").inc()
+        (self._hits if found is not None else self._misses).inc()
         return found
 
     def put(self, key: tuple[str, int, bytes], entry: CachedVector) -> None:
@@ -72,5 +76,5 @@ class EmbeddingCache:
             while self.bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self.bytes -= evicted.vector.nbytes + ENTRY_OVERHEAD_BYTES
-                EMBEDDING_CACHE.labels(self.model_id, "eviction").inc()
-            EMBEDDING_CACHE_BYTES.labels(self.model_id).set(self.bytes)
+                self._evictions.inc()
+            self._bytes_held.set(self.bytes)

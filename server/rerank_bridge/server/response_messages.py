@@ -35,8 +35,15 @@ def timings_message(timings: Timings, total_ms: float) -> rerank_pb2.Timings:
 
 
 def rerank_response(
-    outcome: RerankOutcome, top_n: int | None, timings: Timings, total_ms: float, model: str
+    outcome: RerankOutcome,
+    top_n: int | None,
+    timings: Timings,
+    total_ms: float,
+    model: str,
+    embeddings_fallback: str = "",
 ) -> rerank_pb2.RerankResponse:
+    """`embeddings_fallback`: why stored vectors the request carried were encoded over
+    (stored_vectors.usable), empty when none were."""
     results = [
         rerank_pb2.RerankResult(
             index=doc.index,
@@ -55,7 +62,7 @@ def rerank_response(
         timings=timings_message(timings, total_ms),
         model=model,
         query_embedding=outcome.query_embedding or (),
-        embeddings_fallback=outcome.embeddings_fallback,
+        embeddings_fallback=embeddings_fallback,
     )
 
 

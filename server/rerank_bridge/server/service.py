@@ -53,11 +53,10 @@ class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
         limit = loaded.request_limits.max_chunks_per_request
         plan = await asyncio.to_thread(chunking.plan, loaded.reranker, domain, limit)
         outcome, timings = await loaded.rerank_scheduler.run(plan, deadline)
-        outcome.embeddings_fallback = embeddings_fallback
         record("Rerank", timings, outcome.usage)
         total_ms = (time.perf_counter() - started) * 1e3
         return response_messages.rerank_response(
-            outcome, domain.top_n, timings, total_ms, loaded.reranker.model_id
+            outcome, domain.top_n, timings, total_ms, loaded.reranker.model_id, embeddings_fallback
         )
 
     async def Embed(

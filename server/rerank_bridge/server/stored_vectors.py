@@ -41,16 +41,15 @@ def usable(request: RerankRequest, backend: Backend) -> tuple[RerankRequest, str
     refusal = _refusal(request, backend)
     if refusal is None:
         dimensions = backend.embed_dimensions
-        wrong = [i for i in carried if len(request.documents[i].embedding or ()) != dimensions]
+        sizes = {i: len(request.documents[i].embedding or ()) for i in carried}
+        wrong = [i for i in carried if sizes[i] != dimensions]
         if not wrong:
             return request, ""
-        sizes = sorted({len(request.documents[i].embedding or ()) for i in wrong})
+        seen = "/".join(map(str, sorted({sizes[i] for i in wrong})))
         refusal = (
             "dimensions",
-            (
-                f"{len(wrong)} of {len(carried)} stored vectors have {'/'.join(map(str, sizes))} "
-                f"dimensions; the model's have {dimensions}"
-            ),
+            f"{len(wrong)} of {len(carried)} stored vectors have {seen} dimensions; "
+            f"the model's have {dimensions}",
         )
         dropped = set(wrong)
     else:

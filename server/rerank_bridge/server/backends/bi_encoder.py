@@ -46,7 +46,7 @@ class _Slot:
     """One text's vector: known before the forward pass (`vector`: stored or cached) or
     one of the pass's outputs, to be kept in the cache under `key`."""
 
-    source: str  # "stored", "cached" or "encoded" (domain.VECTOR_SOURCES)
+    source: str  # "stored", "cached" or "encoded" (ScoredDocument.source)
     vector: np.ndarray | None
     text_tokens: int  # the text's own tokens the model read (0 for a stored vector)
     truncated: bool
