@@ -156,10 +156,7 @@ class EngineThroughBridge:
         )
         reply = await self.upstream.send(call, self.headers)
         add_returned(self.returned, reply.headers)
-        document = reply.document()
-        if reply.status >= 300:
-            raise EngineError(reply.status, document)
-        return _search_answer(document)
+        return _search_answer(_answer(reply))
 
 
 class MappingsThroughBridge:
@@ -172,11 +169,16 @@ class MappingsThroughBridge:
 
     async def get_mapping(self, index: str) -> Any:
         call = Call("GET", (index, "_mapping"), {}, None, None)
-        reply = await self.engine.upstream.send(call, self.engine.headers)
-        document = reply.document()
-        if reply.status >= 300:
-            raise EngineError(reply.status, document)
-        return document
+        return _answer(await self.engine.upstream.send(call, self.engine.headers))
+
+
+def _answer(reply: Reply) -> Any:
+    """The engine's answer to a call the connector made, parsed; an error status raises
+    EngineError with the engine's own body, as the official clients raise theirs."""
+    document = reply.document()
+    if reply.status >= 300:
+        raise EngineError(reply.status, document)
+    return document
 
 
 def _search_answer(document: Any) -> dict[str, Any]:
