@@ -52,7 +52,7 @@ from rerank_bridge.search.pipeline import hit_text
 from rerank_bridge.search.settings import StoredVectorSettings
 from rerank_bridge.server.config import DEFAULT_MODEL
 from server_throughput import INFINITY, start_infinity
-from workload import progress, start_server
+from workload import progress, start_server, summarise
 
 FIELDS = ("title", "text")
 E5_PROMPTS = ("query: ", "passage: ")
@@ -63,8 +63,9 @@ def bm25(query: str, window: int) -> dict[str, Any]:
     return {"query": {"multi_match": {"query": query, "fields": list(FIELDS)}}, "size": window}
 
 
-def measure(search: Search, queries: list[str], concurrency: int = 1) -> dict[str, Any]:
-    """Each query once, from `concurrency` threads: latency percentiles and requests/s."""
+def measure(search: Search, queries: list[str], window: int, concurrency: int = 1) -> dict[str, Any]:
+    """Each query once, from `concurrency` threads: workload.summarise's latency percentiles
+    and rates (`window`: the documents each search reranks)."""
     latencies: list[float] = []
 
     def one(query: str) -> None:
@@ -76,14 +77,7 @@ def measure(search: Search, queries: list[str], concurrency: int = 1) -> dict[st
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, queries))
     wall = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {
-        "concurrency": concurrency,
-        "requests": len(ordered),
-        "p50_ms": round(statistics.median(ordered) * 1e3, 2),
-        "p99_ms": round(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1e3, 2),
-        "requests_per_s": round(len(ordered) / wall, 3),
-    }
+    return {"concurrency": concurrency, **summarise(latencies, wall, window)}
 
 
 class Paths:
@@ -184,27 +178,26 @@ def bench_window(paths: Paths, queries: list[str], window: int, infinity: bool, 
     result: dict[str, Any] = {"window": window, "queries": len(queries)}
     warm_up = variants(queries[:3], "#" * run)
     for vectors in (False, True):
-        measure(paths.first_stage(window, vectors), warm_up)
+        measure(paths.first_stage(window, vectors), warm_up, window)
         result["first_stage_vectors" if vectors else "first_stage"] = measure(
-            paths.first_stage(window, vectors), queries
+            paths.first_stage(window, vectors), queries, window
         )
     for name, int8 in (("stored", False), ("stored_int8_query", True)):
         stages: list[dict[str, float]] = []
-        measure(paths.reranked(window, stored=True, int8=int8), warm_up)
-        result[name] = measure(
-            paths.reranked(window, stored=True, stages=stages, int8=int8), variants(queries, "!" * run)
-        )
+        measure(paths.reranked(window, stored=True, int8=int8), warm_up, window)
+        stored = paths.reranked(window, stored=True, stages=stages, int8=int8)
+        result[name] = measure(stored, variants(queries, "!" * run), window)
         result[name]["connector_stages_p50_ms"] = {
             stage: round(statistics.median(took[stage] for took in stages), 2) for stage in stages[0]
         }
     # The window's documents go through the model once, under other query strings.
-    measure(paths.reranked(window, stored=False), variants(queries, "." * run))
-    result["warm_cache"] = measure(paths.reranked(window, stored=False), variants(queries, "?" * run))
-    measure(paths.reranked(window, stored=False, cold=True), warm_up)
-    result["cold"] = measure(paths.reranked(window, stored=False, cold=True), queries)
+    measure(paths.reranked(window, stored=False), variants(queries, "." * run), window)
+    result["warm_cache"] = measure(paths.reranked(window, stored=False), variants(queries, "?" * run), window)
+    measure(paths.reranked(window, stored=False, cold=True), warm_up, window)
+    result["cold"] = measure(paths.reranked(window, stored=False, cold=True), queries, window)
     if infinity:
-        measure(paths.re_encoded(window), warm_up)
-        result["infinity"] = measure(paths.re_encoded(window), queries)
+        measure(paths.re_encoded(window), warm_up, window)
+        result["infinity"] = measure(paths.re_encoded(window), queries, window)
     base = result["first_stage"]["p50_ms"]
     result["added_p50_ms"] = {
         path: round(result[path]["p50_ms"] - base, 2)
@@ -268,19 +261,21 @@ def main() -> None:
         by_length: list[dict[str, Any]] = []
         if at_50 is not None:
             progress("window 50 at concurrency 4")
-            concurrency_4["stored"] = measure(paths.reranked(50, stored=True), variants(queries, "!"), 4)
-            concurrency_4["warm_cache"] = measure(
-                paths.reranked(50, stored=False), variants(queries, "?!"), 4
-            )
+            # Marks no window used: the server has not embedded these queries yet.
+            fresh = len(windows) + 1
+            stored = paths.reranked(50, stored=True)
+            concurrency_4["stored"] = measure(stored, variants(queries, "!" * fresh), 50, 4)
+            warm = paths.reranked(50, stored=False)
+            concurrency_4["warm_cache"] = measure(warm, variants(queries, "?" * fresh), 50, 4)
             if peer is not None:
-                concurrency_4["infinity"] = measure(paths.re_encoded(50), queries, 4)
+                concurrency_4["infinity"] = measure(paths.re_encoded(50), queries, 50, 4)
             for cap in caps:
                 progress(f"window 50, documents cut to {cap} tokens")
                 row: dict[str, Any] = {"document_tokens": cap}
-                row["cold"] = measure(paths.reranked(50, stored=False, cold=True, cap=cap), queries)
+                row["cold"] = measure(paths.reranked(50, stored=False, cold=True, cap=cap), queries, 50)
                 if peer is not None:
                     # About 0.75 words a token in SciFact under this tokenizer.
-                    row["infinity"] = measure(paths.re_encoded(50, words=int(cap * 0.75)), queries)
+                    row["infinity"] = measure(paths.re_encoded(50, words=int(cap * 0.75)), queries, 50)
                 by_length.append(row)
         report: dict[str, Any] = {
             "benchmark": "stored_vectors",
