@@ -5,14 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+
 
 @dataclass(frozen=True)
 class Document:
     id: str
     text: str
     # A bi-encoder's stored vector of the text (the engine's vector field), scored in
-    # place of encoding the text when stored_vectors.usable accepts it.
-    embedding: tuple[float, ...] | None = None
+    # place of encoding the text when stored_vectors.usable accepts it. An array, not a
+    # tuple: a window's vectors are read and checked in C, not float by float. Left out
+    # of comparisons, where an array has no single truth value.
+    embedding: Vector | None = field(default=None, compare=False)
 
 
 # How a document's score comes from its chunks' (rerank_bridge/server/chunking.py says why these two).

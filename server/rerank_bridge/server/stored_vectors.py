@@ -41,7 +41,7 @@ def usable(request: RerankRequest, backend: Backend) -> tuple[RerankRequest, str
     refusal = _refusal(request, backend)
     if refusal is None:
         dimensions = backend.embed_dimensions
-        sizes = {i: len(request.documents[i].embedding or ()) for i in carried}
+        sizes = {i: len(vector) for i in carried if (vector := request.documents[i].embedding) is not None}
         wrong = [i for i in carried if sizes[i] != dimensions]
         if not wrong:
             return request, ""

@@ -7,11 +7,20 @@ non-empty text, caps within the server's limits.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from rerank_bridge.proto.v1 import rerank_pb2
-from rerank_bridge.server.domain import AGGREGATIONS, Chunking, Document, EmbedRequest, RerankRequest
+from rerank_bridge.server.domain import (
+    AGGREGATIONS,
+    Chunking,
+    Document,
+    EmbedRequest,
+    RerankRequest,
+    Vector,
+)
 from rerank_bridge.server.errors import InvalidArgument, NotFound
 
 
@@ -39,6 +48,15 @@ def _cap(message: rerank_pb2.RerankRequest | rerank_pb2.EmbedRequest, name: str,
     return value
 
 
+def _vector(values: Sequence[float]) -> Vector | None:
+    """A stored vector as a read-only float32 array; None when the message carries none."""
+    if not values:
+        return None
+    vector = np.array(values, dtype=np.float32)
+    vector.flags.writeable = False
+    return vector
+
+
 def check_model(requested: str, served: str, field: str = "model") -> None:
     if requested and requested != served:
         raise NotFound(f"{field}: unknown model {requested!r}; this server hosts {served!r}")
@@ -54,9 +72,10 @@ def rerank_request(
         raise InvalidArgument("documents", "must hold at least one document")
     if count > limits.max_documents:
         raise InvalidArgument("documents", f"holds {count} documents; the limit is {limits.max_documents}")
-    # Each stored vector read out of the message once; map() keeps the finiteness check in C
-    # (fifty 384-number vectors a window).
-    embeddings = [tuple(doc.embedding) for doc in message.documents]
+    # Each stored vector read out of the message once, as numpy reads a repeated field:
+    # in C (two hundred 384-number vectors took 5 ms as tuples checked float by float,
+    # under 1 ms so).
+    embeddings = [_vector(doc.embedding) for doc in message.documents]
     seen: dict[str, int] = {}
     for i, doc in enumerate(message.documents):
         if not doc.id:
@@ -66,9 +85,9 @@ def rerank_request(
         seen[doc.id] = i
         if not doc.text.strip():
             raise InvalidArgument(f"documents[{i}].text", "must not be empty")
-        if embeddings[i] and not all(map(math.isfinite, embeddings[i])):
+        if (vector := embeddings[i]) is not None and not np.isfinite(vector).all():
             raise InvalidArgument(f"documents[{i}].embedding", "must hold finite numbers only")
-    if not message.embeddings_model and any(embeddings):
+    if not message.embeddings_model and any(vector is not None for vector in embeddings):
         raise InvalidArgument("embeddings_model", "must name the model that made the documents' embeddings")
     top_n = None
     if message.HasField("top_n"):
@@ -83,8 +102,7 @@ def rerank_request(
     return RerankRequest(
         query=message.query,
         documents=tuple(
-            Document(d.id, d.text, vector or None)
-            for d, vector in zip(message.documents, embeddings, strict=True)
+            Document(d.id, d.text, vector) for d, vector in zip(message.documents, embeddings, strict=True)
         ),
         top_n=top_n,
         instruction=message.instruction,

@@ -26,6 +26,7 @@ from rerank_bridge.server.domain import (
     RerankRequest,
     ScoredDocument,
     Usage,
+    Vector,
 )
 from rerank_bridge.server.embedding_cache import CachedVector, cache_key
 from rerank_bridge.server.metrics import DOCUMENT_VECTORS
@@ -70,7 +71,7 @@ class BiEncoderBackend(PointwiseBackend):
         self._prompt_tokens = {prompt: cut.tokens for prompt, cut in zip(prompts, cuts, strict=True)}
 
     def _slots(
-        self, texts: list[str], cap: int, input_type: str, stored: list[tuple[float, ...] | None]
+        self, texts: list[str], cap: int, input_type: str, stored: list[Vector | None]
     ) -> tuple[list[_Slot], list[dict[str, list[int]]]]:
         """Where each text's vector comes from, and the encodings of those the model must
         read: each behind the model's prompt for its input type, cut to the request's cap
