@@ -73,8 +73,11 @@ def resolve_model(spec: str) -> Path:
 
 
 def detect_kind(model: Path) -> str:
-    """Reads the folder's own description of itself."""
-    if (model / "modules.json").exists():
+    """Reads the folder's own description of itself. sentence-transformers 5 and later
+    save cross-encoders with a modules.json too: their own config names the type."""
+    sentence_config = model / "config_sentence_transformers.json"
+    saved_as = json.loads(sentence_config.read_text()).get("model_type") if sentence_config.exists() else None
+    if (model / "modules.json").exists() and saved_as != "CrossEncoder":
         return "bi-encoder"
     config_file = model / "config.json"
     if not config_file.exists():
