@@ -1,7 +1,7 @@
 """The package's layers, read from the source (every import statement, the ones
 inside functions too): the contract at the bottom; the library (`search`) and the
 scoring server side by side on it, neither importing the other; the bridge, wiring
-and evaluation above them, each on its own; the command on top. The developer tools
+and evaluation above them, each on its own; training above evaluation; the command on top. The developer tools
 may import anything and nothing in the runtime imports them."""
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from rerank_bridge.devtools import checkout
 
 # Each runtime subpackage of rerank_bridge and its layer (higher sits on lower); where each
 # lives is the package's folder map, read from pyproject.toml (rerank_bridge.devtools.checkout).
-LAYERS = {"proto": 0, "search": 1, "server": 1, "bridge": 2, "wiring": 2, "evaluation": 2, "cli": 3}
+LAYERS = {
+    "proto": 0,
+    "search": 1,
+    "server": 1,
+    "bridge": 2,
+    "wiring": 2,
+    "evaluation": 2,
+    # Training mines with evaluation's first stage and reports through it.
+    "training": 3,
+    "cli": 4,
+}
 DEVTOOLS = "devtools"
 # The generated messages: the server's, and on the library's side only the client's.
 MESSAGE_IMPORTERS = ("server", "search.client_messages", "search.client_transport")

@@ -50,7 +50,9 @@ def test_kinds_are_detected_from_the_folders(listwise_dir: Path, cross_encoder_d
     assert detect_kind(builtin_minilm_folder()) == "bi-encoder"
 
 
-def test_a_cross_encoder_saved_by_sentence_transformers_is_one(cross_encoder_dir: Path, tmp_path: Path) -> None:
+def test_a_cross_encoder_saved_by_sentence_transformers_is_one(
+    cross_encoder_dir: Path, tmp_path: Path
+) -> None:
     # sentence-transformers 5+ writes a modules.json beside a cross-encoder too (as
     # `rerank-bridge train` and newer published rerankers do).
     from sentence_transformers.cross_encoder import CrossEncoder

@@ -17,6 +17,7 @@ EXTRAS = {
     # brings them to every server too.
     "connectors": {"elasticsearch", "opensearchpy", "aiohttp", "yarl"},
     "eval": {"ir_measures", "matplotlib"},
+    "train": {"datasets", "accelerate"},
 }
 NEEDS = {
     # `serve` of a model folder; a folder `export` wrote needs only server-onnx.
@@ -28,13 +29,39 @@ NEEDS = {
     "healthcheck": set(),
     "proxy": {"connectors"},
     "eval": {"connectors", "eval"},
+    # Mining needs the engines' clients, fitting torch, the report eval; the base model
+    # may be the packaged MiniLM.
+    "train": {"server", "server-onnx", "onnx", "minilm", "connectors", "eval", "train"},
     "wire": {"connectors"},
 }
 
 WITHOUT_OTHER_EXTRAS = """
+import importlib.metadata
+import importlib.util
 import sys
 
 BLOCKED = {blocked!r}
+
+
+def absent(probe, answer):
+    # What a probe says of a package that is not installed: libraries that look for
+    # optional ones (datasets for elasticsearch, sentence-transformers for datasets)
+    # carry on without them.
+    def probe_blocked(name, *args, **kwargs):
+        if name.partition(".")[0].replace("-", "_") in BLOCKED:
+            return answer(name)
+        return probe(name, *args, **kwargs)
+
+    return probe_blocked
+
+
+def not_found(name):
+    raise importlib.metadata.PackageNotFoundError(name)
+
+
+importlib.util.find_spec = absent(importlib.util.find_spec, lambda name: None)
+for probe in ("metadata", "version", "distribution"):
+    setattr(importlib.metadata, probe, absent(getattr(importlib.metadata, probe), not_found))
 
 
 class OtherExtrasAreNotInstalled:

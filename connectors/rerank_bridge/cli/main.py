@@ -1,4 +1,4 @@
-"""`rerank-bridge serve | export | models | proxy | eval | wire | healthcheck`."""
+"""`rerank-bridge serve | export | models | proxy | eval | train | wire | healthcheck`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rerank_bridge.evaluation import arguments as eval_arguments
 from rerank_bridge.server import config as server_config
 from rerank_bridge.server import export_command
 from rerank_bridge.server.models import command as models_command
+from rerank_bridge.training import arguments as train_arguments
 from rerank_bridge.wiring import arguments as wire_arguments
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -40,6 +41,13 @@ def proxy(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     from rerank_bridge.evaluation.cli import run  # the [eval] extra
 
+    run(args)
+
+
+def train(args: argparse.Namespace) -> None:
+    from rerank_bridge.training.command import run  # the [train] extra
+
+    logging.basicConfig(level="WARNING", stream=sys.stderr, format=LOG_FORMAT)
     run(args)
 
 
@@ -74,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
             "measure first stages with and without reranking (BEIR data)",
             eval_arguments.add_arguments,
             evaluate,
+        ),
+        (
+            "train",
+            "fit a reranker to your judgments, with hard negatives from your engine's first stage",
+            train_arguments.add_arguments,
+            train,
         ),
         (
             "wire",

@@ -41,11 +41,14 @@ class StageRun:
 
 
 def run_first_stage(
-    search: RerankingSearch, index: str, stage: str, query: str, vector: list[float], depth: int
+    search: RerankingSearch, index: str, stage: str, query: str, vector: list[float] | None, depth: int
 ) -> tuple[list[tuple[str, float | None]], dict[str, str], float]:
+    """One query's window: (document id, first-stage score) in order, each hit's text and
+    the first stage's time. `vector`: the query's, for kNN and hybrid (None: the scoring
+    server's Embed makes it)."""
     body = {"query": {"multi_match": {"query": query, "fields": list(TEXT_FIELDS)}}, "size": depth}
     settings = RerankSettings(fields=TEXT_FIELDS, query_text=query, rank_window_size=depth)
-    knn = KnnSearch(field="vector", query_vector=tuple(vector))
+    knn = KnnSearch(field="vector", query_vector=tuple(vector) if vector is not None else None)
     if stage == "bm25":
         result = search.first_stage(index, body, rerank=settings)
     elif stage == "knn":

@@ -138,7 +138,9 @@ def build_listwise(
     return folder
 
 
-def build_cross_encoder(folder: Path, seed: int = 0) -> Path:
+def build_cross_encoder(folder: Path, seed: int = 0, initializer_range: float = 0.5) -> Path:
+    """`initializer_range`: 0.5 spreads a random model's scores wide (parity tests
+    see every difference); BERT's own 0.02 is what a model to be trained starts from."""
     torch.manual_seed(seed)
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
     raw = _bpe_tokenizer(special)
@@ -165,7 +167,7 @@ def build_cross_encoder(folder: Path, seed: int = 0) -> Path:
         max_position_embeddings=512,
         num_labels=1,
         pad_token_id=tokenizer.pad_token_id,
-        initializer_range=0.5,
+        initializer_range=initializer_range,
     )
     model = BertForSequenceClassification(config).eval()
     model.save_pretrained(str(folder))

@@ -1,0 +1,1 @@
+"""`rerank-bridge train`: fitting a reranker to the user's judgments (command.py says how)."""
