@@ -123,7 +123,7 @@ def test_the_readmes_install_table_says_what_each_extra_brings() -> None:
     rows = re.findall(
         r"^\| (\(none\)|`[\w-]+`) \| [^|]+ \| ([^|]+) \|$", (ROOT / "README.md").read_text(), re.M
     )
-    assert len(rows) == 6
+    assert len(rows) == 7
     for extra, brings in rows:
         installed = requirement_names(None if extra == "(none)" else extra.strip("`"))
         named, _, absent = brings.partition(";")
@@ -144,7 +144,7 @@ def test_the_readmes_layout_puts_each_package_where_the_folder_map_does() -> Non
         name.split(".")[1]: path.relative_to(ROOT).parts[0]
         for name, path in checkout.package_folders().items()
     }
-    assert placed == shipped and len(shipped) == 8
+    assert placed == shipped and len(shipped) == 9
 
 
 def test_the_readmes_links_lead_to_files() -> None:

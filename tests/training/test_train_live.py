@@ -200,6 +200,45 @@ def test_a_run_resumes_from_its_checkpoint_and_never_overwrites_another(
     assert (resumed["steps"], resumed["resumed_from_step"]) == (2 * steps_per_epoch, 1)
     with pytest.raises(SystemExit, match="holds no checkpoints"):
         train(made_indices, *common(planted, engine_url, trainable, tmp_path / "new"), "--resume")
+    # Judgments of documents the index does not hold: refused before any mining.
+    foreign = tmp_path / "foreign.tsv"
+    foreign.write_text("".join(f"q{i}\tq{i}-relevant\t1\n" for i in range(20)) + "q0\telsewhere-7\t1\n")
+    with pytest.raises(
+        SystemExit, match=r"does not hold 1 of the 21 documents judged relevant, e\.g\. elsewhere-7"
+    ):
+        train(
+            made_indices,
+            *common(planted, engine_url, trainable, tmp_path / "foreign"),
+            "--judgments",
+            str(foreign),
+        )
+
+
+@pytest.mark.engines("opensearch")
+def test_a_bi_encoder_is_fine_tuned_behind_its_prompts_and_exported_for_the_torch_free_server(
+    planted: Path, engine_url: EngineAt, tmp_path: Path, made_indices: list[str]
+) -> None:
+    from rerank_bridge.server.backends.registry import builtin_minilm_folder
+
+    out = tmp_path / "run"
+    base = builtin_minilm_folder()
+    with_onnx = [argument for argument in common(planted, engine_url, base, out) if argument != "--no-onnx"]
+    # A pretrained model's learning rate, not the tiny one's; no report: the test reranks itself.
+    arguments = [
+        *with_onnx,
+        "--kind",
+        "bi-encoder",
+        "--epochs",
+        "8",
+        "--learning-rate",
+        "2e-4",
+        "--no-report",
+    ]
+    summary = train(made_indices, *arguments)
+    assert summary["kind"] == "bi-encoder" and (out / "onnx").is_dir()
+    trained = first_is_relevant(out / "onnx", engine_url, planted, summary["index"])
+    untrained = first_is_relevant(base, engine_url, planted, summary["index"])
+    assert trained >= untrained + 0.3, (trained, untrained)
 
 
 @pytest.mark.engines("opensearch")

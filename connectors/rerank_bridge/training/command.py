@@ -145,14 +145,18 @@ def summarise(runs: dict[str, dict[str, Any]], stage: str, depth: int) -> dict[s
     def row(result: dict[str, Any], rerank_depth: int) -> dict[str, Any]:
         return next(r for r in result["results"] if r["stage"] == stage and r["rerank_depth"] == rerank_depth)
 
+    def blended(result: dict[str, Any]) -> float | None:
+        return result.get("tuning", {}).get(stage, {}).get("blended_held_out", {}).get("ndcg@10")
+
     trained = runs["trained"]
-    tuned = trained.get("tuning", {}).get(stage, {})
     return {
         "queries": trained["queries"],
         "first_stage_ndcg@10": row(runs["base"], 0)["ndcg@10"],
         "base_reranked_ndcg@10": row(runs["base"], depth)["ndcg@10"],
+        "base_blended_ndcg@10": blended(runs["base"]),
         "trained_reranked_ndcg@10": row(trained, depth)["ndcg@10"],
-        "trained_tuning": tuned,
+        "trained_blended_ndcg@10": blended(trained),
+        "trained_tuning": trained.get("tuning", {}).get(stage, {}),
     }
 
 
@@ -190,7 +194,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(engine.close)
         index = ensure_index(engine, collection, reranker)
         try:
-            check_indexed(engine, index, data_split.train)
+            # The held-out queries' documents too: the report reranks their windows.
+            check_indexed(engine, index, data_split.train, data_split.held_out)
         except JudgmentError as error:
             raise SystemExit(f"--data: {error}") from None
         with tqdm(total=len(data_split.train.queries), desc="mining hard negatives", unit="query") as bar:

@@ -7,7 +7,7 @@ Two sources, as users have them:
   judged queries held out instead;
 - a judgment list as Elasticsearch's Learning to Rank builds one: a RankLib file
   (`GRADE qid:QUERY_ID # DOCUMENT_ID ...`) or a tab-separated one (`QUERY_ID DOCUMENT_ID
-  GRADE`, a header allowed), its query texts from the folder's queries.
+  GRADE`, a header allowed), its query texts from the folder's query files.
 
 Every ordinary mistake (no judgments, query ids no queries file knows, too few queries
 to hold any out) is one line naming the file, raised as JudgmentError.
@@ -28,6 +28,8 @@ from rerank_bridge.evaluation.beir import Collection, load_collection
 # At least this many judged queries on each side of a split: fewer trains nothing
 # worth serving, or judges on noise.
 MIN_QUERIES = 2
+# Where a judgment list's query texts are looked up: every query file the folder has.
+QUERY_FILES = ("queries.jsonl", "queries_train.jsonl")
 RANKLIB = re.compile(r"^\s*(-?\d+)\s+qid:(\S+)\s*(?:\S+:\S+\s*)*#\s*(\S+)")
 
 
@@ -137,10 +139,11 @@ def split(folder: Path, judgment_list: Path | None, held_out_fraction: float, se
     """The training and held-out queries of a BEIR folder, or of a judgment list over
     the folder's queries (module docstring)."""
     if judgment_list is not None:
-        queries = _find(folder, "queries.jsonl")
-        if queries is None:
+        files = [path for name in QUERY_FILES if (path := _find(folder, name)) is not None]
+        if not files:
             raise JudgmentError(f"{folder}: no queries.jsonl to give the judgment list's queries their text")
-        judged = _judged(read_queries(queries), read_judgment_list(judgment_list), str(judgment_list))
+        texts = {query: text for path in files for query, text in read_queries(path).items()}
+        judged = _judged(texts, read_judgment_list(judgment_list), str(judgment_list))
         return _hold_out(judged, held_out_fraction, seed, str(judgment_list))
     train_queries, train_qrels = _find(folder, "queries_train.jsonl"), _find(folder, "qrels_train.tsv")
     test = load_collection(folder)

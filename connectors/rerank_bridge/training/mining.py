@@ -36,10 +36,12 @@ class Example:
     window: tuple[str, ...]
 
 
-def check_indexed(engine: Any, index: str, judgments: Judgments) -> None:
+def check_indexed(engine: Any, index: str, *judged: Judgments) -> None:
     """Every document judged relevant is in the index, or one line says which are not
     (a judgment list made against another index, or a corpus indexed in part)."""
-    wanted = sorted({doc for query_id in judgments.queries for doc in judgments.relevant(query_id)})
+    wanted = sorted(
+        {doc for judgments in judged for query in judgments.queries for doc in judgments.relevant(query)}
+    )
     missing: list[str] = []
     for start in range(0, len(wanted), 500):
         ids = wanted[start : start + 500]
