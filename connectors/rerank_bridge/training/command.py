@@ -146,7 +146,8 @@ def summarise(runs: dict[str, dict[str, Any]], stage: str, depth: int) -> dict[s
         return next(r for r in result["results"] if r["stage"] == stage and r["rerank_depth"] == rerank_depth)
 
     def blended(result: dict[str, Any]) -> float | None:
-        return result.get("tuning", {}).get(stage, {}).get("blended_held_out", {}).get("ndcg@10")
+        value = result.get("tuning", {}).get(stage, {}).get("blended_held_out", {}).get("ndcg@10")
+        return None if value is None else float(value)
 
     trained = runs["trained"]
     return {

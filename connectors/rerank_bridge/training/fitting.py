@@ -31,11 +31,7 @@ from rerank_bridge.training.mining import Example
 
 log = logging.getLogger(__name__)
 
-KINDS = ("cross-encoder", "bi-encoder")
-RANKING_LOSSES = ("bce", "listnet", "lambdaloss")
-# Teacher scores (the base model's, as served) are standardised within each query:
-# a bi-encoder's cosines differ by hundredths, a cross-encoder's logits by units, and
-# MarginMSE should see the order and spread of the window, not the model's scale.
+# The base model's scores for a query's (id, passage) pairs, by id, as it serves them.
 Teacher = Callable[[str, Sequence[tuple[str, str]]], dict[str, float]]
 
 
@@ -80,6 +76,9 @@ class _TimeBudget:
 
 
 def _standardised(scores: dict[str, float]) -> dict[str, float]:
+    """Scores standardised within one query: a bi-encoder's cosines differ by hundredths,
+    a cross-encoder's logits by units, and MarginMSE should learn the window's order and
+    spread, not the teacher's scale."""
     values = list(scores.values())
     spread = statistics.pstdev(values) if len(values) > 1 else 0.0
     middle = statistics.fmean(values)
