@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rerank_bridge.devtools import checkout
+from rerank_bridge.evaluation.beir import load_collection
 from rerank_bridge.training.fitting import distillation_rows, ranking_rows, triplet_rows
 from rerank_bridge.training.judgments import (
     JudgmentError,
@@ -56,7 +57,7 @@ def test_a_line_of_neither_format_is_named_by_file_and_line(tmp_path: Path) -> N
 
 
 def test_a_folder_with_a_training_split_trains_on_it_and_holds_its_test_queries_out() -> None:
-    made = split(SCIFACT, None, 0.2, seed=0)
+    made = split(SCIFACT, load_collection(SCIFACT), None, 0.2, seed=0)
     assert len(made.train.queries) > 700 and len(made.held_out.queries) == 300
     assert not set(made.train.queries) & set(made.held_out.queries)
     assert "training queries" in made.how
@@ -67,8 +68,9 @@ def test_a_judgment_list_is_split_by_seed_and_never_leaks(tmp_path: Path) -> Non
     folder = beir_folder(tmp_path / "c", queries, [(f"q{i}", f"d{i}", 1) for i in range(20)])
     judgments = tmp_path / "list.tsv"
     judgments.write_text("".join(f"q{i}\td{i}\t2\nq{i}\td{i + 20}\t0\n" for i in range(20)))
-    first, again = split(folder, judgments, 0.25, seed=3), split(folder, judgments, 0.25, seed=3)
-    other = split(folder, judgments, 0.25, seed=4)
+    collection = load_collection(folder)
+    first, again = (split(folder, collection, judgments, 0.25, seed=3) for _ in range(2))
+    other = split(folder, collection, judgments, 0.25, seed=4)
     assert first == again and first.held_out != other.held_out
     assert len(first.held_out.queries) == 5 and len(first.train.queries) == 15
     assert not set(first.train.queries) & set(first.held_out.queries)
@@ -91,7 +93,7 @@ def test_ordinary_mistakes_are_one_line_each(
     judgments = tmp_path / "list.tsv"
     judgments.write_text(lines)
     with pytest.raises(JudgmentError, match=message):
-        split(folder, judgments, fraction, seed=0)
+        split(folder, load_collection(folder), judgments, fraction, seed=0)
 
 
 def test_a_split_that_shares_a_query_cannot_be_made() -> None:

@@ -13,17 +13,25 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _open(folder: Path, name: str) -> IO[str]:
-    plain, zipped = folder / name, folder / f"{name}.gz"
-    if plain.exists():
-        return plain.open(encoding="utf-8")
-    if zipped.exists():
-        return gzip.open(zipped, "rt", encoding="utf-8")
-    raise FileNotFoundError(f"{folder} has neither {name} nor {name}.gz")
+def find(folder: Path, name: str) -> Path | None:
+    """`name` in the folder, or `name.gz`; None when neither is there."""
+    return next((path for path in (folder / name, folder / f"{name}.gz") if path.exists()), None)
 
 
-def _jsonl(folder: Path, name: str) -> Iterator[dict[str, Any]]:
-    with _open(folder, name) as handle:
+def open_text(path: Path) -> IO[str]:
+    """A text file, gunzipped on the way when its name ends in .gz."""
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+
+
+def _required(folder: Path, name: str) -> Path:
+    found = find(folder, name)
+    if found is None:
+        raise FileNotFoundError(f"{folder} has neither {name} nor {name}.gz")
+    return found
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open_text(path) as handle:
         for line in handle:
             if line.strip():
                 yield json.loads(line)
@@ -58,17 +66,17 @@ def load_collection(
         raise FileNotFoundError(f"{folder} is not a folder")
     corpus = {
         str(d["_id"]): {"title": d.get("title") or "", "text": d.get("text") or ""}
-        for d in _jsonl(folder, "corpus.jsonl")
+        for d in read_jsonl(_required(folder, "corpus.jsonl"))
     }
     qrels: dict[str, dict[str, int]] = {}
-    with _open(folder, "qrels.tsv") as handle:
+    with open_text(_required(folder, "qrels.tsv")) as handle:
         for i, line in enumerate(handle):
             parts = line.rstrip("\n").split("\t")
             if i == 0 and not parts[-1].lstrip("-").isdigit():
                 continue  # header
             query_id, doc_id, gain = parts[0], parts[1], int(parts[2])
             qrels.setdefault(query_id, {})[doc_id] = gain
-    every_query = {str(q["_id"]): q["text"] for q in _jsonl(folder, "queries.jsonl")}
+    every_query = {str(q["_id"]): q["text"] for q in read_jsonl(_required(folder, "queries.jsonl"))}
     digest = hashlib.sha256()
     for key, value in [*sorted(corpus.items()), *sorted(every_query.items())]:
         digest.update(json.dumps([key, value], sort_keys=True).encode())

@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,9 @@ from rerank_bridge.evaluation.indexing import ensure_index
 from rerank_bridge.search.client import RerankClient
 from rerank_bridge.search.connector import RerankingSearch
 from rerank_bridge.search.dialects import DIALECTS
-from rerank_bridge.training.fitting import FitSettings, fit
-from rerank_bridge.training.judgments import JudgmentError, Judgments, Split, held_out_collection, split
+from rerank_bridge.server import export_command
+from rerank_bridge.training.fitting import FitSettings, Teacher, fit
+from rerank_bridge.training.judgments import JudgmentError, Judgments, Split, split
 from rerank_bridge.training.mining import Example, check_indexed, mine
 
 
@@ -51,12 +53,17 @@ def _fresh_out(out: Path, resume: bool) -> None:
         )
 
 
-def _split(args: argparse.Namespace) -> Split:
+def _read(args: argparse.Namespace) -> tuple[Collection, Split]:
+    """The folder's collection, read once, and the split of its judgments."""
     if not args.data.is_dir():
         raise SystemExit(f"--data: {args.data} is not a folder")
     try:
-        return split(args.data, args.judgments, args.held_out, args.seed)
-    except (JudgmentError, FileNotFoundError) as error:
+        collection = load_collection(args.data)
+    except FileNotFoundError as error:
+        raise SystemExit(f"--data: {error}") from None
+    try:
+        return collection, split(args.data, collection, args.judgments, args.held_out, args.seed)
+    except JudgmentError as error:
         raise SystemExit(f"{'--judgments' if args.judgments else '--data'}: {error}") from None
 
 
@@ -85,9 +92,9 @@ def _example_row(example: Example) -> dict[str, Any]:
     }
 
 
-def _teacher(reranker: RerankClient) -> Any:
-    def scores(query: str, documents: Any) -> dict[str, float]:
-        return {d.id: d.score for d in reranker.rerank(query, list(documents), timeout=600).documents}
+def _teacher(reranker: RerankClient) -> Teacher:
+    def scores(query: str, documents: Sequence[tuple[str, str]]) -> dict[str, float]:
+        return {d.id: d.score for d in reranker.rerank(query, documents, timeout=600).documents}
 
     return scores
 
@@ -111,7 +118,8 @@ def write_held_out_folder(folder: Path, collection: Collection, held_out: Judgme
 def held_out_report(
     args: argparse.Namespace, collection: Collection, held: Judgments, model: Path, embedder: str
 ) -> dict[str, Any]:
-    """`eval --tune` on the held-out queries, base model then trained, one stage and depth."""
+    """`eval --tune` on the held-out queries, base model then trained, one stage and depth
+    (the collection's corpus and name, so eval reuses the index training made)."""
     folder = write_held_out_folder(args.out / "held-out", collection, held)
     folds = max(2, min(5, len(held.queries)))
     runs = {}
@@ -121,7 +129,6 @@ def held_out_report(
         eval_args = parser.parse_args(
             [
                 "--data", str(folder),
-                # The collection's own name: eval reuses the index training made.
                 "--name", collection.name,
                 "--engine-url", args.engine_url,
                 "--model", served,
@@ -164,8 +171,7 @@ def summarise(runs: dict[str, dict[str, Any]], stage: str, depth: int) -> dict[s
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every argument and the judgments are checked before anything starts or is indexed."""
     _fresh_out(args.out, args.resume)
-    data_split = _split(args)
-    collection = load_collection(args.data)
+    collection, data_split = _read(args)
     kind = eval_cli.engine_kind_at(args.engine_url, None)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "split.json").write_text(
@@ -180,6 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     with ExitStack() as stack:
         from rerank_bridge.server.app import BackgroundServer
+        from rerank_bridge.server.backends.registry import resolve_model
         from rerank_bridge.server.config import ServerConfig
 
         print(f"starting a scoring server on the base model {args.base}", file=sys.stderr, flush=True)
@@ -214,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _write_jsonl(args.out / "examples.jsonl", [_example_row(e) for e in examples])
         settings = FitSettings(
             kind=args.kind,
-            base=_model_folder(args.base),
+            base=resolve_model(str(args.base)),
             out=args.out,
             loss=args.loss,
             distill=args.distill,
@@ -246,25 +253,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bf16": settings.bf16,
     }
     if args.onnx:
-        summary["onnx"] = str(_export_onnx(model, args.out / "onnx", args.kind))
+        export_command.export(str(model), args.out / "onnx", args.kind)
+        summary["onnx"] = str(args.out / "onnx")
     if args.report:
-        held = held_out_collection(collection, data_split.held_out)
-        summary["held_out"] = held_out_report(args, held, data_split.held_out, model, embedder)
+        summary["held_out"] = held_out_report(args, collection, data_split.held_out, model, embedder)
     (args.out / "report.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return summary
-
-
-def _model_folder(spec: str) -> Path:
-    from rerank_bridge.server.backends.registry import resolve_model
-
-    return resolve_model(str(spec))
-
-
-def _export_onnx(model: Path, out: Path, kind: str) -> Path:
-    from rerank_bridge.server.backends import onnx_bundle
-    from rerank_bridge.server.backends.registry import load_backend
-    from rerank_bridge.server.config import ServerConfig
-
-    onnx_bundle.write(load_backend(ServerConfig(model=str(model), kind=kind, runtime="onnx")), out)
-    return out

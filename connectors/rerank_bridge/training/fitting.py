@@ -53,26 +53,22 @@ class FitSettings:
     save_steps: int = 200
 
 
-class _TimeBudget:
-    """Stops training at the first step boundary past the budget; the Trainer then
-    saves a checkpoint and returns, so the budget keeps what was learnt."""
+def _time_budget(minutes: float) -> Any:
+    """A Trainer callback that stops training at the first step boundary past the budget;
+    the Trainer then saves a checkpoint and returns, so the budget keeps what was learnt."""
+    from transformers import TrainerCallback
 
-    def __init__(self, minutes: float) -> None:
-        from transformers import TrainerCallback
+    started, budget = time.monotonic(), minutes * 60
 
-        budget = minutes * 60
+    class TimeBudget(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if time.monotonic() - started > budget:
+                log.warning("%.1f-minute budget spent at step %d: stopping", minutes, state.global_step)
+                control.should_training_stop = True
+                control.should_save = True
+            return control
 
-        class Callback(TrainerCallback):  # type: ignore[misc]
-            started = time.monotonic()
-
-            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-                if time.monotonic() - self.started > budget:
-                    log.warning("%.1f-minute budget spent at step %d: stopping", minutes, state.global_step)
-                    control.should_training_stop = True
-                    control.should_save = True
-                return control
-
-        self.callback = Callback()
+    return TimeBudget()
 
 
 def _standardised(scores: dict[str, float]) -> dict[str, float]:
@@ -159,10 +155,13 @@ class Fitted:
     steps: int  # the optimiser steps the model has had, the resumed ones included
 
 
+def _step(checkpoint: Path) -> int:
+    """The step a Trainer checkpoint was saved at (`checkpoint-<step>`)."""
+    return int(checkpoint.name.split("-")[-1])
+
+
 def _newest_checkpoint(settings: FitSettings) -> Path | None:
-    found = sorted(
-        (settings.out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
-    )
+    found = sorted((settings.out / "checkpoints").glob("checkpoint-*"), key=_step)
     return found[-1] if settings.resume and found else None
 
 
@@ -171,7 +170,7 @@ def _train(trainer: Any, model: Any, settings: FitSettings) -> Fitted:
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     target = settings.out / "model"
     model.save_pretrained(str(target))
-    resumed = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+    resumed = _step(checkpoint) if checkpoint else 0
     return Fitted(target, resumed, int(trainer.state.global_step))
 
 
@@ -182,7 +181,7 @@ def _cuda() -> bool:
 
 
 def _callbacks(settings: FitSettings) -> list[Any]:
-    return [_TimeBudget(settings.max_minutes).callback] if settings.max_minutes else []
+    return [_time_budget(settings.max_minutes)] if settings.max_minutes else []
 
 
 def fit_cross_encoder(settings: FitSettings, examples: list[Example], teacher: Teacher | None) -> Fitted:

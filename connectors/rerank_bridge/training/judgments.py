@@ -15,15 +15,12 @@ to hold any out) is one line naming the file, raised as JudgmentError.
 
 from __future__ import annotations
 
-import gzip
-import json
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from rerank_bridge.evaluation.beir import Collection, load_collection
+from rerank_bridge.evaluation.beir import Collection, find, open_text, read_jsonl
 
 # At least this many judged queries on each side of a split: fewer trains nothing
 # worth serving, or judges on noise.
@@ -63,20 +60,8 @@ class Split:
             raise AssertionError(f"{len(shared)} queries both trained on and held out, e.g. {min(shared)}")
 
 
-def _open(path: Path) -> IO[str]:
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
-
-
-def _find(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
 def read_queries(path: Path) -> dict[str, str]:
-    with _open(path) as handle:
-        return {str(row["_id"]): row["text"] for row in map(json.loads, filter(str.strip, handle))}
+    return {str(row["_id"]): row["text"] for row in read_jsonl(path)}
 
 
 def read_judgment_list(path: Path) -> dict[str, dict[str, int]]:
@@ -84,7 +69,7 @@ def read_judgment_list(path: Path) -> dict[str, dict[str, int]]:
     if not path.is_file():
         raise JudgmentError(f"{path}: no such judgment file")
     qrels: dict[str, dict[str, int]] = {}
-    with _open(path) as handle:
+    with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
@@ -135,18 +120,21 @@ def _hold_out(judgments: Judgments, fraction: float, seed: int, source: str) -> 
     return Split(train=side(False), held_out=side(True), how=how)
 
 
-def split(folder: Path, judgment_list: Path | None, held_out_fraction: float, seed: int) -> Split:
-    """The training and held-out queries of a BEIR folder, or of a judgment list over
-    the folder's queries (module docstring)."""
+def split(
+    folder: Path, collection: Collection, judgment_list: Path | None, held_out_fraction: float, seed: int
+) -> Split:
+    """The training and held-out queries of a BEIR folder (`collection`: the folder as
+    load_collection read it, its test queries judged), or of a judgment list over the
+    folder's queries (module docstring)."""
     if judgment_list is not None:
-        files = [path for name in QUERY_FILES if (path := _find(folder, name)) is not None]
+        files = [path for name in QUERY_FILES if (path := find(folder, name)) is not None]
         if not files:
             raise JudgmentError(f"{folder}: no queries.jsonl to give the judgment list's queries their text")
         texts = {query: text for path in files for query, text in read_queries(path).items()}
         judged = _judged(texts, read_judgment_list(judgment_list), str(judgment_list))
         return _hold_out(judged, held_out_fraction, seed, str(judgment_list))
-    train_queries, train_qrels = _find(folder, "queries_train.jsonl"), _find(folder, "qrels_train.tsv")
-    test = load_collection(folder)
+    train_queries, train_qrels = find(folder, "queries_train.jsonl"), find(folder, "qrels_train.tsv")
+    test = collection
     if not test.queries:
         raise JudgmentError(f"{folder}: no query in qrels.tsv has a relevant document")
     if train_queries is None or train_qrels is None:
@@ -156,15 +144,3 @@ def split(folder: Path, judgment_list: Path | None, held_out_fraction: float, se
         raise JudgmentError(f"{train_qrels}: {len(train.queries)} judged queries are too few to train on")
     how = f"the folder's own split: {len(train.queries)} training queries, {len(test.queries)} test queries"
     return Split(train=train, held_out=Judgments(test.queries, test.qrels), how=how)
-
-
-def held_out_collection(collection: Collection, held_out: Judgments) -> Collection:
-    """The collection judged on the held-out queries only (its name kept, so an index
-    eval made of the same corpus is reused)."""
-    return Collection(
-        name=collection.name,
-        corpus=collection.corpus,
-        queries=dict(held_out.queries),
-        qrels=dict(held_out.qrels),
-        fingerprint=collection.fingerprint,
-    )

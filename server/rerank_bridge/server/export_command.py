@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from rerank_bridge.server.config import DEFAULT_MODEL, ServerConfig
 
@@ -34,12 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="a new or empty folder to write")
 
 
-def run(args: argparse.Namespace) -> None:
+def export(
+    model: str, out: Path, kind: str = "auto", dtype: str = "float32", model_name: str = ""
+) -> dict[str, Any]:
+    """The model (a folder or builtin:NAME) exported to `out`; the folder's manifest."""
     from rerank_bridge.server.backends import onnx_bundle
     from rerank_bridge.server.backends.registry import load_backend
 
-    config = ServerConfig(
-        model=args.model, kind=args.kind, runtime="onnx", dtype=args.dtype, model_name=args.model_name
-    )
-    manifest = onnx_bundle.write(load_backend(config), args.out)
+    config = ServerConfig(model=model, kind=kind, runtime="onnx", dtype=dtype, model_name=model_name)
+    return onnx_bundle.write(load_backend(config), out)
+
+
+def run(args: argparse.Namespace) -> None:
+    manifest = export(args.model, args.out, args.kind, args.dtype, args.model_name)
     print(json.dumps({"exported": str(args.out), **manifest}, indent=2), file=sys.stdout)
