@@ -123,15 +123,19 @@ def exited(container: DockerContainer) -> str | None:
 
 
 def single_node_environment(kind: str) -> dict[str, str]:
-    """What the official images read to run one node without security. Shards are placed
-    however full the host's disk is (a test's answers must not depend on it; the local
-    nodes do the same)."""
+    """What the official images read to run one node without security. Shards are placed,
+    and Elasticsearch's segments merged, however full the host's disk is (a test's answers
+    must not depend on it; the local nodes do the same)."""
     environment = {
         "discovery.type": "single-node",
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }
     if kind == "elasticsearch":
-        environment |= {"xpack.security.enabled": "false", "ES_JAVA_OPTS": f"-Xms{HEAP} -Xmx{HEAP}"}
+        environment |= {
+            "xpack.security.enabled": "false",
+            "indices.merge.disk.watermark.high": "100%",
+            "ES_JAVA_OPTS": f"-Xms{HEAP} -Xmx{HEAP}",
+        }
     else:
         environment |= {
             "DISABLE_SECURITY_PLUGIN": "true",

@@ -475,6 +475,10 @@ def _start_elasticsearch(release: Release, workdir: Path, heap: str) -> tuple[li
                 f"path.data: {workdir / 'data'}",
                 f"path.logs: {workdir / 'logs'}",
                 "cluster.routing.allocation.disk.threshold_enabled: false",
+                # Since 8.19 a node also holds back every merge while its disk is nearly
+                # full (the flood-stage watermark), and a force merge then waits for
+                # ever; a test node merges a few MB, so it merges however full the disk is.
+                "indices.merge.disk.watermark.high: 100%",
                 "action.destructive_requires_name: false",
             ]
         )
