@@ -9,7 +9,9 @@ from pathlib import Path
 from rerank_bridge.evaluation.arguments import STAGES, non_negative_float, positive
 from rerank_bridge.server.config import DEFAULT_MODEL
 
-KINDS = ("cross-encoder", "bi-encoder")
+KINDS = ("cross-encoder", "bi-encoder", "listwise")
+# The kinds the torch-free server runs; a listwise model is served with torch.
+EXPORTS_TO_ONNX = ("cross-encoder", "bi-encoder")
 RANKING_LOSSES = ("bce", "listnet", "lambdaloss")
 
 
@@ -51,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kind",
         choices=KINDS,
         default="cross-encoder",
-        help="train a cross-encoder (a ranking head on the base encoder) or fine-tune a bi-encoder",
+        help="train a cross-encoder (a ranking head on the base encoder), or fine-tune a bi-encoder "
+        "or a listwise model (the base must be of that kind)",
     )
     parser.add_argument(
         "--embed-model",
@@ -85,7 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue the run in --out from its newest checkpoint (without it --out must not exist)",
     )
     parser.add_argument(
-        "--no-onnx", dest="onnx", action="store_false", help="skip the ONNX export for the torch-free image"
+        "--no-onnx",
+        dest="onnx",
+        action="store_false",
+        help="skip the ONNX export for the torch-free image (a listwise model has none)",
     )
     parser.add_argument(
         "--no-report", dest="report", action="store_false", help="skip the held-out evaluation at the end"

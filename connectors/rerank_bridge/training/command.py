@@ -10,7 +10,8 @@ negatives from their own engine, judged on queries it never saw.
 3. Each training query's first-stage window is mined for hard negatives (mining.py);
    the examples go to `<out>/examples.jsonl`.
 4. The model is fitted (fitting.py), written to `<out>/model` for `rerank-bridge serve`
-   and, unless --no-onnx, exported to `<out>/onnx` for the torch-free image.
+   and, unless --no-onnx, exported to `<out>/onnx` for the torch-free image (a listwise
+   model is served with torch only).
 5. Unless --no-report, `eval --tune` runs on the held-out queries with the base model
    and with the trained one; `<out>/report.json` puts them side by side.
 """
@@ -36,6 +37,7 @@ from rerank_bridge.search.client import RerankClient
 from rerank_bridge.search.connector import RerankingSearch
 from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server import export_command
+from rerank_bridge.training.arguments import EXPORTS_TO_ONNX
 from rerank_bridge.training.fitting import FitSettings, Teacher, fit
 from rerank_bridge.training.judgments import JudgmentError, Judgments, Split, split
 from rerank_bridge.training.mining import Example, check_indexed, mine
@@ -252,7 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "resumed_from_step": fitted.resumed_from_step,
         "bf16": settings.bf16,
     }
-    if args.onnx:
+    if args.onnx and args.kind in EXPORTS_TO_ONNX:
         export_command.export(str(model), args.out / "onnx", args.kind)
         summary["onnx"] = str(args.out / "onnx")
     if args.report:

@@ -10,6 +10,8 @@
   MultipleNegativesRankingLoss on (query, positive, mined negative) triplets behind
   the model's own prompts, so the embedding space it starts from is kept, and its
   vectors stay the ones the stored-vector path serves.
+- **listwise**: the jina-reranker-v3 design fine-tuned with a contrastive loss over
+  every document of one context (listwise.py).
 
 Checkpoints go under `<out>/checkpoints` (the Trainer's own), `resume` continues
 from the newest, and a time budget stops training at a step boundary and keeps what
@@ -126,7 +128,7 @@ def triplet_rows(examples: list[Example]) -> dict[str, list[str]]:
     return rows
 
 
-def _arguments(settings: FitSettings, arguments_class: Any, **extra: Any) -> Any:
+def training_arguments(settings: FitSettings, arguments_class: Any, **extra: Any) -> Any:
     return arguments_class(
         output_dir=str(settings.out / "checkpoints"),
         num_train_epochs=settings.epochs,
@@ -165,11 +167,13 @@ def _newest_checkpoint(settings: FitSettings) -> Path | None:
     return found[-1] if settings.resume and found else None
 
 
-def _train(trainer: Any, model: Any, settings: FitSettings) -> Fitted:
+def train(trainer: Any, save: Callable[[Path], Any], settings: FitSettings) -> Fitted:
+    """Runs the Trainer (from the newest checkpoint when resuming) and saves the model
+    with `save` to `<out>/model`."""
     checkpoint = _newest_checkpoint(settings)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     target = settings.out / "model"
-    model.save_pretrained(str(target))
+    save(target)
     resumed = _step(checkpoint) if checkpoint else 0
     return Fitted(target, resumed, int(trainer.state.global_step))
 
@@ -180,7 +184,7 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _callbacks(settings: FitSettings) -> list[Any]:
+def callbacks(settings: FitSettings) -> list[Any]:
     return [_time_budget(settings.max_minutes)] if settings.max_minutes else []
 
 
@@ -206,12 +210,12 @@ def fit_cross_encoder(settings: FitSettings, examples: list[Example], teacher: T
         objectives["distillation"] = losses.MarginMSELoss(model)
     trainer = CrossEncoderTrainer(
         model=model,
-        args=_arguments(settings, CrossEncoderTrainingArguments),
+        args=training_arguments(settings, CrossEncoderTrainingArguments),
         train_dataset=datasets,
         loss=objectives,
-        callbacks=_callbacks(settings),
+        callbacks=callbacks(settings),
     )
-    return _train(trainer, model, settings)
+    return train(trainer, lambda target: model.save_pretrained(str(target)), settings)
 
 
 def fit_bi_encoder(settings: FitSettings, examples: list[Example]) -> Fitted:
@@ -230,16 +234,16 @@ def fit_bi_encoder(settings: FitSettings, examples: list[Example]) -> Fitted:
     prompts = {"anchor": served.query, "positive": served.document, "negative": served.document}
     trainer = SentenceTransformerTrainer(
         model=model,
-        args=_arguments(
+        args=training_arguments(
             settings,
             SentenceTransformerTrainingArguments,
             prompts={column: prompt for column, prompt in prompts.items() if prompt} or None,
         ),
         train_dataset=Dataset.from_dict(triplet_rows(examples)),
         loss=MultipleNegativesRankingLoss(model),
-        callbacks=_callbacks(settings),
+        callbacks=callbacks(settings),
     )
-    return _train(trainer, model, settings)
+    return train(trainer, lambda target: model.save_pretrained(str(target)), settings)
 
 
 def fit(settings: FitSettings, examples: list[Example], teacher: Teacher | None) -> Fitted:
@@ -247,4 +251,8 @@ def fit(settings: FitSettings, examples: list[Example], teacher: Teacher | None)
         raise ValueError("no training examples: no training query's window held a negative and a positive")
     if settings.kind == "cross-encoder":
         return fit_cross_encoder(settings, examples, teacher)
+    if settings.kind == "listwise":
+        from rerank_bridge.training.listwise import fit_listwise
+
+        return fit_listwise(settings, examples)
     return fit_bi_encoder(settings, examples)

@@ -74,6 +74,50 @@ class PromptDocument:
     ids: list[int] | None
 
 
+def project_blocks(
+    model: torch.nn.Module, projector: torch.nn.Module, blocks: list[BlockInput], pad_id: int
+) -> list[BlockOutput]:
+    """Each block's projected document and query vectors, in the model's dtype, from one
+    forward pass over the blocks padded to one width. Differentiable: serving wraps it in
+    inference mode, training (rerank_bridge.training.listwise) runs it with gradients."""
+    device = next(model.parameters()).device
+    width = max(len(b.ids) for b in blocks)
+    input_ids = torch.full((len(blocks), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(blocks), width), dtype=torch.long)
+    # Left padding: every sequence ends at the last column, and position ids
+    # restart at 0 at each sequence's first real token, so a padded row sees
+    # exactly what it would see alone.
+    offsets = [width - len(b.ids) for b in blocks]
+    for row, (block, offset) in enumerate(zip(blocks, offsets, strict=True)):
+        input_ids[row, offset:] = torch.from_numpy(block.ids)
+        mask[row, offset:] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    # use_cache=False: the decoder would otherwise keep every layer's keys and
+    # values for generation (112 KiB a token at the real shape in bf16), which
+    # a single scoring pass never reads.
+    hidden = model(
+        input_ids=input_ids.to(device),
+        attention_mask=mask.to(device) if min(offsets) != max(offsets) else None,
+        position_ids=positions.to(device),
+        use_cache=False,
+    ).last_hidden_state
+    rows = torch.tensor(
+        [r for r, b in enumerate(blocks) for _ in range(len(b.doc_positions) + 1)], device=device
+    )
+    cols = torch.tensor(
+        [o + p for b, o in zip(blocks, offsets, strict=True) for p in [*b.doc_positions, b.query_position]],
+        device=device,
+    )
+    projected = projector(hidden[rows, cols])
+    outputs = []
+    start = 0
+    for block in blocks:
+        end = start + len(block.doc_positions)
+        outputs.append(BlockOutput(documents=projected[start:end], query=projected[end]))
+        start = end + 1
+    return outputs
+
+
 def merge_blocks(blocks: list[BlockOutput]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Final scores over all blocks, with the merged query and all document vectors.
 
@@ -233,6 +277,15 @@ class ListwiseBackend(Backend):
         ids.extend(tail_ids)
         return BlockInput(np.array(ids, dtype=np.int64), doc_positions, query_position)
 
+    def prompt_block(
+        self, query: str, texts: list[str], max_query_tokens: int, max_document_tokens: int
+    ) -> BlockInput:
+        """One block of these documents, built as a Rerank that fits one pass builds it
+        (markers stripped, each text cut to its cap): what training reads."""
+        (cut_query,) = self._prompt_documents([strip_markers(query)], max_query_tokens)
+        docs = self._prompt_documents([strip_markers(text) for text in texts], max_document_tokens)
+        return self._block_input(cut_query.text, docs, "")
+
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
         (query,) = self._prompt_documents([strip_markers(request.query)], request.max_query_tokens)
         instruction = strip_markers(request.instruction)
@@ -279,44 +332,8 @@ class ListwiseBackend(Backend):
 
     @torch.inference_mode()
     def _forward_padded(self, blocks: list[BlockInput]) -> list[BlockOutput]:
-        device = self.placement.device
-        width = max(len(b.ids) for b in blocks)
-        input_ids = torch.full((len(blocks), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(blocks), width), dtype=torch.long)
-        # Left padding: every sequence ends at the last column, and position ids
-        # restart at 0 at each sequence's first real token, so a padded row sees
-        # exactly what it would see alone.
-        offsets = [width - len(b.ids) for b in blocks]
-        for row, (block, offset) in enumerate(zip(blocks, offsets, strict=True)):
-            input_ids[row, offset:] = torch.from_numpy(block.ids)
-            mask[row, offset:] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        # use_cache=False: the decoder would otherwise keep every layer's keys and
-        # values for generation (112 KiB a token at the real shape in bf16), which
-        # a single scoring pass never reads.
-        hidden = self.model(
-            input_ids=input_ids.to(device),
-            attention_mask=mask.to(device) if min(offsets) != max(offsets) else None,
-            position_ids=positions.to(device),
-            use_cache=False,
-        ).last_hidden_state
-        rows = torch.tensor(
-            [r for r, b in enumerate(blocks) for _ in range(len(b.doc_positions) + 1)], device=device
-        )
-        cols = torch.tensor(
-            [
-                o + p
-                for b, o in zip(blocks, offsets, strict=True)
-                for p in [*b.doc_positions, b.query_position]
-            ],
-            device=device,
-        )
         # Projection in the model dtype, everything after it in fp32 (spec).
-        projected = self.projector(hidden[rows, cols]).float().cpu()
-        outputs = []
-        start = 0
-        for block in blocks:
-            end = start + len(block.doc_positions)
-            outputs.append(BlockOutput(documents=projected[start:end], query=projected[end]))
-            start = end + 1
-        return outputs
+        return [
+            BlockOutput(documents=out.documents.float().cpu(), query=out.query.float().cpu())
+            for out in project_blocks(self.model, self.projector, blocks, self.pad_id)
+        ]
