@@ -107,7 +107,7 @@ def train(made: list[str], *extra: str) -> dict[str, Any]:
     from rerank_bridge.training.command import run
 
     summary = run(args)
-    made.append(summary["index"])
+    made.extend(summary["indices"].values())
     return summary
 
 
@@ -125,6 +125,11 @@ def common(planted: Path, engine_url: EngineAt, base: Path, out: Path) -> list[s
         "--no-distill",
         "--no-onnx",
     ]  # fmt: skip
+
+
+def only(indices: dict[str, str]) -> str:
+    (index,) = indices.values()
+    return index
 
 
 def first_is_relevant(model: Path, engine_url: EngineAt, planted: Path, index: str) -> float:
@@ -154,13 +159,13 @@ def test_training_mines_the_engines_window_and_learns_what_the_judgments_say(
     summary = train(
         made_indices, *common(planted, engine_url, trainable, out), "--epochs", "20", "--no-report"
     )
-    split = json.loads((out / "split.json").read_text())
+    (split,) = json.loads((out / "split.json").read_text()).values()
     examples = [json.loads(line) for line in (out / "examples.jsonl").open()]
     # The held-out queries are the folder's test queries, and none was mined or trained on.
     assert set(split["held_out"]) == {f"q{i}" for i in range(TRAIN_QUERIES, TRAIN_QUERIES + TEST_QUERIES)}
     assert not {e["query_id"] for e in examples} & set(split["held_out"])
     assert len(examples) == TRAIN_QUERIES == summary["examples"]
-    index = summary["index"]
+    (index,) = summary["indices"].values()
     engine = DIALECTS[engine_url.kind].client(engine_url.url)
     for example in examples:
         # No judged-relevant document among the negatives; each is from the window...
@@ -214,6 +219,17 @@ def test_a_run_resumes_from_its_checkpoint_and_never_overwrites_another(
             "--judgments",
             str(foreign),
         )
+    # Several folders: refused before anything starts where the request makes no sense.
+    fresh = common(planted, engine_url, trainable, tmp_path / "several")
+    refusals = {
+        "--held-out 0 holds nothing out": ["--held-out", "0"],
+        "is trained on too": ["--evaluate", str(planted)],
+        "give one --data folder": ["--data", str(tmp_path), "--judgments", str(foreign)],
+        "two folders are named": ["--data", str(planted)],
+    }
+    for message, extra in refusals.items():
+        with pytest.raises(SystemExit, match=message):
+            train(made_indices, *fresh, *extra)
 
 
 @pytest.mark.engines("opensearch")
@@ -238,24 +254,39 @@ def test_a_bi_encoder_is_fine_tuned_behind_its_prompts_and_exported_for_the_torc
     ]
     summary = train(made_indices, *arguments)
     assert summary["kind"] == "bi-encoder" and (out / "onnx").is_dir()
-    trained = first_is_relevant(out / "onnx", engine_url, planted, summary["index"])
-    untrained = first_is_relevant(base, engine_url, planted, summary["index"])
+    trained = first_is_relevant(out / "onnx", engine_url, planted, only(summary["indices"]))
+    untrained = first_is_relevant(base, engine_url, planted, only(summary["indices"]))
     assert trained >= untrained + 0.3, (trained, untrained)
 
 
 @pytest.mark.engines("opensearch")
-def test_the_held_out_report_puts_base_and_trained_side_by_side(
+def test_several_collections_train_one_model_judged_on_one_it_never_saw(
     planted: Path, engine_url: EngineAt, trainable: Path, tmp_path: Path, made_indices: list[str]
 ) -> None:
+    """Two planted collections trained on together (their query ids the same: q0, q1...),
+    the report judging on a third, as the cross-language transfer experiment does."""
+    second = planted_collection(tmp_path / "second", seed=1)
+    unseen = planted_collection(tmp_path / "unseen", seed=2)
     out = tmp_path / "run"
-    summary = train(made_indices, *common(planted, engine_url, trainable, out), "--epochs", "20")
-    held = summary["held_out"]
-    assert held["queries"] == TEST_QUERIES
+    summary = train(
+        made_indices,
+        *common(planted, engine_url, trainable, out),
+        "--data", str(second),
+        "--evaluate", str(unseen),
+        "--epochs", "10",
+    )  # fmt: skip
+    examples = [json.loads(line) for line in (out / "examples.jsonl").open()]
+    names = {str(planted).lstrip("/"), str(second).lstrip("/")}
+    assert set(summary["indices"]) == set(json.loads((out / "split.json").read_text())) == names
+    assert {e["collection"] for e in examples} == names and len(examples) == 2 * TRAIN_QUERIES
+    (unseen_name,) = summary["held_out"]
+    held = summary["held_out"][unseen_name]
+    assert unseen_name == str(unseen).lstrip("/") and held["queries"] == TEST_QUERIES
     # BM25 cannot tell the planted passage from its near-misses; the trained reranker can.
     assert held["trained_reranked_ndcg@10"] > held["first_stage_ndcg@10"] + 0.2
     assert held["trained_reranked_ndcg@10"] > held["base_reranked_ndcg@10"] + 0.2
     assert held["trained_tuning"]["recommended"]
-    assert json.loads((out / "report.json").read_text())["held_out"] == held
+    assert json.loads((out / "report.json").read_text())["held_out"] == summary["held_out"]
 
 
 @pytest.mark.engines("elasticsearch")
@@ -266,7 +297,7 @@ def test_the_listwise_model_is_fine_tuned_on_the_mined_windows(
     arguments = [*common(planted, engine_url, listwise_dir, out), "--kind", "listwise", "--no-report"]
     summary = train(made_indices, *arguments, "--epochs", "20", "--learning-rate", "5e-4")
     assert summary["kind"] == "listwise" and "onnx" not in summary
-    trained = first_is_relevant(out / "model", engine_url, planted, summary["index"])
-    untrained = first_is_relevant(listwise_dir, engine_url, planted, summary["index"])
+    trained = first_is_relevant(out / "model", engine_url, planted, only(summary["indices"]))
+    untrained = first_is_relevant(listwise_dir, engine_url, planted, only(summary["indices"]))
     # 8 of 16 against 1 of 16 when written (a 2-layer random decoder, 100 steps).
     assert trained >= untrained + 0.3, (trained, untrained)

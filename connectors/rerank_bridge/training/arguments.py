@@ -20,8 +20,8 @@ def fraction(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
     return value
 
 
@@ -29,9 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         type=Path,
+        action="append",
         required=True,
         help="BEIR-layout folder: its corpus is indexed; its queries_train/qrels_train are trained on "
-        "and its test queries held out (else a share of its judged queries is held out)",
+        "and its test queries held out (else a share of its judged queries is held out); repeat it "
+        "to train on several collections at once",
+    )
+    parser.add_argument(
+        "--evaluate",
+        type=Path,
+        action="append",
+        default=[],
+        help="BEIR-layout folder never trained on, whose judged queries the report judges on instead "
+        "of the --data folders' held-out ones (repeatable): transfer to another collection or language",
     )
     parser.add_argument(
         "--judgments",
@@ -43,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--held-out",
         type=fraction,
         default=0.2,
-        help="share of judged queries held out when the folder has no training split (default 0.2)",
+        help="share of judged queries held out when a folder has no training split (default 0.2; 0 "
+        "trains on them all, where --evaluate gives the queries to judge on)",
     )
     parser.add_argument("--engine-url", required=True, help="a running Elasticsearch or OpenSearch node")
     parser.add_argument(
@@ -95,4 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-report", dest="report", action="store_false", help="skip the held-out evaluation at the end"
+    )
+    parser.add_argument(
+        "--report-queries",
+        type=positive,
+        help="judge each collection on a seeded sample of this many queries (the report's cost)",
     )

@@ -3,17 +3,19 @@ negatives from their own engine, judged on queries it never saw.
 
     rerank-bridge train --data ../shared/data/scifact --engine-url http://127.0.0.1:9200 --out scifact-ce
 
-1. The judgments are split: training queries and held-out ones (judgments.py); the
-   split is written to `<out>/split.json` and no held-out query is ever mined.
-2. The folder's corpus is indexed as `eval` indexes it (the same index is reused), and
+1. Each --data folder's judgments are split: training queries and held-out ones
+   (judgments.py); the split is written to `<out>/split.json` and no held-out query is
+   ever mined.
+2. Each folder's corpus is indexed as `eval` indexes it (the same index is reused), and
    every document judged relevant must be in it.
 3. Each training query's first-stage window is mined for hard negatives (mining.py);
-   the examples go to `<out>/examples.jsonl`.
+   the examples of every folder go to `<out>/examples.jsonl`, and are trained on together.
 4. The model is fitted (fitting.py), written to `<out>/model` for `rerank-bridge serve`
    and, unless --no-onnx, exported to `<out>/onnx` for the torch-free image (a listwise
    model is served with torch only).
-5. Unless --no-report, `eval --tune` runs on the held-out queries with the base model
-   and with the trained one; `<out>/report.json` puts them side by side.
+5. Unless --no-report, `eval --tune` runs on the held-out queries (each folder's, or
+   the --evaluate folders' instead) with the base model and with the trained one;
+   `<out>/report.json` puts them side by side, by collection.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +58,60 @@ def _fresh_out(out: Path, resume: bool) -> None:
         )
 
 
-def _read(args: argparse.Namespace) -> tuple[Collection, Split]:
-    """The folder's collection, read once, and the split of its judgments."""
-    if not args.data.is_dir():
-        raise SystemExit(f"--data: {args.data} is not a folder")
+@dataclass(frozen=True)
+class TrainingSet:
+    """One --data folder: its collection, read once, and the split of its judgments."""
+
+    collection: Collection
+    split: Split
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Queries the report judges the trained model on: a --data folder's held-out ones, or
+    an --evaluate folder's every judged query."""
+
+    collection: Collection
+    judgments: Judgments
+
+
+def _collection(folder: Path, flag: str) -> Collection:
+    if not folder.is_dir():
+        raise SystemExit(f"{flag}: {folder} is not a folder")
     try:
-        collection = load_collection(args.data)
+        return load_collection(folder)
     except FileNotFoundError as error:
-        raise SystemExit(f"--data: {error}") from None
+        raise SystemExit(f"{flag}: {error}") from None
+
+
+def _training_set(folder: Path, args: argparse.Namespace) -> TrainingSet:
+    collection = _collection(folder, "--data")
     try:
-        return collection, split(args.data, collection, args.judgments, args.held_out, args.seed)
+        return TrainingSet(collection, split(folder, collection, args.judgments, args.held_out, args.seed))
     except JudgmentError as error:
         raise SystemExit(f"{'--judgments' if args.judgments else '--data'}: {error}") from None
+
+
+def _read(args: argparse.Namespace) -> tuple[list[TrainingSet], list[Judged]]:
+    """The training folders and what the report judges, every mistake refused before
+    anything starts: a judgment list over several folders, --held-out 0 with nothing else
+    to judge on, a folder both trained on and judged on, two folders of one name."""
+    if args.judgments and len(args.data) > 1:
+        raise SystemExit("--judgments: give one --data folder, the one whose queries the list judges")
+    if args.held_out == 0 and not args.evaluate:
+        raise SystemExit("--held-out 0 holds nothing out: give --evaluate folders to judge on instead")
+    both = {folder.resolve() for folder in args.data} & {folder.resolve() for folder in args.evaluate}
+    if both:
+        raise SystemExit(
+            f"--evaluate: {min(both)} is trained on too (--data); judge on folders training never saw"
+        )
+    sets = [_training_set(folder, args) for folder in args.data]
+    evaluated = [_collection(folder, "--evaluate") for folder in args.evaluate]
+    names = [c.name for c in [*(s.collection for s in sets), *evaluated]]
+    if len(set(names)) < len(names):
+        raise SystemExit(f"two folders are named {max(names, key=names.count)!r}: give each its own path")
+    judged = [Judged(c, Judgments(c.queries, c.qrels)) for c in evaluated]
+    return sets, judged or [Judged(s.collection, s.split.held_out) for s in sets]
 
 
 def _cpu_bf16() -> bool:
@@ -84,8 +129,9 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _example_row(example: Example) -> dict[str, Any]:
+def _example_row(collection: str, example: Example) -> dict[str, Any]:
     return {
+        "collection": collection,
         "query_id": example.query_id,
         "query": example.query,
         "positives": [doc for doc, _ in example.positives],
@@ -117,21 +163,21 @@ def write_held_out_folder(folder: Path, collection: Collection, held_out: Judgme
     return folder
 
 
-def held_out_report(
-    args: argparse.Namespace, collection: Collection, held: Judgments, model: Path, embedder: str
-) -> dict[str, Any]:
-    """`eval --tune` on the held-out queries, base model then trained, one stage and depth
+def held_out_report(args: argparse.Namespace, judged: Judged, model: Path, embedder: str) -> dict[str, Any]:
+    """`eval --tune` on the judged queries, base model then trained, one stage and depth
     (the collection's corpus and name, so eval reuses the index training made)."""
-    folder = write_held_out_folder(args.out / "held-out", collection, held)
-    folds = max(2, min(5, len(held.queries)))
+    name = judged.collection.name
+    folder = write_held_out_folder(args.out / "held-out" / name, judged.collection, judged.judgments)
+    folds = max(2, min(5, len(judged.judgments.queries)))
+    sample = ["--max-queries", str(args.report_queries)] if args.report_queries else []
     runs = {}
-    for name, served in (("base", str(args.base)), ("trained", str(model))):
+    for model_name, served in (("base", str(args.base)), ("trained", str(model))):
         parser = argparse.ArgumentParser()
         add_eval_arguments(parser)
         eval_args = parser.parse_args(
             [
                 "--data", str(folder),
-                "--name", collection.name,
+                "--name", name,
                 "--engine-url", args.engine_url,
                 "--model", served,
                 "--embed-model", embedder,
@@ -139,11 +185,12 @@ def held_out_report(
                 "--depths", str(args.depth),
                 "--tune",
                 "--folds", str(folds),
-                "--out", str(args.out / "report" / name),
+                "--out", str(args.out / "report" / name / model_name),
+                *sample,
             ]
         )  # fmt: skip
-        print(f"held-out evaluation: {name} model", file=sys.stderr, flush=True)
-        runs[name] = eval_cli.run(eval_args)
+        print(f"held-out evaluation on {name}: {model_name} model", file=sys.stderr, flush=True)
+        runs[model_name] = eval_cli.run(eval_args)
     return summarise(runs, args.stage, args.depth)
 
 
@@ -173,19 +220,18 @@ def summarise(runs: dict[str, dict[str, Any]], stage: str, depth: int) -> dict[s
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every argument and the judgments are checked before anything starts or is indexed."""
     _fresh_out(args.out, args.resume)
-    collection, data_split = _read(args)
+    sets, judged = _read(args)
     kind = eval_cli.engine_kind_at(args.engine_url, None)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "split.json").write_text(
-        json.dumps(
-            {
-                "how": data_split.how,
-                "train": sorted(data_split.train.queries),
-                "held_out": sorted(data_split.held_out.queries),
-            },
-            indent=1,
-        )
-    )
+    split_record = {
+        s.collection.name: {
+            "how": s.split.how,
+            "train": sorted(s.split.train.queries),
+            "held_out": sorted(s.split.held_out.queries),
+        }
+        for s in sets
+    }
+    (args.out / "split.json").write_text(json.dumps(split_record, indent=1))
     with ExitStack() as stack:
         from rerank_bridge.server.app import BackgroundServer
         from rerank_bridge.server.backends.registry import resolve_model
@@ -202,25 +248,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         embedder = str(args.base) if info.embed_model_id == info.model_id else args.embed_model
         engine = DIALECTS[kind].client(args.engine_url, timeout=300)
         stack.callback(engine.close)
-        index = ensure_index(engine, collection, reranker)
-        try:
-            # The held-out queries' documents too: the report reranks their windows.
-            check_indexed(engine, index, data_split.train, data_split.held_out)
-        except JudgmentError as error:
-            raise SystemExit(f"--data: {error}") from None
-        with tqdm(total=len(data_split.train.queries), desc="mining hard negatives", unit="query") as bar:
-            examples = mine(
-                RerankingSearch(engine, reranker),
-                index,
-                collection,
-                data_split.train,
-                args.stage,
-                args.depth,
-                args.negatives,
-                args.seed,
-                progress=lambda done: bar.update(done - bar.n),
-            )
-        _write_jsonl(args.out / "examples.jsonl", [_example_row(e) for e in examples])
+        indices: dict[str, str] = {}
+        examples: list[tuple[str, Example]] = []
+        for training in sets:
+            name = training.collection.name
+            indices[name] = index = ensure_index(engine, training.collection, reranker)
+            try:
+                # The held-out queries' documents too: the report reranks their windows.
+                check_indexed(engine, index, training.split.train, training.split.held_out)
+            except JudgmentError as error:
+                raise SystemExit(f"--data: {error}") from None
+            examples += [(name, example) for example in _mine(args, engine, reranker, index, training)]
+        _write_jsonl(args.out / "examples.jsonl", [_example_row(name, e) for name, e in examples])
         settings = FitSettings(
             kind=args.kind,
             base=resolve_model(str(args.base)),
@@ -238,16 +277,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             save_steps=args.save_steps,
         )
         started = time.monotonic()
-        fitted = fit(settings, examples, _teacher(reranker) if args.kind == "cross-encoder" else None)
+        teacher = _teacher(reranker) if args.kind == "cross-encoder" else None
+        fitted = fit(settings, [example for _, example in examples], teacher)
         minutes = (time.monotonic() - started) / 60
     model = fitted.model
     summary: dict[str, Any] = {
         "model": str(model),
         "kind": args.kind,
         "base": str(args.base),
-        "index": index,
-        "split": data_split.how,
-        "training_queries": len(data_split.train.queries),
+        "indices": indices,
+        "split": {name: record["how"] for name, record in split_record.items()},
+        "training_queries": sum(len(s.split.train.queries) for s in sets),
         "examples": len(examples),
         "training_minutes": round(minutes, 2),
         "steps": fitted.steps,
@@ -258,7 +298,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         export_command.export(str(model), args.out / "onnx", args.kind)
         summary["onnx"] = str(args.out / "onnx")
     if args.report:
-        summary["held_out"] = held_out_report(args, collection, data_split.held_out, model, embedder)
+        summary["held_out"] = {j.collection.name: held_out_report(args, j, model, embedder) for j in judged}
     (args.out / "report.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return summary
+
+
+def _mine(
+    args: argparse.Namespace, engine: Any, reranker: RerankClient, index: str, training: TrainingSet
+) -> list[Example]:
+    queries = len(training.split.train.queries)
+    label = f"mining hard negatives ({training.collection.name})"
+    with tqdm(total=queries, desc=label, unit="query") as bar:
+        return mine(
+            RerankingSearch(engine, reranker),
+            index,
+            training.collection,
+            training.split.train,
+            args.stage,
+            args.depth,
+            args.negatives,
+            args.seed,
+            progress=lambda done: bar.update(done - bar.n),
+        )

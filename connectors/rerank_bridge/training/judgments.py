@@ -104,6 +104,10 @@ def _judged(queries: dict[str, str], qrels: dict[str, dict[str, int]], source: s
 
 def _hold_out(judgments: Judgments, fraction: float, seed: int, source: str) -> Split:
     ids = sorted(judgments.queries)
+    if fraction == 0:  # judged on other collections (train --evaluate)
+        return Split(
+            train=judgments, held_out=Judgments({}, {}), how=f"all {len(ids)} judged queries trained on"
+        )
     held = round(len(ids) * fraction)
     if held < MIN_QUERIES or len(ids) - held < MIN_QUERIES:
         raise JudgmentError(
