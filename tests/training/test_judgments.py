@@ -144,3 +144,19 @@ def test_distillation_margins_are_the_teachers_standardised_within_each_query() 
     assert margins[("relevant one", "far miss")] == pytest.approx(2 * margins[("relevant one", "near miss")])
     # ...and the logits' order is kept on the same scale.
     assert margins[("relevant two", "miss")] > margins[("relevant three", "miss")] > 0
+
+
+def test_a_blank_query_is_neither_evaluated_nor_trained_on(tmp_path: Path) -> None:
+    """CMRC 2018's trial set judges two queries whose text is empty: no first stage can
+    search them, so they count nowhere (before, mining one stopped the run)."""
+    queries = {f"q{i}": f"question {i}" for i in range(8)} | {"blank": " ", "empty": ""}
+    qrels = [(q, f"d{i}", 1) for i, q in enumerate(queries)]
+    folder = beir_folder(tmp_path / "c", queries, qrels)
+    collection = load_collection(folder)
+    assert sorted(collection.queries) == [f"q{i}" for i in range(8)]
+    made = split(folder, collection, None, 0.25, seed=0)
+    assert sorted([*made.train.queries, *made.held_out.queries]) == [f"q{i}" for i in range(8)]
+    listed = tmp_path / "list.tsv"
+    listed.write_text("".join(f"{q}\td{i}\t1\n" for i, q in enumerate(queries)))
+    from_list = split(folder, collection, listed, 0.25, seed=0)
+    assert sorted([*from_list.train.queries, *from_list.held_out.queries]) == [f"q{i}" for i in range(8)]

@@ -59,6 +59,11 @@ class Collection:
         return f"{doc['title']}\n{doc['text']}".strip()
 
 
+def judged_relevant(judged: dict[str, int]) -> bool:
+    """Whether a query's judgments hold a relevant document (a gain above 0)."""
+    return any(gain > 0 for gain in judged.values())
+
+
 def load_collection(
     folder: Path, max_queries: int | None = None, seed: int = 0, name: str | None = None
 ) -> Collection:
@@ -80,8 +85,11 @@ def load_collection(
     digest = hashlib.sha256()
     for key, value in [*sorted(corpus.items()), *sorted(every_query.items())]:
         digest.update(json.dumps([key, value], sort_keys=True).encode())
-    # Only queries with at least one relevant document count, as in BEIR.
-    queries = {q: text for q, text in every_query.items() if any(g > 0 for g in qrels.get(q, {}).values())}
+    # Only queries with at least one relevant document count, as in BEIR, and only those
+    # with a text: a blank one cannot be searched (CMRC 2018's trial set has two).
+    queries = {
+        q: text for q, text in every_query.items() if text.strip() and judged_relevant(qrels.get(q, {}))
+    }
     if max_queries is not None and len(queries) > max_queries:
         chosen = sorted(random.Random(seed).sample(sorted(queries), max_queries))
         queries = {q: queries[q] for q in chosen}

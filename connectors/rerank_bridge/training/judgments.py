@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rerank_bridge.evaluation.beir import Collection, find, open_text, read_jsonl
+from rerank_bridge.evaluation.beir import Collection, find, judged_relevant, open_text, read_jsonl
 
 # At least this many judged queries on each side of a split: fewer trains nothing
 # worth serving, or judges on noise.
@@ -96,7 +96,8 @@ def _judged(queries: dict[str, str], qrels: dict[str, dict[str, int]], source: s
         raise JudgmentError(
             f"{source}: {len(unknown)} judged query ids have no query text, e.g. {', '.join(unknown[:3])}"
         )
-    judged = {q: text for q, text in queries.items() if any(g > 0 for g in qrels.get(q, {}).values())}
+    # A blank query cannot be searched, as load_collection says.
+    judged = {q: text for q, text in queries.items() if text.strip() and judged_relevant(qrels.get(q, {}))}
     if not judged:
         raise JudgmentError(f"{source}: no query has a relevant document (a grade above 0)")
     return Judgments(judged, {q: qrels[q] for q in judged})
