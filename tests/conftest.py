@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -16,10 +15,7 @@ import pytest
 from rerank_bridge.devtools import checkout
 from rerank_bridge.proto.v1 import rerank_pb2_grpc
 from rerank_bridge.server.app import BackgroundServer
-from rerank_bridge.server.config import ServerConfig
-
-if TYPE_CHECKING:  # torch and transformers load only where a test builds a backend
-    from rerank_bridge.server.backends.listwise import ListwiseBackend
+from support.in_process import start_server
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +59,6 @@ def minilm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def start_server(**settings: object) -> BackgroundServer:
-    settings.setdefault("port", 0)
-    return BackgroundServer(ServerConfig(**settings)).start()  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[BackgroundServer]:
     server = start_server(model="fake", max_documents=5, max_message_bytes=64 * 1024)
@@ -96,16 +87,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def bridge_examples(request: pytest.FixtureRequest) -> int:
     return int(request.config.getoption("--bridge-examples"))
-
-
-def small_pass_listwise(folder: Path) -> ListwiseBackend:
-    """The listwise model in fp32 with at most 3 documents per pass, so 7 documents
-    need 3 blocks, and batches padded as on a GPU."""
-    from rerank_bridge.server.backends.listwise import ListwiseBackend
-    from rerank_bridge.server.devices import resolve_placement
-
-    placement = resolve_placement("cpu", "float32")
-    return ListwiseBackend(folder, "tiny", placement, 512, 2048, max_documents_per_pass=3, pad_batches=True)
 
 
 @pytest.fixture(scope="session")

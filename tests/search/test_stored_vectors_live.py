@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import start_server
 
 from rerank_bridge.bridge.config import BridgeConfig
 from rerank_bridge.evaluation.indexing import index_mapping
@@ -23,6 +22,7 @@ from rerank_bridge.search.stored_vectors import vector_meta
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.config import BUILTIN_MINILM
 from support.bridge_runner import RunningBridge
+from support.in_process import start_server
 from support.live_fixtures import Corpus, Engine
 
 pytestmark = pytest.mark.live

@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import small_pass_listwise, start_server
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,6 +30,7 @@ from rerank_bridge.server.backends.torch_pointwise import load_bi_encoder, load_
 from rerank_bridge.server.devices import resolve_placement
 from rerank_bridge.server.domain import Chunking, Document, RerankOutcome, RerankRequest
 from rerank_bridge.server.validation import RequestLimits
+from support.in_process import small_pass_listwise, start_server
 from support.reference_listwise import ReferenceListwise
 
 TOLERANCE = 1e-4

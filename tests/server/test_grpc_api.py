@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import start_server
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -13,6 +12,7 @@ from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.proto.v1 import rerank_pb2_grpc
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.config import ServerConfig
+from support.in_process import start_server
 
 Stub = rerank_pb2_grpc.RerankerStub
 

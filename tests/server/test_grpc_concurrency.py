@@ -10,11 +10,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
 
 from rerank_bridge.proto.v1 import rerank_pb2 as pb
 from rerank_bridge.proto.v1 import rerank_pb2_grpc
 from rerank_bridge.server.app import BackgroundServer
+from support.in_process import start_server
 
 WORDS = "protein cell river city search engine query passage energy mountain gene water history".split()
 

@@ -9,10 +9,10 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from conftest import start_server
 
 from rerank_bridge.devtools import checkout
 from rerank_bridge.server.app import BackgroundServer
+from support.in_process import start_server
 from support.live_fixtures import unavailable
 
 ROOT = checkout.root()

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import small_pass_listwise
 
 from rerank_bridge.server.backends.base import run_plan
 from rerank_bridge.server.backends.listwise import ListwiseBackend
 from rerank_bridge.server.devices import resolve_placement
 from rerank_bridge.server.domain import Document, RerankOutcome, RerankRequest
+from support.in_process import small_pass_listwise
 from support.reference_listwise import ReferenceListwise
 
 TOLERANCE = 1e-4

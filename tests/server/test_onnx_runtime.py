@@ -147,7 +147,7 @@ def test_a_listwise_model_is_refused_on_onnx(listwise_dir: Path) -> None:
 
 
 def test_a_server_on_int8_onnx_says_so_and_ranks_over_grpc(minilm_dir: Path) -> None:
-    from conftest import start_server
+    from support.in_process import start_server
 
     server = start_server(model=str(minilm_dir), runtime="onnx", dtype="int8", embed_model="none")
     try:

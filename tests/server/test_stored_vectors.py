@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from conftest import start_server
 from prometheus_client import REGISTRY
 
 from rerank_bridge.proto.v1 import rerank_pb2 as pb
@@ -19,6 +18,7 @@ from rerank_bridge.proto.v1 import rerank_pb2_grpc
 from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.server.embedding_cache import ENTRY_OVERHEAD_BYTES, CachedVector, EmbeddingCache, cache_key
 from rerank_bridge.server.models import fetching
+from support.in_process import start_server
 
 pytestmark = pytest.mark.slow
 

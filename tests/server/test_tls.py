@@ -8,9 +8,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import start_server
 
 from rerank_bridge.search.client import RerankClient, Tls
+from support.in_process import start_server
 
 DOCS = [("a", "the river"), ("b", "a city by the river")]
 

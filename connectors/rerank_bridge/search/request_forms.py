@@ -140,7 +140,6 @@ class SearchRequest:
     # The keyword first stage's body (query DSL, aggs, _source, highlight...),
     # without from/size and without the rerank sections.
     body: dict[str, Any]
-    keyword: bool
     knn: KnnSearch | None
     hybrid: Hybrid | None
     settings: RerankSettings
@@ -325,9 +324,8 @@ def parse_request(
         )
     if page_size > settings.rank_window_size:
         raise RequestError("size", f"{page_size} is larger than rank_window_size {settings.rank_window_size}")
-    keyword = "query" in body or knn is None
     if hybrid is not None and (knn is None or "query" not in body):
         raise RequestError("hybrid", "needs both a query and a knn search")
     if knn is not None and "query" in body and hybrid is None:
         hybrid = Hybrid()  # a query and a knn search together: fuse them (RRF)
-    return SearchRequest(body, keyword, knn, hybrid, settings, page_from, page_size)
+    return SearchRequest(body, knn, hybrid, settings, page_from, page_size)

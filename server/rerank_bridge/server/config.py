@@ -54,7 +54,8 @@ class ServerConfig:
     device: str = _setting("auto", "auto, cpu, cuda or cuda:N")
     dtype: str = _setting(
         "auto",
-        "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16 or float16; with --runtime onnx "
+        "auto (bf16 on a GPU, and on a CPU with AMX or AVX512-BF16; else fp32), float32, bfloat16 or "
+        "float16; with --runtime onnx "
         "float32 or int8 (dynamic quantisation: faster, scores move slightly; see docs/server.md)",
     )
     runtime: str = _setting(

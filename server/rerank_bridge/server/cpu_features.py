@@ -31,14 +31,6 @@ class CpuFeatures:
             return "AVX512-BF16"
         return None
 
-    @property
-    def native_int8(self) -> str | None:
-        if self.amx_int8:
-            return "AMX-INT8"
-        if self.avx512_vnni:
-            return "AVX512-VNNI"
-        return None
-
 
 @functools.cache
 def detect() -> CpuFeatures:
