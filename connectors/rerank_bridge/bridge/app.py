@@ -7,7 +7,7 @@ boundary) and calls the route's handler:
 - GET|HEAD /, unreranked searches, `_count`, `_field_caps`, `_validate/query`,
   `_explain`, HEAD /{index}, `allow:` calls: passthrough.py
 - scrolls and points in time: cursors.py
-- GET|POST /_search, /{index}/_search, /_msearch, /{index}/_msearch: searches.py
+- GET|POST /_search, /{index}/_search: searches.py; /_msearch, /{index}/_msearch: msearch.py
 - POST /v1/rerank (Jina) and /v2/rerank (Cohere v2): rerank_api.py
 - GET /ui, /ui/compare: ui.py; GET /metrics: Prometheus
 """
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rerank_bridge.bridge import cursors, passthrough, rerank_api, searches, ui
+from rerank_bridge.bridge import cursors, msearch, passthrough, rerank_api, searches, ui
 from rerank_bridge.bridge.boundary import (
     Refused,
     engine_request_id,
@@ -59,7 +59,7 @@ HANDLERS: dict[str, Callable[[Exchange], Awaitable[web.StreamResponse]]] = {
     "pit_open": cursors.pit_open,
     "pit_close": cursors.pit_close,
     "search": searches.search,
-    "msearch": searches.msearch,
+    "msearch": msearch.msearch,
     "rerank_v1": rerank_api.handler("jina"),
     "rerank_v2": rerank_api.handler("cohere"),
     "metrics": metrics,
