@@ -26,7 +26,7 @@ from rerank_bridge.server.app import BackgroundServer
 from rerank_bridge.wiring import opensearch
 from rerank_bridge.wiring.elasticsearch import DEFINITION_HEADER, endpoint_definition
 from rerank_bridge.wiring.endpoints import Bridge, Report
-from rerank_bridge.wiring.engine_http import WiringError
+from rerank_bridge.wiring.engine_http import EngineAnswer, WiringError
 from support.bridge_runner import RunningBridge
 from support.command_extras import run_alone
 from support.live_fixtures import EngineAt
@@ -206,7 +206,7 @@ class DeployFails:
     kind = "opensearch"
 
     def call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Any:
-        return type("Reply", (), {"status": 200, "body": {"model_state": "DEPLOY_FAILED"}})()
+        return EngineAnswer(200, {"model_state": "DEPLOY_FAILED"})
 
 
 def test_a_failed_deploy_points_at_the_memory_breakers() -> None:
@@ -229,7 +229,7 @@ class DeployRace:
         if path.endswith("/_deploy"):
             self.deploys += 1
             raise WiringError(f"POST {path} answered 500: version_conflict_engine_exception")
-        return type("Reply", (), {"status": 200, "body": {"model_state": next(self.states)}})()
+        return EngineAnswer(200, {"model_state": next(self.states)})
 
 
 def test_a_deploy_racing_another_task_waits_for_it_instead_of_failing() -> None:
@@ -253,8 +253,8 @@ class LaggingModelIndex:
         model = path.rsplit("/models/", 1)[-1].split("/")[0]
         if method == "GET":
             if model not in self.owners:
-                return type("Reply", (), {"status": 404, "body": {}})()
-            return type("Reply", (), {"status": 200, "body": {"connector_id": self.owners[model]}})()
+                return EngineAnswer(404, {})
+            return EngineAnswer(200, {"connector_id": self.owners[model]})
         if method == "DELETE" and "/models/" in path:
             self.model_deletes.append(model)
         elif method == "DELETE":
@@ -264,7 +264,7 @@ class LaggingModelIndex:
                     f"DELETE {path} answered 409: {len(self.owners)} models are still using this "
                     f"connector, please delete or update the models first: [{', '.join(self.owners)}]"
                 )
-        return type("Reply", (), {"status": 200, "body": {}})()
+        return EngineAnswer(200, {})
 
 
 def test_a_connector_delete_waits_out_the_model_index_lag() -> None:

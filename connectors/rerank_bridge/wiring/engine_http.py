@@ -18,7 +18,7 @@ class WiringError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Reply:
+class EngineAnswer:
     status: int
     body: Any
 
@@ -28,9 +28,9 @@ class EngineHttp:
     kind: str
     client: Any
 
-    def call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> Reply:
+    def call(self, method: str, path: str, body: Any = None, missing_ok: bool = False) -> EngineAnswer:
         """One request; an engine error raises WiringError naming the call, or gives
-        a 404 Reply back when `missing_ok`."""
+        a 404 EngineAnswer back when `missing_ok`."""
         try:
             raw = DIALECTS[self.kind].perform_request(self.client, method, path, body, JSON_HEADERS)
         except Exception as error:
@@ -38,9 +38,9 @@ class EngineHttp:
             if refused is None:
                 raise WiringError(f"{method} {path}: {error}") from error
             if missing_ok and refused.status == 404:
-                return Reply(404, refused.body)
+                return EngineAnswer(404, refused.body)
             raise WiringError(f"{method} {path} answered {refused.status}: {_short(refused.body)}") from error
-        return Reply(200, response_body(raw) if raw else {})
+        return EngineAnswer(200, response_body(raw) if raw else {})
 
 
 def _short(body: Any) -> str:
