@@ -1,9 +1,14 @@
-"""Domain results to rerank.v1 messages."""
+"""Domain results, and the loaded models' description, to rerank.v1 messages."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rerank_bridge.proto.v1 import rerank_pb2
 from rerank_bridge.server.domain import EmbedOutcome, Passage, RerankOutcome, Timings, Usage
+
+if TYPE_CHECKING:
+    from rerank_bridge.server.runtime import Loaded
 
 EMBEDDING_SOURCES = {
     "": rerank_pb2.EMBEDDING_SOURCE_UNSPECIFIED,
@@ -75,4 +80,30 @@ def embed_response(
         usage=usage_message(outcome.usage),
         timings=timings_message(timings, total_ms),
         model=model,
+    )
+
+
+def model_info_message(loaded: Loaded) -> rerank_pb2.ModelInfo:
+    """What GetModelInfo answers: the loaded models and the limits requests meet."""
+    limits = loaded.reranker.limits
+    return rerank_pb2.ModelInfo(
+        model_id=loaded.reranker.model_id,
+        kind=loaded.reranker.kind,
+        dtype=loaded.reranker.dtype,
+        dtype_reason=loaded.reranker.dtype_reason,
+        device=loaded.reranker.device,
+        runtime=loaded.reranker.runtime,
+        limits=rerank_pb2.Limits(
+            max_documents_per_request=loaded.request_limits.max_documents,
+            max_documents_per_pass=limits.max_documents_per_pass,
+            max_query_tokens=loaded.request_limits.max_query_tokens,
+            max_document_tokens=loaded.request_limits.max_document_tokens,
+            context_length=limits.context_length,
+            max_message_bytes=loaded.config.max_message_bytes,
+            max_embed_texts=loaded.request_limits.max_embed_texts,
+            max_chunks_per_document=loaded.request_limits.max_chunks_per_document,
+            max_chunks_per_request=loaded.request_limits.max_chunks_per_request,
+        ),
+        embed_model_id=loaded.embedder.model_id if loaded.embedder else "",
+        embed_dimensions=(loaded.embedder.embed_dimensions or 0) if loaded.embedder else 0,
     )

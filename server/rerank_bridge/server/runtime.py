@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rerank_bridge.proto.v1 import rerank_pb2
 from rerank_bridge.server import metrics
 from rerank_bridge.server.backends.base import Backend
 from rerank_bridge.server.backends.registry import load_backend, load_embedder
@@ -32,30 +31,6 @@ class Loaded:
     embedder: Backend | None
     embed_scheduler: Scheduler | None
     request_limits: RequestLimits
-
-    def model_info(self) -> rerank_pb2.ModelInfo:
-        limits = self.reranker.limits
-        return rerank_pb2.ModelInfo(
-            model_id=self.reranker.model_id,
-            kind=self.reranker.kind,
-            dtype=self.reranker.dtype,
-            dtype_reason=self.reranker.dtype_reason,
-            device=self.reranker.device,
-            runtime=self.reranker.runtime,
-            limits=rerank_pb2.Limits(
-                max_documents_per_request=self.request_limits.max_documents,
-                max_documents_per_pass=limits.max_documents_per_pass,
-                max_query_tokens=self.request_limits.max_query_tokens,
-                max_document_tokens=self.request_limits.max_document_tokens,
-                context_length=limits.context_length,
-                max_message_bytes=self.config.max_message_bytes,
-                max_embed_texts=self.request_limits.max_embed_texts,
-                max_chunks_per_document=self.request_limits.max_chunks_per_document,
-                max_chunks_per_request=self.request_limits.max_chunks_per_request,
-            ),
-            embed_model_id=self.embedder.model_id if self.embedder else "",
-            embed_dimensions=(self.embedder.embed_dimensions or 0) if self.embedder else 0,
-        )
 
     def schedulers(self) -> list[Scheduler]:
         extra = [self.embed_scheduler] if self.embed_scheduler not in (None, self.rerank_scheduler) else []

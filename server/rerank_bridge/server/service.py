@@ -78,4 +78,4 @@ class RerankerService(rerank_pb2_grpc.RerankerServicer):  # type: ignore[misc]
     async def GetModelInfo(
         self, request: rerank_pb2.GetModelInfoRequest, context: aio.ServicerContext
     ) -> rerank_pb2.ModelInfo:
-        return self._runtime.require_ready().model_info()
+        return response_messages.model_info_message(self._runtime.require_ready())
