@@ -237,6 +237,33 @@ def bench_window(paths: Paths, queries: list[str], window: int, infinity: bool, 
     return result
 
 
+def window_50_extras(
+    paths: Paths, queries: list[str], windows_run: int, caps: list[int]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Window 50 again: at concurrency 4, and with documents cut to each token cap."""
+    peer = paths.infinity is not None
+    concurrency_4: dict[str, Any] = {}
+    by_length: list[dict[str, Any]] = []
+    progress("window 50 at concurrency 4")
+    # Marks no window used: the server has not embedded these queries yet.
+    fresh = windows_run + 1
+    stored = paths.reranked(50, stored=True)
+    concurrency_4["stored"] = measure(stored, variants(queries, "!" * fresh), 50, 4)
+    warm = paths.reranked(50, stored=False)
+    concurrency_4["warm_cache"] = measure(warm, variants(queries, "?" * fresh), 50, 4)
+    if peer:
+        concurrency_4["infinity"] = measure(paths.re_encoded(50), queries, 50, 4)
+    for cap in caps:
+        progress(f"window 50, documents cut to {cap} tokens")
+        row: dict[str, Any] = {"document_tokens": cap}
+        row["cold"] = measure(paths.reranked(50, stored=False, cold=True, cap=cap), queries, 50)
+        if peer:
+            # About 0.75 words a token in SciFact under this tokenizer.
+            row["infinity"] = measure(paths.re_encoded(50, words=int(cap * 0.75)), queries, 50)
+        by_length.append(row)
+    return concurrency_4, by_length
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -294,27 +321,11 @@ def main() -> None:
             bench_window(paths, queries, window, peer is not None, run)
             for run, window in enumerate(windows, start=1)
         ]
-        at_50 = next((w for w in by_window if w["window"] == 50), None)
-        concurrency_4: dict[str, Any] = {}
-        by_length: list[dict[str, Any]] = []
-        if at_50 is not None:
-            progress("window 50 at concurrency 4")
-            # Marks no window used: the server has not embedded these queries yet.
-            fresh = len(windows) + 1
-            stored = paths.reranked(50, stored=True)
-            concurrency_4["stored"] = measure(stored, variants(queries, "!" * fresh), 50, 4)
-            warm = paths.reranked(50, stored=False)
-            concurrency_4["warm_cache"] = measure(warm, variants(queries, "?" * fresh), 50, 4)
-            if peer is not None:
-                concurrency_4["infinity"] = measure(paths.re_encoded(50), queries, 50, 4)
-            for cap in caps:
-                progress(f"window 50, documents cut to {cap} tokens")
-                row: dict[str, Any] = {"document_tokens": cap}
-                row["cold"] = measure(paths.reranked(50, stored=False, cold=True, cap=cap), queries, 50)
-                if peer is not None:
-                    # About 0.75 words a token in SciFact under this tokenizer.
-                    row["infinity"] = measure(paths.re_encoded(50, words=int(cap * 0.75)), queries, 50)
-                by_length.append(row)
+        concurrency_4, by_length = (
+            window_50_extras(paths, queries, len(windows), caps)
+            if any(w["window"] == 50 for w in by_window)
+            else ({}, [])
+        )
         report: dict[str, Any] = {
             "benchmark": "stored_vectors",
             "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},

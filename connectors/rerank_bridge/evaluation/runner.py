@@ -72,6 +72,212 @@ def unchangeable(stage: str, info: Any) -> str | None:
     return None
 
 
+# Rerank scores per (mode, stage), then query, then depth: document id -> score.
+Scores = dict[tuple[str, str], dict[str, dict[int, dict[str, float]]]]
+# Timed calls per (mode, stage, depth): milliseconds, and documents read.
+Timings = tuple[dict[tuple[str, str, int], list[float]], dict[tuple[str, str, int], list[int]]]
+
+
+@dataclass
+class CollectionEvaluation:
+    """One collection's evaluation, step by step (evaluate_collection runs them in order):
+    the first stages, the reranked scores, the timed calls, the rows of the report."""
+
+    search: RerankingSearch
+    reranker: RerankClient
+    index: str
+    collection: Collection
+    stages: list[str]
+    depths: list[int]
+    latency_queries: int
+    chunking: ChunkingSettings | None
+    max_document_tokens: int | None
+    info: Any = field(init=False)
+    modes: dict[str, ChunkingSettings | None] = field(init=False)
+    query_ids: list[str] = field(init=False)
+    runs: dict[str, StageRun] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.info = self.reranker.model_info()
+        self.modes = {"head": None, **({"chunks": self.chunking} if self.chunking is not None else {})}
+        self.query_ids = list(self.collection.queries)
+        self.runs = {stage: StageRun() for stage in self.stages}
+
+    @property
+    def pointwise(self) -> bool:
+        return bool(self.info.limits.max_documents_per_pass <= 1)
+
+    @property
+    def deepest(self) -> int:
+        return max(self.depths)
+
+    def run_first_stages(self) -> None:
+        """Every query's window from every stage, at the deepest depth."""
+        texts = [self.collection.queries[q] for q in self.query_ids]
+        vectors = [
+            v
+            for start in range(0, len(texts), 128)
+            for v in self.reranker.embed(texts[start : start + 128], timeout=600, input_type="query")
+        ]
+        for query_id, query, vector in tqdm(
+            list(zip(self.query_ids, texts, vectors, strict=True)), desc="first stages"
+        ):
+            for stage in self.stages:
+                window, passages, ms = run_first_stage(
+                    self.search, self.index, stage, query, vector, self.deepest
+                )
+                self.runs[stage].windows[query_id] = window
+                self.runs[stage].texts[query_id] = passages
+                self.runs[stage].first_stage_ms.append(ms)
+
+    def rerank(self, query: str, documents: list[tuple[str, str]], mode: str) -> Any:
+        return self.reranker.rerank(
+            query,
+            documents,
+            timeout=600,
+            max_document_tokens=self.max_document_tokens,
+            chunking=self.modes[mode],
+        )
+
+    def score(self, query: str, documents: list[tuple[str, str]], mode: str) -> dict[str, float]:
+        documents = [(doc, text) for doc, text in documents if text]
+        if not documents:
+            return {}
+        return {d.id: d.score for d in self.rerank(query, documents, mode).documents}
+
+    def window_documents(self, stage: str, query_id: str, depth: int) -> list[tuple[str, str]]:
+        texts = self.runs[stage].texts[query_id]
+        return [(doc, texts[doc]) for doc, _ in self.runs[stage].windows[query_id][:depth]]
+
+    def rerank_scores(self) -> Scores:
+        """Each window reranked at each depth (a pointwise model's scores once per
+        document, from the score cache where it has them)."""
+        scores: Scores = {}
+        for mode, settings in self.modes.items():
+            reading = (
+                f"{mode}-{self.max_document_tokens}-{settings.size}-{settings.overlap}"
+                if settings
+                else f"{mode}-{self.max_document_tokens}"
+            )
+            # Keyed by the content (every passage and query text), never by a folder's name.
+            content = (
+                f"{model_key(self.info.model_id, self.info)}-{self.collection.fingerprint[:24]}-{reading}"
+            )
+            stored = JsonCache("scores", content)
+            cache = (stored.load() or {}) if self.pointwise else {}
+            for query_id in tqdm(self.query_ids, desc=f"reranking ({mode})"):
+                query = self.collection.queries[query_id]
+                if self.pointwise:
+                    known = cache.setdefault(query_id, {})
+                    union = {
+                        doc: text
+                        for stage in self.stages
+                        for doc, text in self.runs[stage].texts[query_id].items()
+                    }
+                    unknown = [(doc, text) for doc, text in union.items() if doc not in known]
+                    known.update(self.score(query, unknown, mode))
+                for stage in self.stages:
+                    by_depth = scores.setdefault((mode, stage), {}).setdefault(query_id, {})
+                    for depth in self.depths:
+                        documents = self.window_documents(stage, query_id, depth)
+                        by_depth[depth] = (
+                            {doc: known[doc] for doc, text in documents if text and doc in known}
+                            if self.pointwise
+                            else self.score(query, documents, mode)
+                        )
+            if self.pointwise:
+                stored.save(cache)
+        return scores
+
+    def time_reranking(self) -> Timings:
+        """Real reranking calls on the first `latency_queries` queries, timed."""
+        latency: dict[tuple[str, str, int], list[float]] = {}
+        sizes: dict[tuple[str, str, int], list[int]] = {}
+        for query_id in self.query_ids[: self.latency_queries]:
+            for mode in self.modes:
+                for stage in self.stages:
+                    for depth in self.depths:
+                        documents = [(d, t) for d, t in self.window_documents(stage, query_id, depth) if t]
+                        if not documents:
+                            continue
+                        started = time.perf_counter()
+                        self.rerank(self.collection.queries[query_id], documents, mode)
+                        latency.setdefault((mode, stage, depth), []).append(
+                            (time.perf_counter() - started) * 1e3
+                        )
+                        sizes.setdefault((mode, stage, depth), []).append(len(documents))
+        return latency, sizes
+
+    def records(self, scores: Scores) -> dict[str, list[QueryRecord]]:
+        return {
+            mode: [
+                QueryRecord(
+                    stage,
+                    query_id,
+                    self.collection.queries[query_id],
+                    self.runs[stage].windows[query_id],
+                    scores[(mode, stage)][query_id],
+                )
+                for stage in self.stages
+                for query_id in self.query_ids
+            ]
+            for mode in self.modes
+        }
+
+    def result_rows(self, records: dict[str, list[QueryRecord]], timings: Timings) -> list[dict[str, Any]]:
+        """A row per stage alone, and per (stage, depth, mode) reranked."""
+        latency, sizes = timings
+        results = []
+        recall_depths = sorted({*self.depths, self.deepest})
+        qrels = self.collection.qrels
+        for stage in self.stages:
+            first_ms = statistics.median(self.runs[stage].first_stage_ms)
+            rankings = {
+                r.query_id: r.ranking(self.deepest, None) for r in records["head"] if r.stage == stage
+            }
+            base = evaluate(qrels, ranked_run(rankings), recall_depths)
+            results.append(
+                {"stage": stage, "rerank_depth": 0, **base, "first_stage_ms_p50": round(first_ms, 2)}
+            )
+            for mode in self.modes:
+                for depth in self.depths:
+                    rankings = {
+                        r.query_id: r.ranking(depth, RERANKED) for r in records[mode] if r.stage == stage
+                    }
+                    key = (mode, stage, depth)
+                    row: dict[str, Any] = {
+                        "stage": stage,
+                        "rerank_depth": depth,
+                        **evaluate(qrels, ranked_run(rankings), recall_depths),
+                        "first_stage_ms_p50": round(first_ms, 2),
+                        **latency_summary(latency.get(key, []), sizes.get(key)),
+                    }
+                    if (note := unchangeable(stage, self.info)) is not None:
+                        row["note"] = note
+                    results.append({**row, "long_documents": mode} if self.chunking is not None else row)
+        return results
+
+    def report(self, results: list[dict[str, Any]]) -> dict[str, Any]:
+        chunking = self.chunking
+        return {
+            "dataset": self.collection.name,
+            "queries": len(self.query_ids),
+            "documents": len(self.collection.corpus),
+            "model": self.info.model_id,
+            "model_kind": self.info.kind,
+            "model_runtime": self.info.runtime or "torch",
+            "model_dtype": self.info.dtype,
+            "embed_model": self.info.embed_model_id,
+            "depths": self.depths,
+            "timed_queries": len(self.query_ids[: self.latency_queries]),
+            "max_document_tokens": self.max_document_tokens,
+            "chunking": {"size": chunking.size, "overlap": chunking.overlap or 0}
+            if chunking is not None
+            else None,
+            "results": results,
+        }
+
+
 def evaluate_collection(
     search: RerankingSearch,
     reranker: RerankClient,
@@ -87,142 +293,13 @@ def evaluate_collection(
     (stage, query). With `chunking`, every reranked run is made twice, documents
     read by their head (cut to the token cap) and as chunks, rows told apart by
     `long_documents`."""
-    info = reranker.model_info()
-    modes = {"head": None, **({"chunks": chunking} if chunking is not None else {})}
-    pointwise = info.limits.max_documents_per_pass <= 1
-    deepest = max(depths)
-    query_ids = list(collection.queries)
-    texts = [collection.queries[q] for q in query_ids]
-    vectors = [
-        v
-        for start in range(0, len(texts), 128)
-        for v in reranker.embed(texts[start : start + 128], timeout=600, input_type="query")
-    ]
-    runs: dict[str, StageRun] = {stage: StageRun() for stage in stages}
-    for query_id, query, vector in tqdm(
-        list(zip(query_ids, texts, vectors, strict=True)), desc="first stages"
-    ):
-        for stage in stages:
-            window, passages, ms = run_first_stage(search, index, stage, query, vector, deepest)
-            runs[stage].windows[query_id] = window
-            runs[stage].texts[query_id] = passages
-            runs[stage].first_stage_ms.append(ms)
-
-    def rerank(query: str, documents: list[tuple[str, str]], mode: str) -> Any:
-        return reranker.rerank(
-            query, documents, timeout=600, max_document_tokens=max_document_tokens, chunking=modes[mode]
-        )
-
-    def score(query: str, documents: list[tuple[str, str]], mode: str) -> dict[str, float]:
-        documents = [(doc, text) for doc, text in documents if text]
-        if not documents:
-            return {}
-        return {d.id: d.score for d in rerank(query, documents, mode).documents}
-
-    def window_documents(stage: str, query_id: str, depth: int) -> list[tuple[str, str]]:
-        texts = runs[stage].texts[query_id]
-        return [(doc, texts[doc]) for doc, _ in runs[stage].windows[query_id][:depth]]
-
-    # Rerank scores per (mode, stage, query, depth).
-    scores: dict[tuple[str, str], dict[str, dict[int, dict[str, float]]]] = {}
-    for mode in modes:
-        settings = modes[mode]
-        reading = (
-            f"{mode}-{max_document_tokens}-{settings.size}-{settings.overlap}"
-            if settings
-            else f"{mode}-{max_document_tokens}"
-        )
-        # Keyed by the content (every passage and query text), never by a folder's name.
-        content = f"{model_key(info.model_id, info)}-{collection.fingerprint[:24]}-{reading}"
-        stored = JsonCache("scores", content)
-        cache = (stored.load() or {}) if pointwise else {}
-        for query_id in tqdm(query_ids, desc=f"reranking ({mode})"):
-            query = collection.queries[query_id]
-            if pointwise:
-                known = cache.setdefault(query_id, {})
-                union = {doc: text for stage in stages for doc, text in runs[stage].texts[query_id].items()}
-                known.update(
-                    score(query, [(doc, text) for doc, text in union.items() if doc not in known], mode)
-                )
-            for stage in stages:
-                by_depth = scores.setdefault((mode, stage), {}).setdefault(query_id, {})
-                for depth in depths:
-                    documents = window_documents(stage, query_id, depth)
-                    by_depth[depth] = (
-                        {doc: known[doc] for doc, text in documents if text and doc in known}
-                        if pointwise
-                        else score(query, documents, mode)
-                    )
-        if pointwise:
-            stored.save(cache)
-
-    latency: dict[tuple[str, str, int], list[float]] = {}
-    sizes: dict[tuple[str, str, int], list[int]] = {}
-    for query_id in query_ids[:latency_queries]:
-        for mode in modes:
-            for stage in stages:
-                for depth in depths:
-                    documents = [(d, text) for d, text in window_documents(stage, query_id, depth) if text]
-                    if not documents:
-                        continue
-                    started = time.perf_counter()
-                    rerank(collection.queries[query_id], documents, mode)
-                    latency.setdefault((mode, stage, depth), []).append((time.perf_counter() - started) * 1e3)
-                    sizes.setdefault((mode, stage, depth), []).append(len(documents))
-
-    records = {
-        mode: [
-            QueryRecord(
-                stage,
-                query_id,
-                collection.queries[query_id],
-                runs[stage].windows[query_id],
-                scores[(mode, stage)][query_id],
-            )
-            for stage in stages
-            for query_id in query_ids
-        ]
-        for mode in modes
-    }
-    results = []
-    recall_depths = sorted({*depths, deepest})
-    for stage in stages:
-        first_ms = statistics.median(runs[stage].first_stage_ms)
-        rankings = {r.query_id: r.ranking(deepest, None) for r in records["head"] if r.stage == stage}
-        base = evaluate(collection.qrels, ranked_run(rankings), recall_depths)
-        results.append({"stage": stage, "rerank_depth": 0, **base, "first_stage_ms_p50": round(first_ms, 2)})
-        for mode in modes:
-            for depth in depths:
-                rankings = {r.query_id: r.ranking(depth, RERANKED) for r in records[mode] if r.stage == stage}
-                metrics = evaluate(collection.qrels, ranked_run(rankings), recall_depths)
-                row: dict[str, Any] = {
-                    "stage": stage,
-                    "rerank_depth": depth,
-                    **metrics,
-                    "first_stage_ms_p50": round(first_ms, 2),
-                    **latency_summary(latency.get((mode, stage, depth), []), sizes.get((mode, stage, depth))),
-                }
-                if (note := unchangeable(stage, info)) is not None:
-                    row["note"] = note
-                results.append({**row, "long_documents": mode} if chunking is not None else row)
-    report = {
-        "dataset": collection.name,
-        "queries": len(query_ids),
-        "documents": len(collection.corpus),
-        "model": info.model_id,
-        "model_kind": info.kind,
-        "model_runtime": info.runtime or "torch",
-        "model_dtype": info.dtype,
-        "embed_model": info.embed_model_id,
-        "depths": depths,
-        "timed_queries": len(query_ids[:latency_queries]),
-        "max_document_tokens": max_document_tokens,
-        "chunking": {"size": chunking.size, "overlap": chunking.overlap or 0}
-        if chunking is not None
-        else None,
-        "results": results,
-    }
-    return report, records["head"]
+    run = CollectionEvaluation(
+        search, reranker, index, collection, stages, depths, latency_queries, chunking, max_document_tokens
+    )
+    run.run_first_stages()
+    records = run.records(run.rerank_scores())
+    results = run.result_rows(records, run.time_reranking())
+    return run.report(results), records["head"]
 
 
 def latency_summary(ms: list[float], documents: list[int] | None) -> dict[str, Any]:
