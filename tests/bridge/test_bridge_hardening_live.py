@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rerank_bridge.bridge.config import BridgeConfig, Limits
+from rerank_bridge.bridge.config import DEFAULT_LIMITS, BridgeConfig
 from rerank_bridge.server.app import BackgroundServer
 from support.bridge_runner import RunningBridge
 from support.live_fixtures import Engine
@@ -38,7 +38,9 @@ def engine_port(engine: Engine) -> int:
 
 
 def config(engine: Engine, scoring_server: BackgroundServer, **limits: Any) -> BridgeConfig:
-    return BridgeConfig(engine_url=engine.url, reranker=scoring_server.address, limits=Limits(**limits))
+    return BridgeConfig(
+        engine_url=engine.url, reranker=scoring_server.address, limits=DEFAULT_LIMITS.replace(**limits)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +217,7 @@ def test_an_msearch_applies_its_url_options_to_reranked_searches(
 
 
 def test_one_caller_cannot_take_every_context(engine: Engine, scoring_server: BackgroundServer) -> None:
-    limits = Limits(max_open_scrolls=10, max_open_contexts_per_caller=1)
+    limits = DEFAULT_LIMITS.replace(max_open_scrolls=10, max_open_contexts_per_caller=1)
     bridge_config = BridgeConfig(
         engine_url=engine.url,
         reranker=scoring_server.address,

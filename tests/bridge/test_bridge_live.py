@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rerank_bridge.bridge import app as bridge_app
-from rerank_bridge.bridge.config import BridgeConfig, Limits
+from rerank_bridge.bridge.config import DEFAULT_LIMITS, BridgeConfig
 from rerank_bridge.search import RerankSettings
 from rerank_bridge.server.app import BackgroundServer
 from support.bridge_runner import RunningBridge
@@ -259,7 +259,9 @@ def test_scrolls_are_limited_and_cleared_when_the_bridge_stops(
     engine: Engine, scoring_server: BackgroundServer
 ) -> None:
     config = BridgeConfig(
-        engine_url=engine.url, reranker=scoring_server.address, limits=Limits(max_open_scrolls=1)
+        engine_url=engine.url,
+        reranker=scoring_server.address,
+        limits=DEFAULT_LIMITS.replace(max_open_scrolls=1),
     )
     baseline = open_scrolls(engine)
     with RunningBridge(config) as bridge:

@@ -53,19 +53,94 @@ from rerank_bridge.search.errors import RequestError
 from rerank_bridge.search.settings import RerankSettings
 from rerank_bridge.search.strict_json import StrictForm, validated
 
+# The file's forms are where every setting and its default is declared; the runtime
+# view below (Limits, BridgeConfig) is built from them.
+DEFAULT_RERANKER = "127.0.0.1:50051"  # the form's address, and the runtime's
+Seconds = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+Target = Annotated[str, Field(min_length=1)]
+
+
+class EngineForm(StrictForm):
+    url: str = "http://127.0.0.1:9200"
+    kind: Literal["auto", "elasticsearch", "opensearch"] = "auto"
+    timeout: Seconds = 30.0
+    username_env: str = ""
+    password_env: str = ""
+    api_key_env: str = ""
+    credentials: Literal["bridge", "caller"] = "bridge"
+
+
+class RerankerForm(StrictForm):
+    address: Target | Annotated[list[Target], Field(min_length=1)] = DEFAULT_RERANKER
+    timeout: Seconds = 30.0
+
+
+class ListenForm(StrictForm):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+class LimitsForm(StrictForm):
+    max_body_bytes: Count = 10 * 1024 * 1024
+    max_json_depth: Count = 100
+    max_msearch_searches: Count = 100
+    max_open_scrolls: Count = 1000
+    max_scroll_keep_alive: str = "30m"  # a time value; the runtime view holds seconds
+    max_open_points_in_time: Count = 1000
+    max_point_in_time_keep_alive: str = "30m"
+    # Of each kind, per API key or credential (None: no share).
+    max_open_contexts_per_caller: Count | None = None
+    body_timeout: Seconds = 30.0
+    max_connections: Count = 1000
+
+
+class FileForm(StrictForm):
+    engine: EngineForm = EngineForm()
+    reranker: RerankerForm = RerankerForm()
+    listen: ListenForm = ListenForm()
+    api_keys_env: str = "RERANK_BRIDGE_API_KEYS"
+    scoped_keys: dict[str, Annotated[list[Target], Field(min_length=1)]] = Field(default_factory=dict)
+    indices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    allow: list[str] = Field(default_factory=list)
+    limits: LimitsForm = LimitsForm()
+
+
+# The limits that are time values in the file, held in seconds at run time.
+DURATIONS = ("max_scroll_keep_alive", "max_point_in_time_keep_alive")
+
 
 @dataclass(frozen=True)
 class Limits:
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_json_depth: int = 100
-    max_msearch_searches: int = 100
-    max_open_scrolls: int = 1000
-    max_scroll_keep_alive: float = 30 * 60.0  # seconds
-    max_open_points_in_time: int = 1000
-    max_point_in_time_keep_alive: float = 30 * 60.0
-    max_open_contexts_per_caller: int | None = None
-    body_timeout: float = 30.0
-    max_connections: int = 1000
+    """LimitsForm at run time: its time values in seconds."""
+
+    max_body_bytes: int
+    max_json_depth: int
+    max_msearch_searches: int
+    max_open_scrolls: int
+    max_scroll_keep_alive: float
+    max_open_points_in_time: int
+    max_point_in_time_keep_alive: float
+    max_open_contexts_per_caller: int | None
+    body_timeout: float
+    max_connections: int
+
+    @classmethod
+    def of(cls, form: LimitsForm) -> Limits:
+        values = form.model_dump()
+        for name in DURATIONS:
+            values[name] = duration_seconds(values[name], f"limits.{name}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Limits:
+        return dataclasses.replace(self, **changes)
+
+
+DEFAULT_LIMITS = Limits.of(LimitsForm())
+# Every other default, as the forms declare them.
+_DEFAULT = FileForm()
 
 
 def _engine_url(url: str) -> str:
@@ -80,28 +155,28 @@ def _engine_url(url: str) -> str:
 @dataclass(frozen=True)
 class BridgeConfig:
     engine_url: str
-    engine_kind: str = "auto"
-    engine_timeout: float = 30.0
+    engine_kind: str = _DEFAULT.engine.kind
+    engine_timeout: float = _DEFAULT.engine.timeout
     engine_username: str = field(default="", repr=False)
     engine_password: str = field(default="", repr=False)
     engine_api_key: str = field(default="", repr=False)
     # "bridge": the bridge's own credentials reach the engine for every caller
     # (scoped keys limit what each caller reads); "caller": each caller's own
     # Authorization goes to the engine, whose security decides.
-    engine_credentials: str = "bridge"
+    engine_credentials: str = _DEFAULT.engine.credentials
     # One gRPC target or several, called in turn with failover (client.RerankClient).
-    reranker: str | tuple[str, ...] = "127.0.0.1:50051"
-    reranker_timeout: float = 30.0
-    host: str = "127.0.0.1"
-    port: int = 8080
-    tls_cert: str = ""
-    tls_key: str = ""
+    reranker: str | tuple[str, ...] = DEFAULT_RERANKER
+    reranker_timeout: float = _DEFAULT.reranker.timeout
+    host: str = _DEFAULT.listen.host
+    port: int = _DEFAULT.listen.port
+    tls_cert: str = _DEFAULT.listen.tls_cert
+    tls_key: str = _DEFAULT.listen.tls_key
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
     # Keys that may read only the indices matching their patterns.
     scoped_keys: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), repr=False)
     indices: tuple[tuple[str, RerankSettings], ...] = ()
     allow: tuple[str, ...] = ()
-    limits: Limits = Limits()
+    limits: Limits = DEFAULT_LIMITS
     allow_rules: tuple[AllowRule, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -133,57 +208,6 @@ class BridgeConfig:
 
     def replace(self, **changes: Any) -> BridgeConfig:
         return dataclasses.replace(self, **changes)
-
-
-Seconds = Annotated[float, Field(gt=0)]
-Count = Annotated[int, Field(ge=1)]
-Target = Annotated[str, Field(min_length=1)]
-
-
-class _Engine(StrictForm):
-    url: str = "http://127.0.0.1:9200"
-    kind: Literal["auto", "elasticsearch", "opensearch"] = "auto"
-    timeout: Seconds = 30.0
-    username_env: str = ""
-    password_env: str = ""
-    api_key_env: str = ""
-    credentials: Literal["bridge", "caller"] = "bridge"
-
-
-class _Reranker(StrictForm):
-    address: Target | Annotated[list[Target], Field(min_length=1)] = "127.0.0.1:50051"
-    timeout: Seconds = 30.0
-
-
-class _Listen(StrictForm):
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=0, le=65535)] = 8080
-    tls_cert: str = ""
-    tls_key: str = ""
-
-
-class _Limits(StrictForm):
-    max_body_bytes: Count = Limits.max_body_bytes
-    max_json_depth: Count = Limits.max_json_depth
-    max_msearch_searches: Count = Limits.max_msearch_searches
-    max_open_scrolls: Count = Limits.max_open_scrolls
-    max_scroll_keep_alive: str = "30m"
-    max_open_points_in_time: Count = Limits.max_open_points_in_time
-    max_point_in_time_keep_alive: str = "30m"
-    max_open_contexts_per_caller: Count | None = None
-    body_timeout: Seconds = Limits.body_timeout
-    max_connections: Count = Limits.max_connections
-
-
-class _File(StrictForm):
-    engine: _Engine = _Engine()
-    reranker: _Reranker = _Reranker()
-    listen: _Listen = _Listen()
-    api_keys_env: str = "RERANK_BRIDGE_API_KEYS"
-    scoped_keys: dict[str, Annotated[list[Target], Field(min_length=1)]] = Field(default_factory=dict)
-    indices: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    allow: list[str] = Field(default_factory=list)
-    limits: _Limits = _Limits()
 
 
 def _read(path: Path) -> Any:
@@ -236,7 +260,7 @@ def load_config(
     env = os.environ if environ is None else environ
     where = str(path) if path else "configuration"
     raw = _read(path) if path else {}
-    file = validated(_File, raw if raw is not None else {}, where)
+    file = validated(FileForm, raw if raw is not None else {}, where)
     keys = env.get(file.api_keys_env, "")
     values: dict[str, Any] = {
         "engine_url": file.engine.url,
@@ -264,22 +288,7 @@ def load_config(
             for pattern, section in file.indices.items()
         ),
         "allow": tuple(file.allow),
-        "limits": Limits(
-            max_body_bytes=file.limits.max_body_bytes,
-            max_json_depth=file.limits.max_json_depth,
-            max_msearch_searches=file.limits.max_msearch_searches,
-            max_open_scrolls=file.limits.max_open_scrolls,
-            max_scroll_keep_alive=duration_seconds(
-                file.limits.max_scroll_keep_alive, "limits.max_scroll_keep_alive"
-            ),
-            max_open_points_in_time=file.limits.max_open_points_in_time,
-            max_point_in_time_keep_alive=duration_seconds(
-                file.limits.max_point_in_time_keep_alive, "limits.max_point_in_time_keep_alive"
-            ),
-            max_open_contexts_per_caller=file.limits.max_open_contexts_per_caller,
-            body_timeout=file.limits.body_timeout,
-            max_connections=file.limits.max_connections,
-        ),
+        "limits": Limits.of(file.limits),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
