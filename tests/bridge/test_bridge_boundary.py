@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from rerank_bridge.bridge.bodies import MediaType, loads, media_type
 from rerank_bridge.bridge.boundary import (
     AllowRule,
-    Refused,
     Route,
     engine_request_id,
     forwarded_headers,
@@ -37,6 +36,7 @@ from rerank_bridge.devtools import checkout
 from rerank_bridge.search import RerankSettings
 from rerank_bridge.search.errors import (
     RERANKER_REPLIES,
+    Refused,
     RequestError,
     RerankRejected,
     RerankUnavailable,

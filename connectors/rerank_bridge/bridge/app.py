@@ -27,7 +27,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rerank_bridge.bridge import cursors, msearch, passthrough, rerank_api, searches, ui
 from rerank_bridge.bridge.boundary import (
-    Refused,
     engine_request_id,
     forwarded_headers,
     parse_target,
@@ -42,6 +41,7 @@ from rerank_bridge.bridge.middleware import REQUEST_ID, ROUTE, every_answer
 from rerank_bridge.bridge.scopes import Scope
 from rerank_bridge.bridge.upstream import Upstream
 from rerank_bridge.search.client import AsyncRerankClient
+from rerank_bridge.search.errors import Refused
 
 log = logging.getLogger("rerank_bridge.bridge")
 CONFIG: web.AppKey[BridgeConfig] = web.AppKey("config", BridgeConfig)

@@ -22,8 +22,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from rerank_bridge.bridge.boundary import Refused
-from rerank_bridge.search.errors import RequestError, RerankBridgeError
+from rerank_bridge.search.errors import Refused, RequestError, RerankBridgeError
 
 _MEDIA_TYPE = re.compile(
     r"application/(vnd\.elasticsearch\+)?(json|x-ndjson)((?:\s*;\s*[A-Za-z-]+=[A-Za-z0-9.\"-]+)*)\s*",

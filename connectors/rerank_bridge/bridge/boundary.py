@@ -24,19 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
 
-from rerank_bridge.search.errors import RerankBridgeError, es_error_body
-
-
-class Refused(RerankBridgeError):
-    """A request the bridge answers itself, with an Elasticsearch-shaped error."""
-
-    def __init__(self, status: int, kind: str, reason: str, field: str | None = None) -> None:
-        super().__init__(reason)
-        self.status, self.kind, self.field = status, kind, field
-
-    def error_body(self) -> dict[str, object]:
-        details = {"field": self.field} if self.field else {}
-        return es_error_body(self.status, self.kind, str(self), **details)
+from rerank_bridge.search.errors import Refused
 
 
 def _bad_target(reason: str, field: str = "path") -> Refused:

@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from rerank_bridge.bridge.boundary import Refused
-from rerank_bridge.search.errors import RequestError
+from rerank_bridge.search.errors import Refused, RequestError
 
 _DURATION = re.compile(r"(\d{1,9})(d|h|m|s|ms|micros|nanos)")
 _SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "micros": 1e-6, "nanos": 1e-9}

@@ -23,14 +23,13 @@ from typing import Any
 from aiohttp import web
 
 from rerank_bridge.bridge.bodies import MediaType, dumps, json_object
-from rerank_bridge.bridge.boundary import Refused
 from rerank_bridge.bridge.config import Limits
 from rerank_bridge.bridge.contexts import ContextRegistry
 from rerank_bridge.bridge.exchange import BridgeState, Exchange
 from rerank_bridge.bridge.formats import answer, relay
 from rerank_bridge.bridge.search_params import unrecognized_parameter
 from rerank_bridge.bridge.upstream import Call, Reply
-from rerank_bridge.search.errors import RequestError
+from rerank_bridge.search.errors import Refused, RequestError
 from rerank_bridge.search.strict_json import StrictForm, validated
 
 # Answer-shaping parameters the scroll and point-in-time APIs take besides their own.

@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from rerank_bridge.bridge.boundary import Refused
 from rerank_bridge.bridge.upstream import Reply
+from rerank_bridge.search.errors import Refused
 
 _READABLE = ("json", "yaml")
 

@@ -14,14 +14,14 @@ from aiohttp import web
 
 from rerank_bridge.bridge import cursors, passthrough
 from rerank_bridge.bridge.bodies import MediaType, dumps, ndjson_lines
-from rerank_bridge.bridge.boundary import Refused, index_expression
+from rerank_bridge.bridge.boundary import index_expression
 from rerank_bridge.bridge.exchange import Exchange
 from rerank_bridge.bridge.filter_path import filter_path
 from rerank_bridge.bridge.formats import from_engine, relay
 from rerank_bridge.bridge.search_params import flag
 from rerank_bridge.bridge.searches import PassThrough, Reranked, read_search, record_outcome, rerank_search
 from rerank_bridge.bridge.upstream import Call, Reply, add_returned
-from rerank_bridge.search.errors import RequestError, RerankBridgeError
+from rerank_bridge.search.errors import Refused, RequestError, RerankBridgeError
 from rerank_bridge.search.strict_json import StrictForm, validated
 
 

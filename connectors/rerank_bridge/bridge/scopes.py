@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from rerank_bridge.bridge.boundary import Refused
+from rerank_bridge.search.errors import Refused
 
 # Resolves an expression (with an expand_wildcards value) to the engine's _resolve/index answer.
 Resolver = Callable[[str, str], Awaitable[dict[str, Any]]]

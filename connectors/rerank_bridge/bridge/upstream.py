@@ -22,10 +22,10 @@ import aiohttp
 from yarl import URL
 
 from rerank_bridge.bridge.bodies import COMPRESSORS, MediaType, dumps
-from rerank_bridge.bridge.boundary import RETURNED_HEADERS, Refused, upstream_url
+from rerank_bridge.bridge.boundary import RETURNED_HEADERS, upstream_url
 from rerank_bridge.bridge.config import BridgeConfig
 from rerank_bridge.search.dialects import kind_answering
-from rerank_bridge.search.errors import EngineError
+from rerank_bridge.search.errors import EngineError, EngineOutage
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Reply:
             reason = (
                 f"the engine answered {self.status} with a body that is not JSON ({self.content_type[:60]})"
             )
-            raise Refused(502, "engine_answer_exception", reason) from None
+            raise EngineOutage(502, "engine_answer_exception", reason) from None
 
 
 class Upstream:
@@ -113,10 +113,10 @@ class Upstream:
                 return Reply(response.status, content_type, returned, payload)
         except TimeoutError:
             reason = f"the engine did not answer within the bridge's timeout of {self.timeout:g} s"
-            raise Refused(504, "engine_timeout_exception", reason) from None
+            raise EngineOutage(504, "engine_timeout_exception", reason) from None
         except aiohttp.ClientError as error:
             reason = f"the engine cannot be reached: {type(error).__name__}"
-            raise Refused(502, "engine_unreachable_exception", reason) from None
+            raise EngineOutage(502, "engine_unreachable_exception", reason) from None
 
     async def engine_kind(self) -> str:
         reply = await self.send(Call("GET", ()), {}, as_bridge=True)
@@ -188,6 +188,6 @@ def _search_answer(document: Any) -> dict[str, Any]:
     listed = hits.get("hits") if isinstance(hits, dict) else None
     if not isinstance(listed, list) or not all(isinstance(hit, dict) for hit in listed):
         reason = "the engine answered a search with no hits.hits list of objects"
-        raise Refused(502, "engine_answer_exception", reason)
+        raise EngineOutage(502, "engine_answer_exception", reason)
     assert isinstance(document, dict)
     return document

@@ -12,7 +12,8 @@ from rerank_bridge.search.client_messages import (
     Timings,
     Usage,
 )
-from rerank_bridge.search.client_transport import SERVER_GONE, Addresses, Tls
+from rerank_bridge.search.client_transport import Addresses, Tls
+from rerank_bridge.search.errors import SERVER_GONE
 
 __all__ = [
     "SERVER_GONE",

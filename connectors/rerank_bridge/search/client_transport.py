@@ -16,6 +16,7 @@ import grpc
 
 from rerank_bridge.proto.request_ids import METADATA_KEY
 from rerank_bridge.proto.v1 import rerank_pb2, rerank_pb2_grpc
+from rerank_bridge.search.errors import SERVER_GONE
 
 # The service's full name, which the health checks and the retry policy name.
 SERVICE = rerank_pb2.DESCRIPTOR.services_by_name["Reranker"].full_name
@@ -30,7 +31,6 @@ def call_metadata(request_id: str | None) -> list[tuple[str, str]] | None:
 # shutting down fails a call that had not reached a handler with CANCELLED
 # (grpc/grpc#41785). These clients never cancel a call themselves (a deadline is
 # DEADLINE_EXCEEDED), so both mean the call was not scored and another server may take it.
-SERVER_GONE = ("UNAVAILABLE", "CANCELLED")
 
 
 # Spread calls over every address a target resolves to (several replicas behind

@@ -1,10 +1,14 @@
 """What the connectors raise. Each error knows the HTTP status it stands for,
 so the HTTP bridge and applications can answer like the engine would.
 
-RERANKER_REPLIES is the one table from the scoring server's gRPC statuses to
-HTTP answers, used by the connectors and the bridge's rerank endpoints alike:
-a request the server refuses is the caller's error (never hidden by
-fail-open), while an outage may fall back to the first stage.
+RERANKER_REPLIES is the one table of what each of the scoring server's gRPC statuses
+means: the HTTP answer (the connectors and the bridge's rerank endpoints alike),
+whether it is an outage (a request the server refuses is the caller's error, never
+hidden by fail-open, while an outage may fall back to the first stage), and whether a
+call moves on to the next target (SERVER_GONE, which the client's channel retries).
+
+Refused is the general (status, type, reason, field) answer; EngineOutage names the
+engine's failures (502, 504) as what they are.
 """
 
 from __future__ import annotations
@@ -24,10 +28,26 @@ def es_error_body(status: int, kind: str, reason: str, **details: Any) -> dict[s
 class RerankBridgeError(Exception):
     status = 500
     kind = "rerank_exception"
+    # The request field the error is about, where there is one.
+    field: str | None = None
 
     def error_body(self) -> dict[str, Any]:
-        """What an HTTP answer for this error carries."""
-        return es_error_body(self.status, self.kind, str(self))
+        """What an HTTP answer for this error carries: Elasticsearch's shape, with the field."""
+        details = {"field": self.field} if self.field else {}
+        return es_error_body(self.status, self.kind, str(self), **details)
+
+
+class Refused(RerankBridgeError):
+    """An error answered as it is given: HTTP status, Elasticsearch error type, reason and
+    (optionally) the field. The bridge's own refusals are these."""
+
+    def __init__(self, status: int, kind: str, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.kind, self.field = status, kind, field
+
+
+class EngineOutage(Refused):
+    """The engine did not answer usably: unreachable or unreadable (502), or too slow (504)."""
 
 
 class RequestError(RerankBridgeError):
@@ -39,9 +59,6 @@ class RequestError(RerankBridgeError):
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
         self.field = field
-
-    def error_body(self) -> dict[str, Any]:
-        return es_error_body(self.status, self.kind, str(self), field=self.field)
 
 
 class EngineError(RerankBridgeError):
@@ -60,10 +77,15 @@ class EngineError(RerankBridgeError):
 
 @dataclass(frozen=True)
 class RerankerReply:
+    """Everything a scoring server's gRPC status means to a client."""
+
     http_status: int
     # True: the reranker could not serve (a fail-open search keeps its first
     # stage); False: it refused this request, which is the caller's to fix.
     outage: bool
+    # True: this server is gone (down, draining, shutting down): the call moves on to
+    # the next target, and the channel retries it (client_transport).
+    try_next: bool = False
 
 
 RERANKER_REPLIES: dict[str, RerankerReply] = {
@@ -72,12 +94,14 @@ RERANKER_REPLIES: dict[str, RerankerReply] = {
     "NOT_FOUND": RerankerReply(404, outage=False),
     "UNIMPLEMENTED": RerankerReply(501, outage=False),
     "RESOURCE_EXHAUSTED": RerankerReply(429, outage=True),
-    "UNAVAILABLE": RerankerReply(503, outage=True),
-    "CANCELLED": RerankerReply(503, outage=True),
+    "UNAVAILABLE": RerankerReply(503, outage=True, try_next=True),
+    "CANCELLED": RerankerReply(503, outage=True, try_next=True),
     "DEADLINE_EXCEEDED": RerankerReply(504, outage=True),
 }
 # INTERNAL, UNKNOWN, a misconfigured channel (UNAUTHENTICATED, ...): the server failed.
 SERVER_FAILED = RerankerReply(502, outage=True)
+# The statuses after which a call tries the next target.
+SERVER_GONE = tuple(code for code, reply in RERANKER_REPLIES.items() if reply.try_next)
 
 
 class RerankRejected(RerankBridgeError):
@@ -92,10 +116,6 @@ class RerankRejected(RerankBridgeError):
         self.code = code
         self.status = status
         self.field = field
-
-    def error_body(self) -> dict[str, Any]:
-        details = {"field": self.field} if self.field else {}
-        return es_error_body(self.status, self.kind, str(self), **details)
 
 
 class RerankUnavailable(RerankBridgeError):
