@@ -73,7 +73,9 @@ def server() -> Iterator[Server]:
     running.close()
 
 
-@pytest.mark.parametrize("fault", ["raiseerror", "shortoutput"])
+# A forward pass failing in the scheduler, and planning failing in the servicer, where the
+# interceptor answers whatever escapes.
+@pytest.mark.parametrize("fault", ["raiseerror", "shortoutput", "planerror"])
 def test_a_failed_forward_pass_answers_internal_with_an_incident_and_the_server_carries_on(
     server: Server, fault: str
 ) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from aiohttp import web
 from rerank_bridge.bridge.exchange import STATE
 from rerank_bridge.bridge.formats import answer
 from rerank_bridge.bridge.metrics import REQUESTS
+from rerank_bridge.proto.incidents import report_incident
 from rerank_bridge.proto.request_ids import clean_request_id
 from rerank_bridge.search.errors import RerankBridgeError, es_error_body
 
@@ -29,8 +29,7 @@ OUTCOME: web.RequestKey[list[str]] = web.RequestKey("outcome", list)
 
 
 def _unexpected(request_id: str) -> web.Response:
-    incident = uuid.uuid4().hex[:16]
-    log.exception("incident=%s request_id=%s unexpected error", incident, request_id)
+    incident = report_incident(log, "unexpected error", request_id)
     reason = f"internal error in rerank-bridge; incident {incident} is in its log"
     return answer(es_error_body(500, "internal_server_error", reason, incident=incident), status=500)
 

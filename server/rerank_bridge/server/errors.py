@@ -39,6 +39,11 @@ class Internal(RerankError):
     status = "INTERNAL"
 
 
+def internal_message(incident: str) -> str:
+    """What an INTERNAL answer says (proto/incidents.py makes the id and its log line)."""
+    return f"internal error (incident {incident}, see the server log)"
+
+
 class ResourceExhausted(RerankError):
     status = "RESOURCE_EXHAUSTED"
 

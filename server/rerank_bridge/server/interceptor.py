@@ -20,8 +20,9 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from rerank_bridge.proto.incidents import report_incident
 from rerank_bridge.proto.request_ids import METADATA_KEY, clean_request_id
-from rerank_bridge.server.errors import InvalidArgument, RerankError
+from rerank_bridge.server.errors import InvalidArgument, RerankError, internal_message
 from rerank_bridge.server.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,8 @@ def _guard(
             raise
         except Exception:
             code = "INTERNAL"
-            log.exception("internal error in %s, request id %s", method, request_id)
-            await context.abort(
-                grpc.StatusCode.INTERNAL, f"internal error (request id {request_id}, see server log)"
-            )
+            incident = report_incident(log, f"internal error in {method}", request_id)
+            await context.abort(grpc.StatusCode.INTERNAL, internal_message(incident))
         finally:
             elapsed = time.perf_counter() - started
             REQUESTS.labels(method, code).inc()

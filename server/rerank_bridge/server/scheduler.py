@@ -23,12 +23,12 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from rerank_bridge.proto.incidents import report_incident
 from rerank_bridge.server.backends.base import Backend, Plan
 from rerank_bridge.server.domain import Timings
 from rerank_bridge.server.errors import (
@@ -38,6 +38,7 @@ from rerank_bridge.server.errors import (
     RerankError,
     ResourceExhausted,
     Unavailable,
+    internal_message,
 )
 from rerank_bridge.server.metrics import BATCH_SEQUENCES
 
@@ -64,9 +65,8 @@ class _Job(Generic[ResultT]):
 
 
 def _incident(what: str) -> Internal:
-    incident = uuid.uuid4().hex[:16]
-    log.exception("incident=%s %s", incident, what)
-    return Internal(f"internal error (incident {incident}, see the server log)")
+    # A batch serves several requests: the log line names the incident, not one request.
+    return Internal(internal_message(report_incident(log, what)))
 
 
 class Scheduler:

@@ -7,7 +7,8 @@ are hashed bags of words. Options in the model spec, e.g.
 pass (queue and deadline tests). `faults=on` makes a forward pass misbehave
 when a query in it holds one of FAULT_WORDS (fault tests on a real server
 process): raise, return one output short, hang for `hang_s`, or kill the
-scheduler's worker thread.
+scheduler's worker thread; or fail planning the request (PLAN_FAULT), outside the
+scheduler.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from rerank_bridge.server.domain import (
 DIMENSIONS = 64
 _WORD = re.compile(r"\w+")
 FAULT_WORDS = ("raiseerror", "shortoutput", "hangforever", "killworker")
+# A query holding this fails before the scheduler, where the request is planned.
+PLAN_FAULT = "planerror"
 
 
 def _words(text: str, cap: int) -> tuple[list[str], bool]:
@@ -80,6 +83,8 @@ class FakeBackend(Backend):
 
     def plan_rerank(self, request: RerankRequest) -> Plan[RerankOutcome]:
         query, _ = _words(request.query, request.max_query_tokens)
+        if self.faults and PLAN_FAULT in query:
+            raise RuntimeError("fake backend: asked to fail planning this request")
         cut = [_words(d.text, request.max_document_tokens) for d in request.documents]
         docs, truncated = [words for words, _ in cut], [more for _, more in cut]
         usage = Usage(
