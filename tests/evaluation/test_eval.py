@@ -150,6 +150,13 @@ def test_eval_end_to_end_on_a_real_engine(
     assert {stage: t["recommended"] for stage, t in again["tuning"].items()} == {
         stage: t["recommended"] for stage, t in report["tuning"].items()
     }
+    # Re-tuned from the file as eval named it: the outputs name the collection once.
+    named = run(
+        argparse.Namespace(
+            **{**vars(args), "from_queries": Path(f"{stem}.queries.jsonl"), "out": tmp_path / "named"}
+        )
+    )
+    assert report_module.stem(named) == f"{report_module.stem(report)}-retuned"
     apply_snippet(engine, scoring_server, report, tmp_path)
     # Run again: the index is found and reused, not rebuilt.
     indices_before = set(engine.client.indices.get(index="rerank-eval-*"))

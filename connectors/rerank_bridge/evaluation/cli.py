@@ -228,9 +228,12 @@ def retune(args: argparse.Namespace) -> dict[str, Any]:
     collection = read_collection(args)
     records = [r for r in records if r.query_id in collection.qrels]
     depths = sorted({depth for r in records for depth in r.reranker})
+    # The earlier run's files are `<collection>-<engine>.queries.jsonl`: its engine part, retuned
+    # (the collection's name is the stem's first part again, not twice).
+    earlier = args.from_queries.name.removesuffix(".gz").removesuffix(".queries.jsonl")
     result = {
         "dataset": collection.name,
-        "engine": args.from_queries.name.removesuffix(".gz").removesuffix(".queries.jsonl") + "-retuned",
+        "engine": earlier.removeprefix(f"{report.slug(collection.name)}-") + "-retuned",
         "queries": len({r.query_id for r in records}),
         "depths": depths,
         "from_queries": str(args.from_queries),

@@ -67,10 +67,14 @@ def tuning_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def slug(dataset: str) -> str:
+    """A collection's whole name as one file-name slug."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", dataset).strip("-")
+
+
 def stem(report: dict[str, Any]) -> str:
-    """The files' name: the whole collection name and the engine, as one slug."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", report["dataset"]).strip("-")
-    return f"{slug}-{report['engine']}"
+    """The files' name: the collection's slug and the engine."""
+    return f"{slug(report['dataset'])}-{report['engine']}"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
