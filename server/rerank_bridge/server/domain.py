@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    # numpy for the annotations only: every `rerank-bridge` command imports this module
+    # (through server/config.py and the models command), the numpy-free bridge image's
+    # proxy and healthcheck too. Modules that name Vector import it the same way.
+    import numpy as np
+    import numpy.typing as npt
 
-Vector = npt.NDArray[np.float32]
+    Vector = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,9 +20,11 @@ from rerank_bridge.server.domain import (
     Document,
     EmbedRequest,
     RerankRequest,
-    Vector,
 )
 from rerank_bridge.server.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from rerank_bridge.server.domain import Vector
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ is, and one the embedding cache holds is reused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,10 +26,12 @@ from rerank_bridge.server.domain import (
     RerankRequest,
     ScoredDocument,
     Usage,
-    Vector,
 )
 from rerank_bridge.server.embedding_cache import CachedVector, cache_key
 from rerank_bridge.server.metrics import DOCUMENT_VECTORS
+
+if TYPE_CHECKING:
+    from rerank_bridge.server.domain import Vector
 
 # As torch.nn.functional.cosine_similarity: a zero vector scores 0, not NaN.
 COSINE_EPS = 1e-8
