@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> None:
             report = elasticsearch.wire(http, bridge, args.name)
             usage = f'retriever.text_similarity_reranker.inference_id: "{args.name}"'
         else:
-            plan = opensearch.OpenSearchWiring(
+            plan = opensearch.OpenSearchPlan(
                 name=args.name,
                 document_fields=tuple(field.strip() for field in args.fields.split(",") if field.strip()),
                 rerank=not args.no_rerank,

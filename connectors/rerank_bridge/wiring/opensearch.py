@@ -28,7 +28,10 @@ RETIRE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
-class OpenSearchWiring:
+class OpenSearchPlan:
+    """What `wire` makes on an OpenSearch cluster: the connector, model and search
+    pipeline named `name`, and which processors the pipeline runs."""
+
     name: str = "rerank-bridge"
     document_fields: tuple[str, ...] = ("text",)
     rerank: bool = True
@@ -119,7 +122,7 @@ def settings_fix(missing: list[MissingSetting]) -> dict[str, Any]:
     return {"persistent": {setting.key: setting.needed for setting in missing}}
 
 
-def require_plugins(http: EngineHttp, plan: OpenSearchWiring) -> None:
+def require_plugins(http: EngineHttp, plan: OpenSearchPlan) -> None:
     nodes = http.call(
         "GET", "/_nodes/plugins?filter_path=nodes.*.plugins.name,nodes.*.plugins.classname"
     ).body
@@ -151,7 +154,7 @@ def _search(http: EngineHttp, kind: str, name: str) -> list[dict[str, Any]]:
     return [{"_id": hit["_id"], **hit["_source"]} for hit in hits if hit["_source"].get("name") == name]
 
 
-def connector_definition(bridge: Bridge, plan: OpenSearchWiring) -> dict[str, Any]:
+def connector_definition(bridge: Bridge, plan: OpenSearchPlan) -> dict[str, Any]:
     fields = [
         '"documents": ${parameters.documents}',
         '"query": "${parameters.query}"',
@@ -189,7 +192,7 @@ def _description(bridge: Bridge, definition: dict[str, Any]) -> str:
 
 
 def _ensure_connector(
-    http: EngineHttp, bridge: Bridge, plan: OpenSearchWiring, report: Report
+    http: EngineHttp, bridge: Bridge, plan: OpenSearchPlan, report: Report
 ) -> tuple[str, list[str]]:
     definition = connector_definition(bridge, plan)
     description = _description(bridge, definition)
@@ -204,7 +207,7 @@ def _ensure_connector(
     return str(created["connector_id"]), stale
 
 
-def _ensure_model_group(http: EngineHttp, plan: OpenSearchWiring, report: Report) -> str:
+def _ensure_model_group(http: EngineHttp, plan: OpenSearchPlan, report: Report) -> str:
     groups = _search(http, "model_groups", plan.name)
     if groups:
         report.say("unchanged", f"model group {groups[0]['_id']}")
@@ -259,7 +262,7 @@ def _deploy(http: EngineHttp, model_id: str) -> bool:
     raise WiringError(f"model {model_id}: its state kept changing while it was being deployed")
 
 
-def _ensure_model(http: EngineHttp, connector_id: str, plan: OpenSearchWiring, report: Report) -> str:
+def _ensure_model(http: EngineHttp, connector_id: str, plan: OpenSearchPlan, report: Report) -> str:
     models = [m for m in _search(http, "models", plan.name) if m.get("connector_id") == connector_id]
     if models:
         model_id = str(models[0]["_id"])
@@ -279,7 +282,7 @@ def _ensure_model(http: EngineHttp, connector_id: str, plan: OpenSearchWiring, r
     return model_id
 
 
-def pipeline_definition(plan: OpenSearchWiring, model_id: str) -> dict[str, Any]:
+def pipeline_definition(plan: OpenSearchPlan, model_id: str) -> dict[str, Any]:
     pipeline: dict[str, Any] = {"description": f"rerank-bridge: {plan.name}"}
     if plan.hybrid == "normalization":
         weights = [plan.keyword_weight, round(1 - plan.keyword_weight, 6)]
@@ -309,7 +312,7 @@ def pipeline_definition(plan: OpenSearchWiring, model_id: str) -> dict[str, Any]
     return pipeline
 
 
-def _ensure_pipeline(http: EngineHttp, plan: OpenSearchWiring, model_id: str, report: Report) -> None:
+def _ensure_pipeline(http: EngineHttp, plan: OpenSearchPlan, model_id: str, report: Report) -> None:
     wanted = pipeline_definition(plan, model_id)
     reply = http.call("GET", f"/_search/pipeline/{plan.name}", missing_ok=True)
     if reply.status != 404 and reply.body.get(plan.name) == wanted:
@@ -350,7 +353,7 @@ def _delete_connector(http: EngineHttp, connector_id: str, deleted_models: set[s
             time.sleep(0.5)
 
 
-def _retire(http: EngineHttp, connector_ids: list[str], plan: OpenSearchWiring, report: Report) -> None:
+def _retire(http: EngineHttp, connector_ids: list[str], plan: OpenSearchPlan, report: Report) -> None:
     """Undeploys and deletes the models on stale connectors, then the connectors."""
     for connector_id in connector_ids:
         deleted = set()
@@ -362,7 +365,7 @@ def _retire(http: EngineHttp, connector_ids: list[str], plan: OpenSearchWiring, 
         report.say("deleted", f"stale connector {connector_id}")
 
 
-def wire(http: EngineHttp, bridge: Bridge, plan: OpenSearchWiring, apply_settings: bool = False) -> Report:
+def wire(http: EngineHttp, bridge: Bridge, plan: OpenSearchPlan, apply_settings: bool = False) -> Report:
     report = Report()
     require_plugins(http, plan)
     if plan.rerank:
