@@ -1,1 +1,1 @@
-"""The sync client and connector, generated from _async/ (see rerank_bridge.devtools.unasync)."""
+"""The sync client and connector, generated from _async/ by `python connectors/generate_sync.py`."""

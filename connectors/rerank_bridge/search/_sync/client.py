@@ -1,4 +1,4 @@
-# Generated from _async/client.py by `python -m rerank_bridge.devtools.unasync`: edit that file.
+# Generated from _async/client.py by `python connectors/generate_sync.py`: edit that file.
 """The rerank.v1 gRPC client.
 
 It speaks in plain Python types (ids and texts in, ranked ids and scores out;

@@ -1,4 +1,4 @@
-# Generated from _async/connector.py by `python -m rerank_bridge.devtools.unasync`: edit that file.
+# Generated from _async/connector.py by `python connectors/generate_sync.py`: edit that file.
 """Reranked search on Elasticsearch or OpenSearch.
 
     from elasticsearch import Elasticsearch

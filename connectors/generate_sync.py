@@ -3,8 +3,11 @@ asyncio originals (`_async/`), the way elasticsearch-py keeps its two APIs: one
 source, so the twins cannot drift. tests/search/test_sync_generated.py fails
 when a committed file differs from what this writes.
 
-    python -m rerank_bridge.devtools.unasync          # rewrite _sync/
-    python -m rerank_bridge.devtools.unasync --check  # exit 1 when _sync/ is stale
+A script beside the package it writes into, as proto/generate.py is beside the
+stubs: it works on a checkout, so the wheel does not carry it.
+
+    python connectors/generate_sync.py          # rewrite _sync/
+    python connectors/generate_sync.py --check  # exit 1 when _sync/ is stale
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ import argparse
 import re
 import subprocess
 import sys
-
-from rerank_bridge.devtools import checkout
+from pathlib import Path
 
 # Found by path, not imported: the package imports _sync/, which may not exist yet.
-SOURCE = checkout.package_folder("rerank_bridge.search") / "_async"
+SOURCE = Path(__file__).resolve().parent / "rerank_bridge" / "search" / "_async"
 TARGET = SOURCE.parent / "_sync"
 
 # Whole words of the async source and what the sync one says instead.
@@ -33,8 +35,8 @@ WORDS = {
     "__aexit__": "__exit__",
 }
 LINES_DROPPED = ("from grpc import aio\n",)
-MODULE = "rerank_bridge.devtools.unasync"  # not __name__, which is __main__ under -m
-HEADER = f"# Generated from _async/{{name}} by `python -m {MODULE}`: edit that file.\n"
+COMMAND = "python connectors/generate_sync.py"
+HEADER = f"# Generated from _async/{{name}} by `{COMMAND}`: edit that file.\n"
 
 
 def _formatted(text: str, name: str) -> str:
@@ -65,7 +67,7 @@ def generated() -> dict[str, str]:
     files = {}
     for source in sorted(SOURCE.glob("*.py")):
         if source.name == "__init__.py":
-            body = f'"""The sync client and connector, generated from _async/ (see {MODULE})."""\n'
+            body = f'"""The sync client and connector, generated from _async/ by `{COMMAND}`."""\n'
         else:
             body = HEADER.format(name=source.name) + unasync(source.read_text())
         files[source.name] = _formatted(body, source.name)
@@ -88,9 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.check:
         if names := stale():
-            raise SystemExit(
-                f"stale in {TARGET}: {', '.join(names)} (run python -m rerank_bridge.devtools.unasync)"
-            )
+            raise SystemExit(f"stale in {TARGET}: {', '.join(names)} (run {COMMAND})")
         return
     TARGET.mkdir(exist_ok=True)
     for name, text in generated().items():
