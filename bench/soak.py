@@ -68,7 +68,7 @@ from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.config import BUILTIN_MINILM
 from workload import progress, start_server, summarise
 
-sys.path.insert(0, str(checkout.root() / "tools"))  # the container helpers
+sys.path.insert(0, str(checkout.root() / "tools"))  # offline_images, the images the soak runs
 DATA = checkout.shared_data("xquad-r", "en")
 INDEX = "soak"
 CONTAINER_FAULTS = ("reranker-kill", "reranker-rolling-restart", "engine-node-kill")
@@ -398,12 +398,12 @@ class Servers:
         self.containers = containers
 
     def address(self, number: int) -> str:
-        from engine_containers import host_port
+        from rerank_bridge.devtools.engine_containers import host_port
 
         return f"127.0.0.1:{host_port(self.containers[number], 50051)}"
 
     def metrics(self, number: int) -> str:
-        from engine_containers import host_port
+        from rerank_bridge.devtools.engine_containers import host_port
 
         return f"http://127.0.0.1:{host_port(self.containers[number], 9464)}/metrics"
 
@@ -448,8 +448,9 @@ class Servers:
 def container_stack(args: argparse.Namespace) -> Iterator[tuple[str, Corpus, Servers, Any, dict[str, Any]]]:
     """The cluster with its index, two scoring servers and the bridge; yields the bridge's
     URL on loopback, the corpus, the servers, the cluster and what runs where."""
-    from engine_containers import cluster, exited, host_port, project_container
     from offline_images import PROJECT_IMAGES
+
+    from rerank_bridge.devtools.engine_containers import cluster, exited, host_port, project_container
 
     release = local_engines.release_for(args.engine)
     with cluster(release, nodes=args.nodes) as engines, contextlib.ExitStack() as stack:
@@ -511,8 +512,9 @@ def soak_containers(args: argparse.Namespace) -> dict[str, Any]:
     unknown = set(faults) - set(CONTAINER_FAULTS)
     if unknown:
         raise SystemExit(f"unknown faults {sorted(unknown)}; known: {', '.join(CONTAINER_FAULTS)}")
-    from engine_containers import ContainersUnavailable, image_for, require_containers
     from offline_images import PROJECT_IMAGES
+
+    from rerank_bridge.devtools.engine_containers import ContainersUnavailable, image_for, require_containers
 
     # Every image first (Ryuk's too), so a missing one stops the soak, in one line, before
     # it starts a cluster.

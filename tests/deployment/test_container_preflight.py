@@ -10,11 +10,10 @@ import sys
 from typing import Any
 
 import docker.errors
-import engine_containers
 import pytest
 from testcontainers.core.config import testcontainers_config
 
-from rerank_bridge.devtools import checkout
+from rerank_bridge.devtools import checkout, engine_containers
 
 
 class DockerHolding:

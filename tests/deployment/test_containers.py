@@ -37,7 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_containers import (
+from offline_images import PROJECT_IMAGES, SOURCE_LABEL, image_label, source_digest
+from testcontainers.core.network import Network
+
+from rerank_bridge.bridge.config import BridgeConfig
+from rerank_bridge.devtools import checkout, local_engines
+from rerank_bridge.devtools.engine_containers import (
     Cluster,
     cluster,
     exited,
@@ -50,11 +55,6 @@ from engine_containers import (
     wait_for_index,
     why_no_containers,
 )
-from offline_images import PROJECT_IMAGES, SOURCE_LABEL, image_label, source_digest
-from testcontainers.core.network import Network
-
-from rerank_bridge.bridge.config import BridgeConfig
-from rerank_bridge.devtools import checkout, local_engines
 from rerank_bridge.search import RerankClient
 from rerank_bridge.search.dialects import DIALECTS
 from rerank_bridge.server.app import BackgroundServer

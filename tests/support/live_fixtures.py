@@ -164,7 +164,7 @@ def engine_url(request: pytest.FixtureRequest) -> Iterator[EngineAt]:
 def _container_or_why_not(release: local_engines.Release) -> str | None:
     """None when a container of the release can run here; else why not (said or failed
     as $RERANK_ENGINES and CI ask)."""
-    from engine_containers import image_for, why_no_containers
+    from rerank_bridge.devtools.engine_containers import image_for, why_no_containers
 
     image = image_for(release)
     why = why_no_containers([image])
@@ -185,7 +185,7 @@ def running_engine(name: str) -> Iterator[EngineAt]:
     a container or as a local JVM node, as $RERANK_ENGINES says; yields where it answers."""
     release = local_engines.release_for(name)
     if engine_source() != "local" and _container_or_why_not(release) is None:
-        from engine_containers import image_for, single_node
+        from rerank_bridge.devtools.engine_containers import image_for, single_node
 
         with single_node(release) as url:
             yield EngineAt(release.kind, url, image_for(release))
