@@ -285,6 +285,10 @@ def test_several_collections_train_one_model_judged_on_one_it_never_saw(
     # BM25 cannot tell the planted passage from its near-misses; the trained reranker can.
     assert held["trained_reranked_ndcg@10"] > held["first_stage_ndcg@10"] + 0.2
     assert held["trained_reranked_ndcg@10"] > held["base_reranked_ndcg@10"] + 0.2
+    # The same comparison query by query: the mean gain is the two means' difference.
+    gain = held["trained_reranked_ndcg@10"] - held["base_reranked_ndcg@10"]
+    assert held["trained_vs_base"]["gain"] == pytest.approx(gain, abs=1e-4)
+    assert held["trained_vs_base"]["p_value"] < 0.05
     assert held["trained_tuning"]["recommended"]
     assert json.loads((out / "report.json").read_text())["held_out"] == summary["held_out"]
 

@@ -30,12 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from rerank_bridge.evaluation import cli as eval_cli
 from rerank_bridge.evaluation.arguments import add_arguments as add_eval_arguments
-from rerank_bridge.evaluation.beir import Collection, load_collection
+from rerank_bridge.evaluation.beir import Collection, load_collection, read_jsonl
 from rerank_bridge.evaluation.indexing import ensure_index
+from rerank_bridge.evaluation.tuning import paired_p_value
 from rerank_bridge.search.client import RerankClient
 from rerank_bridge.search.connector import RerankingSearch
 from rerank_bridge.search.dialects import DIALECTS
@@ -213,7 +215,25 @@ def summarise(runs: dict[str, dict[str, Any]], stage: str, depth: int) -> dict[s
         "base_blended_ndcg@10": blended(runs["base"]),
         "trained_reranked_ndcg@10": row(trained, depth)["ndcg@10"],
         "trained_blended_ndcg@10": blended(trained),
+        "trained_vs_base": trained_against_base(runs, stage, depth),
         "trained_tuning": trained.get("tuning", {}).get(stage, {}),
+    }
+
+
+def trained_against_base(runs: dict[str, dict[str, Any]], stage: str, depth: int) -> dict[str, float]:
+    """Whether the trained model reranking alone beats the base model reranking alone on
+    the same held-out queries: the mean nDCG@10 gain and its paired randomisation p."""
+
+    def reranked(result: dict[str, Any]) -> dict[str, float]:
+        records = read_jsonl(Path(result["per_query"]))
+        return {r["query_id"]: r["ndcg@10"][f"reranked@{depth}"] for r in records if r["stage"] == stage}
+
+    trained, base = reranked(runs["trained"]), reranked(runs["base"])
+    queries = sorted(trained)
+    gains = np.array([trained[q] - base[q] for q in queries])
+    return {
+        "gain": round(float(gains.mean()), 4),
+        "p_value": paired_p_value(gains, np.zeros_like(gains)),
     }
 
 
