@@ -328,28 +328,42 @@ def _delete_model(http: EngineHttp, model_id: str, report: Report) -> None:
     report.say("deleted", f"stale model {model_id}")
 
 
-def _delete_connector(http: EngineHttp, connector_id: str, deleted_models: set[str], report: Report) -> None:
-    """ml-commons refuses (409) to delete a connector while its model index lists a model
-    on it. That index lags behind a model's delete, and the model search that found the
-    stale models lags behind a model's creation: a model the refusal names that was just
-    deleted is waited out, one on this connector not yet deleted is deleted now."""
+def _delete_connector(http: EngineHttp, connector_id: str, deleted_models: set[str], report: Report) -> bool:
+    """Deletes the connector; False where ml-commons will not let it go (kept, for the next
+    wire to retry). ml-commons refuses (409) while its model index lists a model on it.
+    That index lags behind a model's delete, and the model search that found the stale
+    models lags behind a model's creation: a model the refusal names that was just deleted
+    is waited out, one on this connector not yet deleted is deleted now. The refusal can
+    also name models on other connectors: its check is a match query on connector_id, a
+    text field, so ids sharing a token ("0ap" of "0pHSUKIBO-0ap-d9MYgm") collide. Those
+    are not this wiring's to delete, and while they exist the connector cannot go."""
     deadline = time.monotonic() + RETIRE_TIMEOUT_S
+    elsewhere: set[str] = set()  # named models that live on other connectors
     while True:
         try:
             http.call("DELETE", f"{ML}/connectors/{connector_id}")
-            return
+            return True
         except WiringError as error:
             listed = re.search(r"still using this connector.*?: \[([^\]]*)\]", str(error))
             named = {model.strip() for model in listed.group(1).split(",")} if listed else set()
             if not named or time.monotonic() > deadline:
                 raise
-            for model_id in sorted(named - deleted_models):
+            for model_id in sorted(named - deleted_models - elsewhere):
                 found = http.call("GET", f"{ML}/models/{model_id}", missing_ok=True)
                 if found.status != 404 and found.body.get("connector_id") != connector_id:
-                    raise  # a model on another connector: not this wiring's to delete
+                    elsewhere.add(model_id)
+                    continue
                 if found.status != 404:
                     _delete_model(http, model_id, report)
                 deleted_models.add(model_id)
+            if named <= elsewhere:
+                report.say(
+                    "kept",
+                    f"stale connector {connector_id}: ml-commons' delete check matches connector ids as "
+                    f"text and names models of other connectors ({', '.join(sorted(named))}); "
+                    "it has no models left, and the next wire retries",
+                )
+                return False
             time.sleep(0.5)
 
 
@@ -361,8 +375,8 @@ def _retire(http: EngineHttp, connector_ids: list[str], plan: OpenSearchPlan, re
             if model.get("connector_id") == connector_id:
                 _delete_model(http, str(model["_id"]), report)
                 deleted.add(str(model["_id"]))
-        _delete_connector(http, connector_id, deleted, report)
-        report.say("deleted", f"stale connector {connector_id}")
+        if _delete_connector(http, connector_id, deleted, report):
+            report.say("deleted", f"stale connector {connector_id}")
 
 
 def wire(http: EngineHttp, bridge: Bridge, plan: OpenSearchPlan, apply_settings: bool = False) -> Report:
