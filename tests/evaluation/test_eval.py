@@ -61,16 +61,18 @@ def make_slice(root: Path, documents: int = 250, queries: int = 12) -> Path:
     return folder
 
 
-def test_cached_scores_tell_runtimes_and_precisions_apart() -> None:
+def test_cached_scores_tell_models_runtimes_and_precisions_apart() -> None:
     infos = [
-        ModelInfo(model_id="minilm", dtype="float32", runtime="torch"),
-        ModelInfo(model_id="minilm", dtype="float32", runtime="onnxruntime"),
-        ModelInfo(model_id="minilm", dtype="int8", runtime="onnxruntime"),
+        ModelInfo(model_id="model", model_digest="a1", dtype="float32", runtime="torch"),
+        ModelInfo(model_id="model", model_digest="a1", dtype="float32", runtime="onnxruntime"),
+        ModelInfo(model_id="model", model_digest="a1", dtype="int8", runtime="onnxruntime"),
+        # Another model's files, served under the same id (every trained model is `model`).
+        ModelInfo(model_id="model", model_digest="b2", dtype="float32", runtime="torch"),
     ]
-    assert len({model_key(info.model_id, info) for info in infos}) == 3
+    assert len({model_key(info.model_id, info.model_digest, info) for info in infos}) == 4
     # A server older than ModelInfo.runtime ran torch: its cache stays valid.
-    older = ModelInfo(model_id="minilm", dtype="float32")
-    assert model_key("minilm", older) == model_key("minilm", infos[0])
+    older = ModelInfo(model_id="model", dtype="float32")
+    assert model_key("model", "", older) == "model-torch-float32"
 
 
 def test_beir_reader_handles_gzip_headers_and_samples(tmp_path: Path) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 
-def model_key(model_id: str, info: Any) -> str:
-    """A model as cached scores and vectors must tell it apart: the server's runtime
-    and precision are part of it (int8 scores and vectors are not fp32's). A server
-    older than ModelInfo.runtime ran torch."""
-    return f"{model_id}-{info.runtime or 'torch'}-{info.dtype}"
+def model_key(model_id: str, digest: str, info: Any) -> str:
+    """A model as cached scores and vectors must tell it apart: its files' digest (two
+    trained models are both served as `model`), and the server's runtime and precision
+    (int8 scores and vectors are not fp32's). A server older than ModelInfo.runtime ran
+    torch; one older than the digests says none, and is known by its id alone."""
+    return "-".join(part for part in (model_id, digest, info.runtime or "torch", info.dtype) if part)
 
 
 def cache_root() -> Path:

@@ -49,7 +49,7 @@ def ensure_index(engine: Any, collection: Collection, reranker: RerankClient) ->
     if not info.embed_model_id:
         raise RuntimeError("the scoring server serves no Embed model: start it with --embed-model")
     # A server on int8 embeds with int8 too: its vectors get an index of their own.
-    name = index_name(collection, model_key(info.embed_model_id, info))
+    name = index_name(collection, model_key(info.embed_model_id, info.embed_model_digest, info))
     meta = vector_meta("vector", info.embed_model_id, info.embed_dimensions)
     if engine.indices.exists(index=name):
         count = engine.count(index=name)["count"]

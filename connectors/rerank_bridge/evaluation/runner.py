@@ -159,10 +159,10 @@ class CollectionEvaluation:
                 if settings
                 else f"{mode}-{self.max_document_tokens}"
             )
-            # Keyed by the content (every passage and query text), never by a folder's name.
-            content = (
-                f"{model_key(self.info.model_id, self.info)}-{self.collection.fingerprint[:24]}-{reading}"
-            )
+            # Keyed by content (the model's files, every passage and query text), never by a
+            # folder's name.
+            model = model_key(self.info.model_id, self.info.model_digest, self.info)
+            content = f"{model}-{self.collection.fingerprint[:24]}-{reading}"
             stored = JsonCache("scores", content)
             cache = (stored.load() or {}) if self.pointwise else {}
             for query_id in tqdm(self.query_ids, desc=f"reranking ({mode})"):

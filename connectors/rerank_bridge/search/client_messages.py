@@ -92,6 +92,8 @@ class ModelInfo:
     embed_dimensions: int = 0
     runtime: str = ""
     dtype_reason: str = ""
+    model_digest: str = ""
+    embed_model_digest: str = ""
 
 
 Flat = TypeVar("Flat", Usage, Timings, Limits)

@@ -88,6 +88,7 @@ def model_info_message(loaded: Loaded) -> rerank_pb2.ModelInfo:
     limits = loaded.reranker.limits
     return rerank_pb2.ModelInfo(
         model_id=loaded.reranker.model_id,
+        model_digest=loaded.reranker.digest,
         kind=loaded.reranker.kind,
         dtype=loaded.reranker.dtype,
         dtype_reason=loaded.reranker.dtype_reason,
@@ -105,5 +106,6 @@ def model_info_message(loaded: Loaded) -> rerank_pb2.ModelInfo:
             max_chunks_per_request=loaded.request_limits.max_chunks_per_request,
         ),
         embed_model_id=loaded.embedder.model_id if loaded.embedder else "",
+        embed_model_digest=loaded.embedder.digest if loaded.embedder else "",
         embed_dimensions=(loaded.embedder.embed_dimensions or 0) if loaded.embedder else 0,
     )

@@ -206,7 +206,7 @@ class Limits(_message.Message):
     def __init__(self, max_documents_per_request: _Optional[int] = ..., max_documents_per_pass: _Optional[int] = ..., max_query_tokens: _Optional[int] = ..., max_document_tokens: _Optional[int] = ..., context_length: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_embed_texts: _Optional[int] = ..., max_chunks_per_document: _Optional[int] = ..., max_chunks_per_request: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_id", "kind", "dtype", "device", "limits", "embed_model_id", "embed_dimensions", "runtime", "dtype_reason")
+    __slots__ = ("model_id", "kind", "dtype", "device", "limits", "embed_model_id", "embed_dimensions", "runtime", "dtype_reason", "model_digest", "embed_model_digest")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,8 @@ class ModelInfo(_message.Message):
     EMBED_DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     DTYPE_REASON_FIELD_NUMBER: _ClassVar[int]
+    MODEL_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    EMBED_MODEL_DIGEST_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     kind: str
     dtype: str
@@ -225,4 +227,6 @@ class ModelInfo(_message.Message):
     embed_dimensions: int
     runtime: str
     dtype_reason: str
-    def __init__(self, model_id: _Optional[str] = ..., kind: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., embed_model_id: _Optional[str] = ..., embed_dimensions: _Optional[int] = ..., runtime: _Optional[str] = ..., dtype_reason: _Optional[str] = ...) -> None: ...
+    model_digest: str
+    embed_model_digest: str
+    def __init__(self, model_id: _Optional[str] = ..., kind: _Optional[str] = ..., dtype: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., embed_model_id: _Optional[str] = ..., embed_dimensions: _Optional[int] = ..., runtime: _Optional[str] = ..., dtype_reason: _Optional[str] = ..., model_digest: _Optional[str] = ..., embed_model_digest: _Optional[str] = ...) -> None: ...

@@ -53,6 +53,8 @@ class Backend(abc.ABC):
 
     kind: str
     model_id: str
+    # Of the files the model was loaded from (model_digest.py); empty for the fake model.
+    digest: str = ""
     device: str = "cpu"
     dtype: str = "float32"
     # Why that dtype (devices.resolve_placement): reported in ModelInfo and the metrics.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rerank_bridge.server.backends import onnx_bundle
 from rerank_bridge.server.backends.base import Backend
+from rerank_bridge.server.backends.model_digest import folder_digest
 from rerank_bridge.server.config import BUILTIN_MINILM, ServerConfig
 from rerank_bridge.server.cpu_features import CpuFeatures
 from rerank_bridge.server.errors import MissingDependency
@@ -152,9 +153,14 @@ def load_backend(config: ServerConfig, cpu: CpuFeatures | None = None) -> Backen
     if onnx_bundle.is_export(model):
         if config.device not in ("auto", "cpu"):
             raise ValueError(f"{model} is an exported ONNX folder: it runs on the CPU, not {config.device}")
-        return _load_export(model, config, config.kind, config.dtype)
+        return _digested(_load_export(model, config, config.kind, config.dtype), model)
     kind = detect_kind(model) if config.kind == "auto" else config.kind
-    return _build_real(kind, model, config, cpu)
+    return _digested(_build_real(kind, model, config, cpu), model)
+
+
+def _digested(backend: Backend, folder: Path) -> Backend:
+    backend.digest = folder_digest(folder)
+    return backend
 
 
 def load_embedder(config: ServerConfig, reranker: Backend, cpu: CpuFeatures | None = None) -> Backend | None:
@@ -173,5 +179,5 @@ def load_embedder(config: ServerConfig, reranker: Backend, cpu: CpuFeatures | No
     embed_config = dataclasses.replace(config, model=spec, model_name="")
     folder = resolve_model(spec)
     if onnx_bundle.is_export(folder):
-        return _load_export(folder, embed_config, "bi-encoder", "auto")
-    return _build_real("bi-encoder", folder, embed_config, cpu)
+        return _digested(_load_export(folder, embed_config, "bi-encoder", "auto"), folder)
+    return _digested(_build_real("bi-encoder", folder, embed_config, cpu), folder)
