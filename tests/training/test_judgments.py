@@ -4,6 +4,7 @@ every ordinary mistake."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from rerank_bridge.devtools import checkout
 from rerank_bridge.evaluation.beir import load_collection
+from rerank_bridge.training.arguments import add_arguments
 from rerank_bridge.training.fitting import distillation_rows, ranking_rows, triplet_rows
 from rerank_bridge.training.judgments import (
     JudgmentError,
@@ -96,6 +98,25 @@ def test_ordinary_mistakes_are_one_line_each(
         split(folder, load_collection(folder), judgments, fraction, seed=0)
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--temperature", "0"], "argument --temperature: must be above 0 and finite"),
+        (["--temperature", "inf"], "argument --temperature: must be above 0 and finite"),
+        (["--temperature", "warm"], "argument --temperature: expected a number"),
+        (["--held-out", "1"], "argument --held-out: must be at least 0 and below 1"),
+    ],
+)
+def test_argument_mistakes_are_one_line_from_the_parser(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser(prog="rerank-bridge train")
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data", "x", "--engine-url", "http://x", "--out", "o", *argv])
+    assert message in capsys.readouterr().err
+
+
 def test_a_split_that_shares_a_query_cannot_be_made() -> None:
     side = Judgments({"q1": "a question"}, {"q1": {"d1": 1}})
     with pytest.raises(AssertionError, match="both trained on and held out"):
@@ -104,6 +125,7 @@ def test_a_split_that_shares_a_query_cannot_be_made() -> None:
 
 EXAMPLES = [
     Example(
+        "one",
         "q1",
         "first",
         (("p1", "relevant one"),),
@@ -111,7 +133,12 @@ EXAMPLES = [
         ("n1", "p1", "n2"),
     ),
     Example(
-        "q2", "second", (("p2", "relevant two"), ("p3", "relevant three")), (("n3", "miss"),), ("p2", "n3")
+        "two",
+        "q2",
+        "second",
+        (("p2", "relevant two"), ("p3", "relevant three")),
+        (("n3", "miss"),),
+        ("p2", "n3"),
     ),
 ]
 

@@ -55,7 +55,7 @@ def toy_examples(count: int, seed: int) -> list[Example]:
     for i in range(count):
         topic = rng.choice(TOPICS)
         negatives = tuple((f"q{i}-n{j}", passage(None)) for j in range(NEGATIVES))
-        examples.append(Example(f"q{i}", topic, ((f"q{i}-p", passage(topic)),), negatives, ()))
+        examples.append(Example("toy", f"q{i}", topic, ((f"q{i}-p", passage(topic)),), negatives, ()))
     return examples
 
 

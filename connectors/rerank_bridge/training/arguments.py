@@ -25,6 +25,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def temperature(text: str) -> float:
+    """A softmax temperature: a finite number above 0 (the loss divides by it)."""
+    value = non_negative_float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0 and finite, got {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
@@ -89,6 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=non_negative_float, default=1.0)
     parser.add_argument("--batch-size", type=positive, default=16)
     parser.add_argument("--learning-rate", type=non_negative_float, default=2e-5)
+    parser.add_argument(
+        "--temperature",
+        type=temperature,
+        default=0.01,
+        help="the bi-encoder's contrastive temperature: its loss is a softmax over cosines divided by "
+        "it (default 0.01, multilingual-e5's own; all-MiniLM-L6-v2 was trained at 0.05)",
+    )
     parser.add_argument("--max-length", type=positive, default=256, help="tokens per training sequence")
     parser.add_argument("--max-minutes", type=non_negative_float, help="stop training after this long")
     parser.add_argument("--seed", type=int, default=0)

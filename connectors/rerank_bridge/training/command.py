@@ -131,9 +131,9 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _example_row(collection: str, example: Example) -> dict[str, Any]:
+def _example_row(example: Example) -> dict[str, Any]:
     return {
-        "collection": collection,
+        "collection": example.collection,
         "query_id": example.query_id,
         "query": example.query,
         "positives": [doc for doc, _ in example.positives],
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine = DIALECTS[kind].client(args.engine_url, timeout=300)
         stack.callback(engine.close)
         indices: dict[str, str] = {}
-        examples: list[tuple[str, Example]] = []
+        examples: list[Example] = []
         for training in sets:
             name = training.collection.name
             indices[name] = index = ensure_index(engine, training.collection, reranker)
@@ -275,8 +275,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 check_indexed(engine, index, training.split.train, training.split.held_out)
             except JudgmentError as error:
                 raise SystemExit(f"--data: {error}") from None
-            examples += [(name, example) for example in _mine(args, engine, reranker, index, training)]
-        _write_jsonl(args.out / "examples.jsonl", [_example_row(name, e) for name, e in examples])
+            examples += _mine(args, engine, reranker, index, training)
+        _write_jsonl(args.out / "examples.jsonl", [_example_row(example) for example in examples])
         settings = FitSettings(
             kind=args.kind,
             base=resolve_model(str(args.base)),
@@ -286,6 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            temperature=args.temperature,
             max_length=args.max_length,
             seed=args.seed,
             max_minutes=args.max_minutes,
@@ -295,7 +296,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         started = time.monotonic()
         teacher = _teacher(reranker) if args.kind == "cross-encoder" else None
-        fitted = fit(settings, [example for _, example in examples], teacher)
+        fitted = fit(settings, examples, teacher)
         minutes = (time.monotonic() - started) / 60
     model = fitted.model
     summary: dict[str, Any] = {

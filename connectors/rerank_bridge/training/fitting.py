@@ -47,6 +47,7 @@ class FitSettings:
     epochs: float = 1.0
     batch_size: int = 16
     learning_rate: float = 2e-5
+    temperature: float = 0.01  # the bi-encoder's contrastive softmax (e5 was trained at 0.01)
     max_length: int = 256
     seed: int = 0
     max_minutes: float | None = None
@@ -126,6 +127,17 @@ def triplet_rows(examples: list[Example]) -> dict[str, list[str]]:
                 rows["positive"].append(positive)
                 rows["negative"].append(negative)
     return rows
+
+
+def triplet_datasets(examples: list[Example]) -> dict[str, dict[str, list[str]]]:
+    """The triplets of each collection on their own. The bi-encoder's loss takes the
+    other rows of a batch as further negatives: batches drawn across collections would
+    pit a Japanese question against Arabic and English passages, negatives it tells
+    apart by their script alone."""
+    by_collection: dict[str, list[Example]] = {}
+    for example in examples:
+        by_collection.setdefault(example.collection, []).append(example)
+    return {name: triplet_rows(group) for name, group in by_collection.items()}
 
 
 def training_arguments(settings: FitSettings, arguments_class: Any, **extra: Any) -> Any:
@@ -218,7 +230,8 @@ def fit_cross_encoder(settings: FitSettings, examples: list[Example], teacher: T
     return train(trainer, lambda target: model.save_pretrained(str(target)), settings)
 
 
-def fit_bi_encoder(settings: FitSettings, examples: list[Example]) -> Fitted:
+def bi_encoder_trainer(settings: FitSettings, examples: list[Example]) -> Any:
+    """The base model in sentence-transformers' trainer, on the examples' triplets."""
     from datasets import Dataset
     from sentence_transformers import (
         SentenceTransformer,
@@ -226,24 +239,38 @@ def fit_bi_encoder(settings: FitSettings, examples: list[Example]) -> Fitted:
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import (
+        BatchSamplers,
+        MultiDatasetBatchSamplers,
+    )
 
     model = SentenceTransformer(str(settings.base))
     model.max_seq_length = settings.max_length
     # Behind the prompts the server puts before this model's queries and documents.
     served = Prompts.of(model.prompts)
     prompts = {"anchor": served.query, "positive": served.document, "negative": served.document}
-    trainer = SentenceTransformerTrainer(
+    # A batch comes from one collection, in proportion to its size, and never holds one
+    # text twice: a query's triplets (one per negative) share its relevant passage, which
+    # in one batch would be a negative of its own query.
+    datasets = {name: Dataset.from_dict(rows) for name, rows in triplet_datasets(examples).items()}
+    return SentenceTransformerTrainer(
         model=model,
         args=training_arguments(
             settings,
             SentenceTransformerTrainingArguments,
             prompts={column: prompt for column, prompt in prompts.items() if prompt} or None,
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+            multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
         ),
-        train_dataset=Dataset.from_dict(triplet_rows(examples)),
-        loss=MultipleNegativesRankingLoss(model),
+        train_dataset=datasets,
+        loss=MultipleNegativesRankingLoss(model, scale=1 / settings.temperature),
         callbacks=callbacks(settings),
     )
-    return train(trainer, lambda target: model.save_pretrained(str(target)), settings)
+
+
+def fit_bi_encoder(settings: FitSettings, examples: list[Example]) -> Fitted:
+    trainer = bi_encoder_trainer(settings, examples)
+    return train(trainer, lambda target: trainer.model.save_pretrained(str(target)), settings)
 
 
 def fit(settings: FitSettings, examples: list[Example], teacher: Teacher | None) -> Fitted:

@@ -26,9 +26,10 @@ NAMED = 3
 
 @dataclass(frozen=True)
 class Example:
-    """One training query: its relevant passages, its mined negatives (the window's
-    order kept) and the window itself, first-stage order, as document ids."""
+    """One training query of a collection: its relevant passages, its mined negatives
+    (the window's order kept) and the window itself, first-stage order, as document ids."""
 
+    collection: str
     query_id: str
     query: str
     positives: tuple[tuple[str, str], ...]  # (document id, passage)
@@ -81,6 +82,7 @@ def mine(
         if kept and positives:
             examples.append(
                 Example(
+                    collection=collection.name,
                     query_id=query_id,
                     query=query,
                     positives=positives,
