@@ -93,9 +93,11 @@ def detect_kind(model: Path) -> str:
 
 def _build_real(kind: str, model: Path, config: ServerConfig, cpu: CpuFeatures | None) -> Backend:
     try:
-        return _construct(kind, model, config, cpu)
+        backend = _construct(kind, model, config, cpu)
     except ImportError as error:
         raise MissingDependency(error.name or "a model package", "server") from error
+    backend.digest = folder_digest(model)
+    return backend
 
 
 def _load_export(folder: Path, config: ServerConfig, kind: str, dtype: str) -> Backend:
@@ -108,6 +110,7 @@ def _load_export(folder: Path, config: ServerConfig, kind: str, dtype: str) -> B
         raise MissingDependency(error.name or "onnxruntime", "server-onnx") from error
     if kind not in ("auto", backend.kind):
         raise ValueError(f"{folder} holds a {backend.kind} model, not a {kind} one")
+    backend.digest = folder_digest(folder)
     return backend
 
 
@@ -153,14 +156,9 @@ def load_backend(config: ServerConfig, cpu: CpuFeatures | None = None) -> Backen
     if onnx_bundle.is_export(model):
         if config.device not in ("auto", "cpu"):
             raise ValueError(f"{model} is an exported ONNX folder: it runs on the CPU, not {config.device}")
-        return _digested(_load_export(model, config, config.kind, config.dtype), model)
+        return _load_export(model, config, config.kind, config.dtype)
     kind = detect_kind(model) if config.kind == "auto" else config.kind
-    return _digested(_build_real(kind, model, config, cpu), model)
-
-
-def _digested(backend: Backend, folder: Path) -> Backend:
-    backend.digest = folder_digest(folder)
-    return backend
+    return _build_real(kind, model, config, cpu)
 
 
 def load_embedder(config: ServerConfig, reranker: Backend, cpu: CpuFeatures | None = None) -> Backend | None:
@@ -179,5 +177,5 @@ def load_embedder(config: ServerConfig, reranker: Backend, cpu: CpuFeatures | No
     embed_config = dataclasses.replace(config, model=spec, model_name="")
     folder = resolve_model(spec)
     if onnx_bundle.is_export(folder):
-        return _digested(_load_export(folder, embed_config, "bi-encoder", "auto"), folder)
-    return _digested(_build_real("bi-encoder", folder, embed_config, cpu), folder)
+        return _load_export(folder, embed_config, "bi-encoder", "auto")
+    return _build_real("bi-encoder", folder, embed_config, cpu)
